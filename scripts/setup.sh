@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make setup: everything a fresh Debian machine needs to build and test loop.
+# Installs Debian's docker.io and starts dockerd when no Docker engine answers,
+# busybox-static (test and example base images) and tmux (terminal tests),
+# then downloads the Go modules. It prints each thing it does.
+set -euo pipefail
+
+say() { printf 'setup: %s\n' "$*"; }
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+[ -x /bin/busybox ] || need_pkgs+=(busybox-static)
+command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if docker version >/dev/null 2>&1 || { [ -S /var/run/docker.sock ] && curl -fsS --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; }; then
+  say "a Docker engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}"
+else
+  say "no Docker engine answers: starting dockerd (log: /var/log/loop-dockerd.log)"
+  $SUDO sh -c 'nohup dockerd >/var/log/loop-dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do
+    if curl -fsS --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then break; fi
+    sleep 0.5
+  done
+  curl -fsS --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1 || {
+    say "dockerd did not answer within 30s; last log lines:"; tail -20 /var/log/loop-dockerd.log; exit 1; }
+  say "dockerd is up"
+fi
+
+say "downloading Go modules"
+go mod download
+say "done"
