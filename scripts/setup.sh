@@ -33,6 +33,8 @@ else
   say "dockerd is up"
 fi
 
+bash "$(dirname "$0")/busybox-image.sh"
+
 say "downloading Go modules"
 go mod download
 say "done"

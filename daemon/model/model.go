@@ -86,13 +86,13 @@ type Image struct {
 
 // CustomBuild is a custom_build: a user command that produces the image.
 type CustomBuild struct {
-	Command           Cmd      `json:"command"`
-	Deps              []string `json:"deps,omitempty"`
-	Tag               string   `json:"tag,omitempty"`
-	DisablePush       bool     `json:"disable_push,omitempty"`
-	SkipsLocalDocker  bool     `json:"skips_local_docker,omitempty"`
-	OutputsImageRefTo string   `json:"outputs_image_ref_to,omitempty"`
-	Dir               string   `json:"dir,omitempty"`
+	Command           Cmd               `json:"command"`
+	Deps              []string          `json:"deps,omitempty"`
+	Tag               string            `json:"tag,omitempty"`
+	DisablePush       bool              `json:"disable_push,omitempty"`
+	SkipsLocalDocker  bool              `json:"skips_local_docker,omitempty"`
+	OutputsImageRefTo string            `json:"outputs_image_ref_to,omitempty"`
+	Dir               string            `json:"dir,omitempty"`
 	Env               map[string]string `json:"env,omitempty"`
 }
 
@@ -107,8 +107,14 @@ type LiveUpdate struct {
 	Syncs       []Sync `json:"syncs,omitempty"`
 	Runs        []Run  `json:"runs,omitempty"`
 	// Restart restarts the container after syncs and runs.
-	Restart bool     `json:"restart,omitempty"`
-	Pos     Position `json:"pos"`
+	Restart bool `json:"restart,omitempty"`
+	// RestartOn restarts the container only when a changed file matches one
+	// of these absolute paths (Compose develop.watch sync+restart/restart).
+	RestartOn []string `json:"restart_on,omitempty"`
+	// Ignore are absolute .dockerignore-style patterns of changes that do not
+	// concern this live update at all (Compose develop.watch ignore).
+	Ignore []string `json:"ignore,omitempty"`
+	Pos    Position `json:"pos"`
 }
 
 // Sync copies files under LocalPath (absolute on the host) to ContainerPath
@@ -308,11 +314,11 @@ type Settings struct {
 	AllowedK8sContexts []string    `json:"allowed_k8s_contexts,omitempty"`
 	DefaultRegistry    *Registry   `json:"default_registry,omitempty"`
 	// EnabledResources is what config.set_enabled_resources chose; nil means all.
-	EnabledResources []string      `json:"enabled_resources,omitempty"`
-	CITimeout        time.Duration `json:"ci_timeout,omitempty"`
-	K8sGracePeriod   time.Duration `json:"k8s_grace_period,omitempty"`
-	VersionCheck     bool          `json:"version_check_updates"`
-	VersionConstraint string       `json:"version_constraint,omitempty"`
+	EnabledResources  []string      `json:"enabled_resources,omitempty"`
+	CITimeout         time.Duration `json:"ci_timeout,omitempty"`
+	K8sGracePeriod    time.Duration `json:"k8s_grace_period,omitempty"`
+	VersionCheck      bool          `json:"version_check_updates"`
+	VersionConstraint string        `json:"version_constraint,omitempty"`
 	// Secrets are names of environment values to mask in logs (loop extension).
 	Secrets []string `json:"secrets,omitempty"`
 }

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+)
+
+// serve answers requests from r on w, one at a time, until r ends. A frame it
+// cannot decode ends the session: the stream cannot be resynchronised.
+func serve(r io.Reader, w io.Writer) error {
+	for {
+		req, err := wire.ReadRequest(r)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := wire.WriteReply(w, handle(req)); err != nil {
+			return fmt.Errorf("write reply: %w", err)
+		}
+	}
+}
+
+func handle(req *wire.Request) *wire.Reply {
+	rep := &wire.Reply{Kind: req.Kind}
+	switch req.Kind {
+	case wire.ReqPing:
+		rep.Version = wire.Version
+		rep.ExeSHA256 = exeSHA256()
+	case wire.ReqApply:
+		for i, op := range req.Ops {
+			if err := applyOp(req.Roots, op); err != nil {
+				rep.OpErrors = append(rep.OpErrors, wire.OpError{Index: i, Path: op.Path, Msg: err.Error()})
+			}
+		}
+	case wire.ReqList:
+		entries, err := list(req.Root)
+		if err != nil {
+			rep.Err = err.Error()
+		}
+		rep.Entries = entries
+	}
+	return rep
+}
+
+func exeSHA256() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(exe)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return ""
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func applyOp(roots []string, op wire.Op) error {
+	root, err := checkPath(roots, op.Path)
+	if err != nil {
+		return err
+	}
+	switch op.Kind {
+	case wire.OpWrite:
+		return writeFile(op.Path, op.Mode, op.Data)
+	case wire.OpRemove:
+		if op.Path == "/" {
+			return errors.New("refusing to remove /")
+		}
+		return os.RemoveAll(op.Path)
+	case wire.OpMkdir:
+		return mkdir(op.Path, op.Mode)
+	case wire.OpSymlink:
+		target := op.Target
+		if !path.IsAbs(target) {
+			target = path.Join(path.Dir(op.Path), target)
+		}
+		if !within(root, path.Clean(target)) {
+			return fmt.Errorf("symlink target %s is outside %s", op.Target, root)
+		}
+		return symlink(op.Path, op.Target)
+	}
+	return fmt.Errorf("unknown op %s", op.Kind)
+}
+
+// checkPath returns the most specific root p lies under, or why p must not
+// be touched: p is not absolute and clean, is under none of roots, or its
+// parent directory resolves (through symlinks) to somewhere outside that
+// root. loop checks the same before sending; this is the second line.
+func checkPath(roots []string, p string) (string, error) {
+	if !path.IsAbs(p) {
+		return "", errors.New("path is not absolute")
+	}
+	if path.Clean(p) != p {
+		return "", errors.New("path is not clean (.., . or //)")
+	}
+	root := ""
+	for _, r := range roots {
+		if path.IsAbs(r) && path.Clean(r) == r && within(r, p) && len(r) > len(root) {
+			root = r
+		}
+	}
+	if root == "" {
+		return "", fmt.Errorf("path is outside the batch's roots %v", roots)
+	}
+	if p == root {
+		return root, nil
+	}
+	rr, err := resolve(root)
+	if err != nil {
+		return "", fmt.Errorf("resolve root %s: %w", root, err)
+	}
+	rp, err := resolve(path.Dir(p))
+	if err != nil {
+		return "", fmt.Errorf("resolve parent: %w", err)
+	}
+	if !within(rr, rp) {
+		return "", fmt.Errorf("parent resolves to %s, outside root %s", rp, root)
+	}
+	return root, nil
+}
+
+// within reports whether clean absolute path p is root or below it.
+func within(root, p string) bool {
+	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
+}
+
+// resolve follows symlinks in p as far as p exists and appends the part that
+// does not exist yet (which MkdirAll will create as real directories).
+func resolve(p string) (string, error) {
+	rest := ""
+	for {
+		r, err := filepath.EvalSymlinks(p)
+		if err == nil {
+			return path.Join(r, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			return "", err
+		}
+		if p == "/" {
+			return path.Join("/", rest), nil
+		}
+		rest = path.Join(path.Base(p), rest)
+		p = path.Dir(p)
+	}
+}
+
+const modeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
+
+// writeFile replaces p atomically: readers see the old or the new content,
+// never a partial file. The temp file lives in p's directory so the rename
+// stays on one file system.
+func writeFile(p string, mode os.FileMode, data []byte) error {
+	if mode&modeBits == 0 {
+		mode = 0o644
+	}
+	dir := path.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".loop-tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Chmod(mode & modeBits)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = replace(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+	}
+	return err
+}
+
+// replace renames tmp over p, first removing p when it is a directory (the
+// file replaced a directory on the host).
+func replace(tmp, p string) error {
+	err := os.Rename(tmp, p)
+	if err == nil {
+		return nil
+	}
+	if fi, lerr := os.Lstat(p); lerr == nil && fi.IsDir() {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+		return os.Rename(tmp, p)
+	}
+	return err
+}
+
+func mkdir(p string, mode os.FileMode) error {
+	if mode&modeBits == 0 {
+		mode = 0o755
+	}
+	if fi, err := os.Lstat(p); err == nil && !fi.IsDir() {
+		// A file or symlink stands where the host now has a directory;
+		// removing it also keeps Chmod from following a link out.
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		return err
+	}
+	return os.Chmod(p, mode&modeBits)
+}
+
+var tmpSeq atomic.Uint64
+
+func symlink(p, target string) error {
+	dir := path.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	tmp := path.Join(dir, fmt.Sprintf(".loop-tmp-link-%d-%d", os.Getpid(), tmpSeq.Add(1)))
+	if err := os.Symlink(target, tmp); err != nil {
+		return err
+	}
+	if err := replace(tmp, p); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// list describes every entry under root (root included) without following
+// symlinks. A missing root lists nothing.
+func list(root string) ([]wire.Entry, error) {
+	if !path.IsAbs(root) || path.Clean(root) != root {
+		return nil, errors.New("root is not an absolute clean path")
+	}
+	var entries []wire.Entry
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if p == root && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		e := wire.Entry{Path: p, Mode: fi.Mode(), Size: fi.Size()}
+		switch {
+		case fi.Mode().IsRegular():
+			sum, err := hashFile(p)
+			if err != nil {
+				return err
+			}
+			e.SHA256 = sum
+		case fi.Mode()&os.ModeSymlink != 0:
+			if e.LinkTarget, err = os.Readlink(p); err != nil {
+				return err
+			}
+		}
+		entries = append(entries, e)
+		return nil
+	})
+	return entries, err
+}
+
+func hashFile(p string) ([32]byte, error) {
+	var sum [32]byte
+	f, err := os.Open(p)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return sum, err
+	}
+	copy(sum[:], h.Sum(nil))
+	return sum, nil
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+)
+
+// roundTrip sends reqs through serve as loop would and returns the replies.
+func roundTrip(t *testing.T, reqs ...*wire.Request) []*wire.Reply {
+	t.Helper()
+	var in, out bytes.Buffer
+	for _, r := range reqs {
+		if err := wire.WriteRequest(&in, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := serve(&in, &out); err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	var reps []*wire.Reply
+	for out.Len() > 0 {
+		rep, err := wire.ReadReply(&out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reps = append(reps, rep)
+	}
+	if len(reps) != len(reqs) {
+		t.Fatalf("got %d replies, want %d", len(reps), len(reqs))
+	}
+	return reps
+}
+
+func apply(t *testing.T, roots []string, ops ...wire.Op) []wire.OpError {
+	t.Helper()
+	return roundTrip(t, &wire.Request{Kind: wire.ReqApply, Roots: roots, Ops: ops})[0].OpErrors
+}
+
+func mustNoOpErrors(t *testing.T, errs []wire.OpError) {
+	t.Helper()
+	if len(errs) > 0 {
+		t.Fatalf("op errors: %v", errs)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestWriteCreatesParentsWithModeAndLeavesNoTemp(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "a", "b", "run.sh")
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o751, Data: []byte("#!/bin/sh\n")}))
+	if got := readFile(t, p); got != "#!/bin/sh\n" {
+		t.Errorf("content = %q", got)
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fi.Mode().Perm(); got != 0o751 {
+		t.Errorf("mode = %o, want 751", got)
+	}
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o600, Data: []byte("v2")}))
+	if got := readFile(t, p); got != "v2" {
+		t.Errorf("content after rewrite = %q", got)
+	}
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Errorf("dir holds %d entries, want only run.sh (temp files left?)", len(ents))
+	}
+}
+
+func TestTypeChanges(t *testing.T) {
+	root := t.TempDir()
+	p := filepath.Join(root, "x")
+	mustNoOpErrors(t, apply(t, []string{root},
+		wire.Op{Kind: wire.OpMkdir, Path: p, Mode: 0o755},
+		wire.Op{Kind: wire.OpWrite, Path: filepath.Join(p, "inner"), Mode: 0o644, Data: []byte("i")},
+	))
+	// Directory becomes a file.
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o644, Data: []byte("file")}))
+	if got := readFile(t, p); got != "file" {
+		t.Errorf("content = %q", got)
+	}
+	// File becomes a directory.
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpMkdir, Path: p, Mode: 0o700}))
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("after mkdir: %v %v", fi, err)
+	}
+}
+
+func TestRemove(t *testing.T) {
+	root := t.TempDir()
+	d := filepath.Join(root, "d")
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: filepath.Join(d, "e", "f"), Data: []byte("f")}))
+	mustNoOpErrors(t, apply(t, []string{root},
+		wire.Op{Kind: wire.OpRemove, Path: d},
+		wire.Op{Kind: wire.OpRemove, Path: filepath.Join(root, "missing")},
+	))
+	if _, err := os.Lstat(d); !os.IsNotExist(err) {
+		t.Errorf("after remove: %v", err)
+	}
+	errs := apply(t, []string{"/"}, wire.Op{Kind: wire.OpRemove, Path: "/"})
+	if len(errs) != 1 {
+		t.Errorf("removing / gave %v, want a refusal", errs)
+	}
+}
+
+func TestRefusesEscapes(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(outside, "keep"), []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		op   wire.Op
+	}{
+		{"relative", wire.Op{Kind: wire.OpWrite, Path: "root/x", Data: []byte("x")}},
+		{"dotdot", wire.Op{Kind: wire.OpWrite, Path: root + "/../outside/x", Data: []byte("x")}},
+		{"other root", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(outside, "x"), Data: []byte("x")}},
+		{"prefix sibling", wire.Op{Kind: wire.OpWrite, Path: root + "2/x", Data: []byte("x")}},
+		{"parent symlink write", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "out", "x"), Data: []byte("x")}},
+		{"parent symlink deep", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "out", "new", "x"), Data: []byte("x")}},
+		{"parent symlink remove", wire.Op{Kind: wire.OpRemove, Path: filepath.Join(root, "out", "keep")}},
+		{"parent symlink mkdir", wire.Op{Kind: wire.OpMkdir, Path: filepath.Join(root, "out", "d")}},
+		{"symlink target abs", wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "l1"), Target: outside}},
+		{"symlink target rel", wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "l2"), Target: "../outside/keep"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			errs := apply(t, []string{root}, c.op)
+			if len(errs) != 1 || errs[0].Index != 0 {
+				t.Fatalf("op errors = %v, want one refusal", errs)
+			}
+		})
+	}
+	ents, err := os.ReadDir(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 1 || ents[0].Name() != "keep" {
+		t.Errorf("outside dir changed: %v", ents)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "l1")); !os.IsNotExist(err) {
+		t.Errorf("refused symlink exists: %v", err)
+	}
+}
+
+func TestMkdirOverSymlinkDoesNotFollow(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "root")
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{root, outside} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	link := filepath.Join(root, "l")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpMkdir, Path: link, Mode: 0o700}))
+	fi, err := os.Stat(outside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o755 {
+		t.Errorf("outside dir mode changed to %o", fi.Mode().Perm())
+	}
+	if fi, err := os.Lstat(link); err != nil || !fi.IsDir() {
+		t.Errorf("link not replaced by a dir: %v %v", fi, err)
+	}
+}
+
+func TestSymlinkInsideRootAndList(t *testing.T) {
+	root := t.TempDir()
+	mustNoOpErrors(t, apply(t, []string{root},
+		wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "sub", "a.txt"), Mode: 0o640, Data: []byte("hello")},
+		wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "link"), Target: "sub/a.txt"},
+	))
+	if got := readFile(t, filepath.Join(root, "link")); got != "hello" {
+		t.Errorf("through link = %q", got)
+	}
+	rep := roundTrip(t, &wire.Request{Kind: wire.ReqList, Root: root})[0]
+	if rep.Err != "" {
+		t.Fatal(rep.Err)
+	}
+	got := map[string]wire.Entry{}
+	for _, e := range rep.Entries {
+		got[strings.TrimPrefix(e.Path, root)] = e
+	}
+	if len(got) != 4 {
+		t.Errorf("entries = %v, want root, sub, sub/a.txt, link", rep.Entries)
+	}
+	a := got["/sub/a.txt"]
+	if a.SHA256 != sha256.Sum256([]byte("hello")) || a.Size != 5 || a.Mode != 0o640 {
+		t.Errorf("a.txt entry = %+v", a)
+	}
+	if l := got["/link"]; l.LinkTarget != "sub/a.txt" || l.Mode&os.ModeSymlink == 0 {
+		t.Errorf("link entry = %+v", l)
+	}
+	missing := roundTrip(t, &wire.Request{Kind: wire.ReqList, Root: filepath.Join(root, "nope")})[0]
+	if missing.Err != "" || len(missing.Entries) != 0 {
+		t.Errorf("missing root listed %+v", missing)
+	}
+}
+
+func TestPingReportsVersionAndExecutableHash(t *testing.T) {
+	rep := roundTrip(t, &wire.Request{Kind: wire.ReqPing})[0]
+	if rep.Version != wire.Version || len(rep.ExeSHA256) != 64 {
+		t.Errorf("ping = %+v", rep)
+	}
+}
+
+func TestServeRejectsCorruptFrame(t *testing.T) {
+	in := bytes.NewReader([]byte{0, 0, 0, 3, byte(wire.ReqApply), 5, 1})
+	if err := serve(in, &bytes.Buffer{}); err == nil {
+		t.Fatal("serve accepted a truncated apply request")
+	}
+}

@@ -1,0 +1,351 @@
+// Package wire is the protocol between loop and its in-container sync agent
+// (cmd/loop-agent). Both ends import it, so it uses the standard library only
+// and lives outside any internal/ tree the agent could not import.
+//
+// A message is a frame: a 4-byte big-endian payload length, then the payload.
+// A payload starts with one byte naming its kind; strings and byte slices are
+// a uvarint length followed by the bytes; numbers are uvarints. loop sends one
+// Request at a time on the agent's stdin and reads exactly one Reply from its
+// stdout before sending the next, so frames need no identifiers.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Version is the protocol version the agent reports in its Ping reply.
+const Version = 1
+
+// MaxFrame bounds a frame's payload. Senders split larger batches.
+const MaxFrame = 256 << 20
+
+// ReqKind names a request (and the reply answering it).
+type ReqKind uint8
+
+// Request kinds.
+const (
+	ReqPing  ReqKind = 1
+	ReqApply ReqKind = 2
+	ReqList  ReqKind = 3
+)
+
+// OpKind names one change inside an Apply request.
+type OpKind uint8
+
+// Op kinds.
+const (
+	// OpWrite atomically replaces Path with Data and Mode, creating parents.
+	OpWrite OpKind = 1
+	// OpRemove removes Path recursively; a missing Path is not an error.
+	OpRemove OpKind = 2
+	// OpMkdir creates Path (and parents) and sets Mode.
+	OpMkdir OpKind = 3
+	// OpSymlink makes Path a symbolic link to Target, which must resolve
+	// inside the op's root.
+	OpSymlink OpKind = 4
+)
+
+func (k OpKind) String() string {
+	switch k {
+	case OpWrite:
+		return "write"
+	case OpRemove:
+		return "remove"
+	case OpMkdir:
+		return "mkdir"
+	case OpSymlink:
+		return "symlink"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// Op is one change to the container's file system. Paths are absolute
+// container paths. Mode carries permission bits and os.ModeSetuid, ModeSetgid
+// and ModeSticky; type bits are ignored.
+type Op struct {
+	Kind   OpKind
+	Path   string
+	Mode   os.FileMode
+	Data   []byte
+	Target string
+}
+
+// Request is what loop sends. Roots and Ops are used by ReqApply, Root by
+// ReqList.
+type Request struct {
+	Kind  ReqKind
+	Roots []string
+	Ops   []Op
+	Root  string
+}
+
+// OpError reports why the op at Index of an Apply request failed.
+type OpError struct {
+	Index int
+	Path  string
+	Msg   string
+}
+
+func (e OpError) Error() string { return fmt.Sprintf("%s: %s", e.Path, e.Msg) }
+
+// Entry describes one file under a listed root. Mode includes type bits;
+// SHA256 is set for regular files only.
+type Entry struct {
+	Path       string
+	Mode       os.FileMode
+	Size       int64
+	SHA256     [32]byte
+	LinkTarget string
+}
+
+// Reply answers one Request. Err is set when the whole request failed;
+// OpErrors when some ops of an Apply failed (the others were applied).
+type Reply struct {
+	Kind     ReqKind
+	Err      string
+	OpErrors []OpError
+	Entries  []Entry
+	// Ping: the protocol version and the SHA-256 of the agent's executable,
+	// so loop can tell a stale agent from its own.
+	Version   uint64
+	ExeSHA256 string
+}
+
+// ErrFrameTooLarge is returned for a frame whose payload exceeds MaxFrame.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// WriteRequest encodes r as one frame and writes it with a single Write.
+func WriteRequest(w io.Writer, r *Request) error {
+	b := make([]byte, 4, 64+requestSize(r))
+	b = append(b, byte(r.Kind))
+	switch r.Kind {
+	case ReqPing:
+	case ReqApply:
+		b = binary.AppendUvarint(b, uint64(len(r.Roots)))
+		for _, root := range r.Roots {
+			b = appendString(b, root)
+		}
+		b = binary.AppendUvarint(b, uint64(len(r.Ops)))
+		for _, op := range r.Ops {
+			b = append(b, byte(op.Kind))
+			b = appendString(b, op.Path)
+			b = binary.AppendUvarint(b, uint64(op.Mode))
+			b = appendBytes(b, op.Data)
+			b = appendString(b, op.Target)
+		}
+	case ReqList:
+		b = appendString(b, r.Root)
+	default:
+		return fmt.Errorf("write request: unknown kind %d", r.Kind)
+	}
+	return writeFrame(w, b)
+}
+
+func requestSize(r *Request) int {
+	n := len(r.Root)
+	for _, root := range r.Roots {
+		n += len(root) + 4
+	}
+	for _, op := range r.Ops {
+		n += len(op.Path) + len(op.Data) + len(op.Target) + 24
+	}
+	return n
+}
+
+// ReadRequest reads one frame and decodes it. It returns io.EOF when r ends
+// cleanly before a frame starts.
+func ReadRequest(r io.Reader) (*Request, error) {
+	p, err := readFrame(r)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: p}
+	req := &Request{Kind: ReqKind(d.byte())}
+	switch req.Kind {
+	case ReqPing:
+	case ReqApply:
+		n := d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			req.Roots = append(req.Roots, d.string())
+		}
+		n = d.count()
+		for i := 0; i < n && d.err == nil; i++ {
+			req.Ops = append(req.Ops, Op{
+				Kind:   OpKind(d.byte()),
+				Path:   d.string(),
+				Mode:   os.FileMode(d.uvarint()),
+				Data:   d.bytes(),
+				Target: d.string(),
+			})
+		}
+	case ReqList:
+		req.Root = d.string()
+	default:
+		return nil, fmt.Errorf("read request: unknown kind %d", req.Kind)
+	}
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("read request: %w", err)
+	}
+	return req, nil
+}
+
+// WriteReply encodes r as one frame and writes it with a single Write.
+func WriteReply(w io.Writer, r *Reply) error {
+	b := make([]byte, 4, 256+len(r.Entries)*96)
+	b = append(b, byte(r.Kind))
+	b = appendString(b, r.Err)
+	b = binary.AppendUvarint(b, uint64(len(r.OpErrors)))
+	for _, e := range r.OpErrors {
+		b = binary.AppendUvarint(b, uint64(e.Index))
+		b = appendString(b, e.Path)
+		b = appendString(b, e.Msg)
+	}
+	b = binary.AppendUvarint(b, uint64(len(r.Entries)))
+	for _, e := range r.Entries {
+		b = appendString(b, e.Path)
+		b = binary.AppendUvarint(b, uint64(e.Mode))
+		b = binary.AppendUvarint(b, uint64(e.Size))
+		b = append(b, e.SHA256[:]...)
+		b = appendString(b, e.LinkTarget)
+	}
+	b = binary.AppendUvarint(b, r.Version)
+	b = appendString(b, r.ExeSHA256)
+	return writeFrame(w, b)
+}
+
+// ReadReply reads one frame and decodes it.
+func ReadReply(r io.Reader) (*Reply, error) {
+	p, err := readFrame(r)
+	if err != nil {
+		return nil, err
+	}
+	d := decoder{b: p}
+	rep := &Reply{Kind: ReqKind(d.byte()), Err: d.string()}
+	n := d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		rep.OpErrors = append(rep.OpErrors, OpError{Index: int(d.uvarint()), Path: d.string(), Msg: d.string()})
+	}
+	n = d.count()
+	for i := 0; i < n && d.err == nil; i++ {
+		e := Entry{Path: d.string(), Mode: os.FileMode(d.uvarint()), Size: int64(d.uvarint())}
+		copy(e.SHA256[:], d.raw(32))
+		e.LinkTarget = d.string()
+		rep.Entries = append(rep.Entries, e)
+	}
+	rep.Version = d.uvarint()
+	rep.ExeSHA256 = d.string()
+	if err := d.done(); err != nil {
+		return nil, fmt.Errorf("read reply: %w", err)
+	}
+	return rep, nil
+}
+
+// writeFrame fills in the length reserved in b[:4] and writes b at once, so
+// a frame is never interleaved and costs one system call.
+func writeFrame(w io.Writer, b []byte) error {
+	n := len(b) - 4
+	if n > MaxFrame {
+		return fmt.Errorf("write frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	binary.BigEndian.PutUint32(b[:4], uint32(n))
+	_, err := w.Write(b)
+	return err
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err // io.EOF when the stream ended between frames
+	}
+	n := binary.BigEndian.Uint32(h[:])
+	if n > MaxFrame {
+		return nil, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return p, nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, p []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+// decoder reads a payload; the first error sticks and later reads return
+// zero values, so callers check once at the end.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated payload")
+
+func (d *decoder) raw(n int) []byte {
+	if d.err != nil {
+		return nil
+	}
+	if n < 0 || n > len(d.b) {
+		d.err = errShort
+		return nil
+	}
+	p := d.b[:n:n]
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) byte() byte {
+	p := d.raw(1)
+	if p == nil {
+		return 0
+	}
+	return p[0]
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a length that must fit in the rest of the payload (each
+// element takes at least one byte), so a corrupt count cannot allocate.
+func (d *decoder) count() int {
+	v := d.uvarint()
+	if v > uint64(len(d.b)) {
+		d.err = errShort
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes() []byte { return d.raw(d.count()) }
+
+func (d *decoder) string() string { return string(d.raw(d.count())) }
+
+func (d *decoder) done() error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%d trailing bytes", len(d.b))
+	}
+	return d.err
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loop-dev/loop/daemon/api"
+)
+
+// headless prints daemon events as lines: `resource │ text`. It remembers the
+// last phase per resource so a status line is printed only on a change.
+type headless struct {
+	mu    sync.Mutex
+	w     io.Writer
+	width int
+	phase map[string]api.Phase
+}
+
+func newHeadless(w io.Writer) *headless {
+	return &headless{w: w, width: 12, phase: map[string]api.Phase{}}
+}
+
+func (h *headless) event(ev api.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch ev.Kind {
+	case api.EventLog:
+		h.line(ev.Resource, ev.Text)
+	case api.EventConfig:
+		if ev.Text != "" {
+			h.line("Tiltfile", "ERROR: "+ev.Text)
+		} else {
+			h.line("Tiltfile", "loaded")
+		}
+	case api.EventStatus:
+		st := ev.Status
+		if st == nil || h.phase[st.Name] == st.Phase {
+			return
+		}
+		h.phase[st.Name] = st.Phase
+		h.line(st.Name, describe(st))
+	}
+}
+
+func (h *headless) line(res, text string) {
+	if len(res) > h.width {
+		h.width = len(res)
+	}
+	for _, l := range strings.Split(text, "\n") {
+		fmt.Fprintf(h.w, "%-*s │ %s\n", h.width, res, l)
+	}
+}
+
+// describe renders a status change as a person reads it.
+func describe(st *api.ResourceStatus) string {
+	switch st.Phase {
+	case api.PhaseReady, api.PhaseRunning:
+		s := "● " + string(st.Phase)
+		if u := st.LastUpdate; u != nil {
+			s += fmt.Sprintf(" after %s %s", u.Kind, fmtDur(u.Total()))
+			if len(u.Spans) > 0 {
+				var parts []string
+				for _, sp := range u.Spans {
+					parts = append(parts, sp.Name+" "+fmtDur(sp.Duration))
+				}
+				s += " (" + strings.Join(parts, ", ") + ")"
+			}
+		}
+		return s
+	case api.PhaseError:
+		return "✗ error: " + st.Error
+	case api.PhaseUpdating:
+		return "… updating"
+	default:
+		return "○ " + string(st.Phase)
+	}
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0ms"
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.1fms", float64(d)/float64(time.Millisecond))
+	case d < time.Second:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	default:
+		return fmt.Sprintf("%.2fs", d.Seconds())
+	}
+}

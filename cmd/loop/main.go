@@ -1,0 +1,64 @@
+// Command loop is the developer inner-loop daemon: it reads a Tiltfile,
+// builds and runs what it declares on Docker, watches files, live-updates or
+// rebuilds on every save, and reports how long each change took.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes, documented in `loop --help`.
+const (
+	exitOK      = 0
+	exitFailure = 1 // a command failed (a resource failed in `loop ci`, a broken Tiltfile, ...)
+	exitUsage   = 2 // wrong flags or arguments
+)
+
+// usageError marks errors that come from how loop was called.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	err := root.ExecuteContext(ctx)
+	stop()
+	if err == nil {
+		os.Exit(exitOK)
+	}
+	fmt.Fprintln(os.Stderr, "loop:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		os.Exit(exitUsage)
+	}
+	os.Exit(exitFailure)
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "loop",
+		Short: "loop builds, runs and live-updates what your Tiltfile declares, and times every change",
+		Long: `loop is a developer inner-loop daemon. It reads the project's Tiltfile, builds
+and starts what it declares on Docker, watches your files, and on every save
+either syncs the changed files into the running containers or rebuilds,
+reporting how long each change took to reach a running result.
+
+Exit codes: 0 success; 1 a command failed (a resource failed, a broken
+Tiltfile); 2 wrong flags or arguments.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd())
+	return root
+}

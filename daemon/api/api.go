@@ -1,0 +1,99 @@
+// Package api is the vocabulary the daemon speaks to its clients (the TUI and
+// every CLI verb): plain wire types, standard library only. Nothing here
+// knows about Docker, Kubernetes or Starlark.
+package api
+
+import "time"
+
+// EventKind says what an Event carries.
+type EventKind string
+
+// Kinds of events.
+const (
+	// EventLog is one line of a resource's output (build, container, command).
+	EventLog EventKind = "log"
+	// EventStatus is a change of a resource's status.
+	EventStatus EventKind = "status"
+	// EventConfig reports a (re)load of the Tiltfile; Text holds the error, if any.
+	EventConfig EventKind = "config"
+)
+
+// Event is one thing that happened, in the order the daemon saw it.
+type Event struct {
+	Seq      uint64          `json:"seq"`
+	Time     time.Time       `json:"time"`
+	Kind     EventKind       `json:"kind"`
+	Resource string          `json:"resource,omitempty"`
+	Text     string          `json:"text,omitempty"`
+	Status   *ResourceStatus `json:"status,omitempty"`
+}
+
+// Phase is where a resource is in its life.
+type Phase string
+
+// Resource phases.
+const (
+	PhasePending  Phase = "pending"  // declared, not started (waiting for deps or a trigger)
+	PhaseUpdating Phase = "updating" // a build, deploy or live update is running
+	PhaseRunning  Phase = "running"  // up, readiness not yet confirmed
+	PhaseReady    Phase = "ready"    // up and ready
+	PhaseError    Phase = "error"    // the last update failed
+	PhaseDisabled Phase = "disabled" // not enabled in this run
+)
+
+// UpdateKind says how a change reached the running system.
+type UpdateKind string
+
+// Update kinds.
+const (
+	UpdateInit    UpdateKind = "init"    // first build and start
+	UpdateLive    UpdateKind = "live"    // files synced into the running container
+	UpdateRebuild UpdateKind = "rebuild" // image rebuilt and container recreated
+	UpdateLocal   UpdateKind = "local"   // a local_resource command ran
+)
+
+// Span is one timed phase of an update.
+type Span struct {
+	Name     string        `json:"name"` // build, deploy, sync, run, restart, ready, cmd
+	Duration time.Duration `json:"duration"`
+}
+
+// Update describes one update of a resource, with its change-to-result timing.
+type Update struct {
+	Kind UpdateKind `json:"kind"`
+	// Edit is when loop read the first file event of the batch (zero for an init).
+	Edit time.Time `json:"edit,omitempty"`
+	// Started is when the update began; Ready when the result was running and ready.
+	Started time.Time `json:"started"`
+	Ready   time.Time `json:"ready,omitempty"`
+	Files   int       `json:"files,omitempty"`
+	Spans   []Span    `json:"spans,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Total is the change-to-result time: from the first event read (or the
+// start, for an init) to ready.
+func (u Update) Total() time.Duration {
+	from := u.Edit
+	if from.IsZero() {
+		from = u.Started
+	}
+	if u.Ready.IsZero() {
+		return 0
+	}
+	return u.Ready.Sub(from)
+}
+
+// ResourceStatus is a resource's state as the daemon last saw it.
+type ResourceStatus struct {
+	Name        string   `json:"name"`
+	Type        string   `json:"type"` // local, compose
+	Labels      []string `json:"labels,omitempty"`
+	Phase       Phase    `json:"phase"`
+	Error       string   `json:"error,omitempty"`
+	ContainerID string   `json:"container_id,omitempty"`
+	Image       string   `json:"image,omitempty"`
+	// PendingFiles counts changes waiting for the next update.
+	PendingFiles int     `json:"pending_files,omitempty"`
+	LastUpdate   *Update `json:"last_update,omitempty"`
+}

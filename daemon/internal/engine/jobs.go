@@ -1,0 +1,239 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/internal/liveupdate"
+	"github.com/loop-dev/loop/daemon/internal/localres"
+)
+
+// job returns the work of one update. It captures what it needs from the
+// resource now (in the engine goroutine); the returned function runs on a
+// worker and hands every state change back through result.apply.
+func (r *resource) job(e *Engine, b *pendingBatch) func(ctx context.Context) result {
+	switch r.typ {
+	case "local":
+		return e.localJob(r, b)
+	default:
+		return e.composeJob(r, b)
+	}
+}
+
+func (e *Engine) localJob(r *resource, b *pendingBatch) func(ctx context.Context) result {
+	name, gen := r.name, r.gen
+	runner := r.runner
+	if runner == nil {
+		runner = localres.New(r.local, e.logWriter(name))
+		r.runner = runner
+		ctx, cancel := context.WithCancel(context.Background())
+		r.bgCancel = cancel
+		r.bg.Add(1)
+		go func() {
+			defer r.bg.Done()
+			e.forwardReadiness(ctx, name, gen, runner)
+		}()
+	}
+	kind := api.UpdateLocal
+	u := api.Update{Kind: kind, Started: e.now()}
+	if b != nil {
+		u.Edit, u.Files = b.edit, len(b.changes)
+	} else {
+		u.Kind = api.UpdateInit
+	}
+	return func(ctx context.Context) result {
+		res, err := runner.Update(ctx)
+		u.Spans = append(u.Spans, api.Span{Name: "cmd", Duration: res.Duration})
+		if err != nil {
+			u.Error = err.Error()
+			return result{name: name, update: u, err: err}
+		}
+		u.Ready = e.now()
+		return result{name: name, update: u}
+	}
+}
+
+// forwardReadiness turns a runner's status changes into engine messages
+// until the runner closes its channel or ctx is done.
+func (e *Engine) forwardReadiness(ctx context.Context, name string, gen int, runner *localres.Runner) {
+	for st := range runner.Changes() {
+		m := readyMsg{name: name, gen: gen, ready: st.Ready}
+		if st.Phase == localres.Exited && st.Err != nil {
+			m.err = st.Err
+		}
+		select {
+		case e.readiness <- m:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Context) result {
+	name := r.name
+	u := api.Update{Kind: api.UpdateInit, Started: e.now()}
+	if b != nil {
+		u.Edit, u.Files = b.edit, len(b.changes)
+	}
+	// Decide live update or rebuild now, from the engine's state.
+	var plan *liveupdate.Update
+	if b != nil && r.lu != nil && !r.liveFailed && r.containerID != "" && r.target != nil {
+		d, err := liveupdate.Plan(r.lu, b.changes)
+		if err == nil && d.FallBack == nil && d.Update != nil {
+			plan = d.Update
+		} else if err == nil && d.FallBack != nil {
+			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: "rebuild: " + d.FallBack.Reason})
+		}
+	}
+	if b != nil && plan == nil {
+		u.Kind = api.UpdateRebuild
+	}
+	logs := e.logWriter(name)
+	proj, svc, img := r.proj, r.svc, r.image
+	prevID, prevRef, target := r.containerID, r.ref, r.target
+	synced := copyChanges(r.synced)
+
+	if plan != nil {
+		u.Kind = api.UpdateLive
+		return func(ctx context.Context) result {
+			res, err := liveupdate.Apply(ctx, target, *plan, logs)
+			u.Spans = append(u.Spans, liveSpans(res)...)
+			if err != nil {
+				u.Error = err.Error()
+				return result{name: name, update: u, err: fmt.Errorf("live update: %w", err), apply: func(r *resource) {
+					r.liveFailed = true
+				}}
+			}
+			u.Ready = e.now()
+			return result{name: name, update: u, apply: func(r *resource) {
+				if r.synced == nil {
+					r.synced = map[string]liveupdate.Change{}
+				}
+				for _, c := range b.changes {
+					r.synced[c.Path] = c
+				}
+			}}
+		}
+	}
+
+	return func(ctx context.Context) result {
+		ref := svc.Image
+		rebuilt := false
+		if img != nil {
+			t0 := time.Now()
+			bres, err := e.builder.Build(ctx, img, logs)
+			u.Spans = append(u.Spans, api.Span{Name: "build", Duration: time.Since(t0)})
+			if err != nil {
+				u.Error = err.Error()
+				return result{name: name, update: u, err: fmt.Errorf("build %s: %w", img.Ref, err)}
+			}
+			ref = bres.Ref
+			rebuilt = ref != prevRef
+		}
+		t0 := time.Now()
+		id, err := e.compose.Up(ctx, proj, svc.Name, ref, func(ctx context.Context, id string) error {
+			if err := agent.Install(ctx, e.opts.Docker, id); err != nil {
+				// Live updates fall back to archive copies; say so once.
+				fmt.Fprintf(logs, "sync agent not installed (live updates will use the slower archive copy): %v\n", err)
+			}
+			return nil
+		})
+		if err != nil {
+			u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
+			u.Error = err.Error()
+			return result{name: name, update: u, err: fmt.Errorf("start %s: %w", svc.Name, err)}
+		}
+		if err := e.compose.WaitReady(ctx, id); err != nil {
+			u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
+			u.Error = err.Error()
+			return result{name: name, update: u, err: fmt.Errorf("wait for %s: %w", svc.Name, err), apply: func(r *resource) {
+				r.containerID = id
+			}}
+		}
+		u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
+
+		newTarget := target
+		if id != prevID || newTarget == nil {
+			if newTarget != nil {
+				_ = newTarget.Close()
+			}
+			newTarget = liveupdate.NewDockerTarget(e.opts.Docker, id, logs)
+			// A new container from an image we did not rebuild misses the
+			// files live-updated since that image was built: send them again.
+			if !rebuilt && len(synced) > 0 && r.lu != nil {
+				replay := make([]liveupdate.Change, 0, len(synced))
+				for _, c := range synced {
+					replay = append(replay, c)
+				}
+				if d, err := liveupdate.Plan(r.lu, replay); err == nil && d.Update != nil {
+					res, err := liveupdate.Apply(ctx, newTarget, *d.Update, logs)
+					u.Spans = append(u.Spans, liveSpans(res)...)
+					if err != nil {
+						fmt.Fprintf(logs, "replay live-updated files into the new container: %v\n", err)
+					}
+				}
+			}
+		}
+		u.Ready = e.now()
+		return result{name: name, update: u, apply: func(r *resource) {
+			r.ref = ref
+			r.liveFailed = false
+			if rebuilt {
+				r.synced = nil
+			}
+			if r.target != nil && r.target != newTarget {
+				_ = r.target.Close()
+			}
+			r.target = newTarget
+			if id != r.containerID || r.bgCancel == nil {
+				e.followLogs(r, id)
+			}
+			r.containerID = id
+		}}
+	}
+}
+
+// followLogs (re)starts streaming a container's output into the resource's
+// log. The stream is owned by the resource and ends with stop().
+func (e *Engine) followLogs(r *resource, id string) {
+	if r.bgCancel != nil {
+		r.bgCancel()
+		r.bg.Wait()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.bgCancel = cancel
+	logs := e.logWriter(r.name)
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		if err := e.compose.Logs(ctx, id, logs); err != nil && !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(logs, "log stream ended: %v\n", err)
+		}
+	}()
+}
+
+func liveSpans(res liveupdate.Result) []api.Span {
+	var out []api.Span
+	if res.Sync > 0 {
+		out = append(out, api.Span{Name: "sync", Duration: res.Sync})
+	}
+	if res.Run > 0 {
+		out = append(out, api.Span{Name: "run", Duration: res.Run})
+	}
+	if res.Restart > 0 {
+		out = append(out, api.Span{Name: "restart", Duration: res.Restart})
+	}
+	return out
+}
+
+func copyChanges(m map[string]liveupdate.Change) map[string]liveupdate.Change {
+	out := make(map[string]liveupdate.Change, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,322 @@
+package tiltfile
+
+import (
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/distribution/reference"
+	"go.starlark.net/starlark"
+
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// dockerBuiltins are the image builtins: docker_build, custom_build and the
+// live_update steps.
+func (l *loader) dockerBuiltins() starlark.StringDict {
+	return builtins(map[string]builtinFn{
+		"docker_build":      l.dockerBuild,
+		"custom_build":      l.customBuild,
+		"sync":              l.syncStep,
+		"run":               l.runStep,
+		"restart_container": l.restartStep,
+		"fall_back_on":      l.fallBackOnStep,
+		"initial_sync":      l.initialSyncStep,
+	})
+}
+
+func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		ref, context, dockerfile, target, network, platform string
+		dockerfileContents                                  text
+		buildArgs                                           strDict
+		liveUpdate                                          stepsArg
+		matchInEnv, pull                                    bool
+		ignore, only, ssh, secret, extraTag, cacheFrom      stringList
+		containerArgs, extraHosts                           stringList
+		entrypoint                                          cmdArg
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"ref", &ref, "context", &context,
+		"build_args?", &buildArgs, "dockerfile?", &dockerfile,
+		"dockerfile_contents?", &dockerfileContents, "live_update?", &liveUpdate,
+		"match_in_env_vars?", &matchInEnv, "ignore?", &ignore, "only?", &only,
+		"entrypoint?", &entrypoint, "target?", &target, "ssh?", &ssh,
+		"network?", &network, "secret?", &secret, "extra_tag?", &extraTag,
+		"container_args?", &containerArgs, "cache_from?", &cacheFrom,
+		"pull?", &pull, "platform?", &platform, "extra_hosts?", &extraHosts,
+	); err != nil {
+		return nil, err
+	}
+	p := pos(thread)
+	if err := l.addImageRef(b, ref); err != nil {
+		return nil, err
+	}
+	if dockerfile != "" && dockerfileContents.set {
+		return nil, errorf(b, "cannot specify both dockerfile and dockerfile_contents")
+	}
+	img := &model.Image{
+		Ref:           ref,
+		Context:       l.abs(thread, context),
+		BuildArgs:     buildArgs.m,
+		Target:        target,
+		Ignore:        ignore.vals,
+		Entrypoint:    entrypoint.cmd.Argv,
+		ContainerArgs: containerArgs.vals,
+		Network:       network,
+		Platform:      platform,
+		ExtraTag:      extraTag.vals,
+		CacheFrom:     cacheFrom.vals,
+		PullParent:    pull,
+		MatchInEnv:    matchInEnv,
+		Pos:           p,
+	}
+	if containerArgs.set && img.ContainerArgs == nil {
+		img.ContainerArgs = []string{}
+	}
+	for _, o := range only.vals {
+		rel, err := relInside(img.Context, o)
+		if err != nil {
+			return nil, errorf(b, "only: %v", err)
+		}
+		img.Only = append(img.Only, rel)
+	}
+	switch {
+	case dockerfileContents.set:
+		img.DockerfileContents = dockerfileContents.s
+	case dockerfile != "":
+		// Tilt resolves dockerfile against the Tiltfile, not the context.
+		img.Dockerfile = l.abs(thread, dockerfile)
+	default:
+		img.Dockerfile = filepath.Join(img.Context, "Dockerfile")
+	}
+	if img.Dockerfile != "" {
+		l.record(img.Dockerfile)
+	}
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, []string{img.Context}, p)
+	if err != nil {
+		return nil, err
+	}
+	img.LiveUpdate = lu
+	for _, unsupported := range []struct {
+		name string
+		set  bool
+	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}, {"extra_hosts", len(extraHosts.vals) > 0}} {
+		if unsupported.set {
+			l.warn(p, "docker_build("+unsupported.name+"=...) is accepted but not passed to the build yet")
+		}
+	}
+	l.cfg.Images = append(l.cfg.Images, img)
+	return starlark.None, nil
+}
+
+// addImageRef validates ref and refuses a second build of the same image.
+func (l *loader) addImageRef(b *starlark.Builtin, ref string) error {
+	if ref == "" {
+		return errorf(b, "ref must not be empty")
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return errorf(b, "invalid image reference %q: %v", ref, err)
+	}
+	key := named.String()
+	if l.images[key] {
+		return errorf(b, "image for ref %q has already been defined", ref)
+	}
+	l.images[key] = true
+	return nil
+}
+
+// relInside returns p relative to dir, refusing paths that leave dir.
+func relInside(dir, p string) (string, error) {
+	abs := p
+	if !filepath.IsAbs(p) {
+		abs = filepath.Join(dir, p)
+	}
+	rel, err := filepath.Rel(dir, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return "", errPathOutside(p, dir)
+	}
+	return rel, nil
+}
+
+type pathOutsideError struct{ p, dir string }
+
+func (e pathOutsideError) Error() string { return e.p + " is outside " + e.dir }
+func errPathOutside(p, dir string) error  { return pathOutsideError{p, dir} }
+
+func isUnder(p string, roots []string) bool {
+	for _, r := range roots {
+		if _, err := relInside(r, p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// liveUpdateFromSteps checks Tilt's ordering rules: fall_back_on and
+// initial_sync first, then syncs, then runs, then restart_container last;
+// every sync's local path must be under one of roots.
+func liveUpdateFromSteps(b *starlark.Builtin, steps []*liveUpdateStep, roots []string, p model.Position) (*model.LiveUpdate, error) {
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	lu := &model.LiveUpdate{Pos: p}
+	rank := map[stepKind]int{stepFallBackOn: 0, stepInitialSync: 0, stepSync: 1, stepRun: 2, stepRestart: 3}
+	last := 0
+	for i, s := range steps {
+		r := rank[s.kind]
+		if r < last {
+			switch s.kind {
+			case stepFallBackOn, stepInitialSync:
+				return nil, errorf(b, "live_update: %s must come before every sync, run and restart_container step (step %d)", s.kind, i)
+			case stepSync:
+				return nil, errorf(b, "live_update: sync steps must come before run and restart_container steps (step %d)", i)
+			case stepRun:
+				return nil, errorf(b, "live_update: run steps must come before restart_container (step %d)", i)
+			}
+		}
+		if s.kind == stepRestart && lu.Restart {
+			return nil, errorf(b, "live_update: restart_container may appear only once")
+		}
+		last = r
+		switch s.kind {
+		case stepFallBackOn:
+			lu.FallBackOn = append(lu.FallBackOn, s.fallBackOn...)
+		case stepInitialSync:
+			lu.InitialSync = true
+		case stepSync:
+			if !isUnder(s.sync.LocalPath, roots) {
+				return nil, errorf(b, "live_update: sync source %s (%s:%d) is not inside the build context %s",
+					s.sync.LocalPath, s.pos.File, s.pos.Line, strings.Join(roots, ", "))
+			}
+			lu.Syncs = append(lu.Syncs, s.sync)
+		case stepRun:
+			lu.Runs = append(lu.Runs, s.run)
+		case stepRestart:
+			lu.Restart = true
+		}
+	}
+	return lu, nil
+}
+
+func (l *loader) syncStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var local, remote string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "local_path", &local, "remote_path", &remote); err != nil {
+		return nil, err
+	}
+	if !path.IsAbs(remote) {
+		return nil, errorf(b, "remote_path %q must be an absolute path in the container", remote)
+	}
+	return &liveUpdateStep{kind: stepSync, pos: pos(thread),
+		sync: model.Sync{LocalPath: l.abs(thread, local), ContainerPath: path.Clean(remote)}}, nil
+}
+
+func (l *loader) runStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		cmd     cmdArg
+		trigger stringList
+		echoOff bool
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cmd", &cmd, "trigger?", &trigger, "echo_off?", &echoOff); err != nil {
+		return nil, err
+	}
+	if cmd.cmd.Empty() {
+		return nil, errorf(b, "cmd must not be empty")
+	}
+	return &liveUpdateStep{kind: stepRun, pos: pos(thread),
+		run: model.Run{Cmd: cmd.cmd, Triggers: l.absAll(thread, trigger.vals), Echo: !echoOff}}, nil
+}
+
+func (l *loader) restartStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	return &liveUpdateStep{kind: stepRestart, pos: pos(thread)}, nil
+}
+
+func (l *loader) fallBackOnStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var files stringList
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "files", &files); err != nil {
+		return nil, err
+	}
+	return &liveUpdateStep{kind: stepFallBackOn, pos: pos(thread), fallBackOn: l.absAll(thread, files.vals)}, nil
+}
+
+func (l *loader) initialSyncStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	return &liveUpdateStep{kind: stepInitialSync, pos: pos(thread)}, nil
+}
+
+func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		ref, tag, outputsTo, dir               string
+		command, commandBat, entrypoint        cmdArg
+		deps, ignore, imageDeps                stringList
+		disablePush, skipsLocalDocker, matchIn bool
+		liveUpdate                             stepsArg
+		env                                    strDict
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"ref", &ref, "command?", &command, "deps?", &deps, "tag?", &tag,
+		"disable_push?", &disablePush, "skips_local_docker?", &skipsLocalDocker,
+		"live_update?", &liveUpdate, "match_in_env_vars?", &matchIn,
+		"ignore?", &ignore, "entrypoint?", &entrypoint, "command_bat?", &commandBat,
+		"outputs_image_ref_to?", &outputsTo, "image_deps?", &imageDeps,
+		"env?", &env, "dir?", &dir,
+	); err != nil {
+		return nil, err
+	}
+	p := pos(thread)
+	if command.cmd.Empty() {
+		if commandBat.cmd.Empty() {
+			return nil, errorf(b, "command must not be empty")
+		}
+		command = commandBat
+	}
+	if tag != "" && outputsTo != "" {
+		return nil, errorf(b, "cannot specify both tag and outputs_image_ref_to")
+	}
+	if err := l.addImageRef(b, ref); err != nil {
+		return nil, err
+	}
+	absDeps := l.absAll(thread, deps.vals)
+	workDir := l.abs(thread, ".")
+	if dir != "" {
+		workDir = l.abs(thread, dir)
+	}
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, absDeps, p)
+	if err != nil {
+		return nil, err
+	}
+	img := &model.Image{
+		Ref:        ref,
+		Context:    workDir,
+		Ignore:     ignore.vals,
+		Entrypoint: entrypoint.cmd.Argv,
+		MatchInEnv: matchIn,
+		LiveUpdate: lu,
+		Pos:        p,
+		Custom: &model.CustomBuild{
+			Command:           command.cmd,
+			Deps:              absDeps,
+			Tag:               tag,
+			DisablePush:       disablePush,
+			SkipsLocalDocker:  skipsLocalDocker,
+			OutputsImageRefTo: l.absIf(thread, outputsTo),
+			Dir:               workDir,
+			Env:               env.m,
+		},
+	}
+	l.cfg.Images = append(l.cfg.Images, img)
+	return starlark.None, nil
+}
+
+func (l *loader) absIf(thread *starlark.Thread, p string) string {
+	if p == "" {
+		return ""
+	}
+	return l.abs(thread, p)
+}
