@@ -19,6 +19,9 @@ import (
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
+// ErrResourceFailed is wrapped by CI's error when a resource failed.
+var ErrResourceFailed = engine.ErrResourceFailed
+
 // Options say which project to run and where its events go.
 type Options struct {
 	// Tiltfile is the path of the main Tiltfile.

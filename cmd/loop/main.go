@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
 // Exit codes, documented in `loop --help`.
@@ -37,6 +39,10 @@ func main() {
 		os.Exit(exitOK)
 	}
 	fmt.Fprintln(os.Stderr, "loop:", err)
+	var te *tiltfile.Error
+	if errors.As(err, &te) && te.Backtrace != "" {
+		fmt.Fprintln(os.Stderr, te.Backtrace)
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		os.Exit(exitUsage)

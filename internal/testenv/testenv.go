@@ -64,24 +64,30 @@ func Docker(t testing.TB) *client.Client {
 	return dockerCli
 }
 
-var busyboxOnce sync.Once
+var busyboxMu sync.Mutex
 
 // Busybox returns BusyboxRef, importing it from /bin/busybox (Debian's
 // busybox-static) with a symlink per applet on first use.
 func Busybox(t testing.TB) string {
 	t.Helper()
-	cli := Docker(t)
-	var err error
-	busyboxOnce.Do(func() { err = importBusybox(cli) })
-	if err != nil {
-		t.Fatalf("import busybox image: %v", err)
-	}
-	return BusyboxRef
+	return BusyboxAs(t, BusyboxRef)
 }
 
-func importBusybox(cli *client.Client) error {
+// BusyboxAs imports the busybox image under ref unless it exists.
+func BusyboxAs(t testing.TB, ref string) string {
+	t.Helper()
+	cli := Docker(t)
+	busyboxMu.Lock()
+	defer busyboxMu.Unlock()
+	if err := importBusybox(cli, ref); err != nil {
+		t.Fatalf("import busybox image %s: %v", ref, err)
+	}
+	return ref
+}
+
+func importBusybox(cli *client.Client, ref string) error {
 	ctx := context.Background()
-	if _, err := cli.ImageInspect(ctx, BusyboxRef); err == nil {
+	if _, err := cli.ImageInspect(ctx, ref); err == nil {
 		return nil
 	}
 	bin, err := os.ReadFile("/bin/busybox")
@@ -127,7 +133,7 @@ func importBusybox(cli *client.Client) error {
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, BusyboxRef,
+	rc, err := cli.ImageImport(ctx, image.ImportSource{Source: &buf, SourceName: "-"}, ref,
 		image.ImportOptions{Changes: []string{`CMD ["/bin/sh"]`, `ENV PATH=/bin`}})
 	if err != nil {
 		return fmt.Errorf("import: %w", err)

@@ -184,6 +184,11 @@ func fromScalar(n *yaml.Node) (starlark.Value, error) {
 		}
 		return starlark.MakeInt64(v), nil
 	case "!!float":
+		// yaml resolves integers beyond int64 as floats; keep them exact.
+		var i big.Int
+		if _, ok := i.SetString(strings.TrimPrefix(n.Value, "+"), 10); ok {
+			return starlark.MakeBigInt(&i), nil
+		}
 		var f float64
 		if err := n.Decode(&f); err != nil {
 			return nil, err
@@ -310,7 +315,8 @@ func DecodeJSON(thread *starlark.Thread, text string) (starlark.Value, error) {
 }
 
 // EncodeJSON renders v as JSON indented by two spaces with a trailing
-// newline, as Tilt's encode_json does.
+// newline, as Tilt's encode_json does; like Tilt (Go maps), object keys come
+// out sorted.
 func EncodeJSON(thread *starlark.Thread, v starlark.Value) (string, error) {
 	enc := json.Module.Members["encode"]
 	out, err := starlark.Call(thread, enc, starlark.Tuple{v}, nil)

@@ -86,7 +86,10 @@ func (c *cmdArg) Unpack(v starlark.Value) error {
 	case starlark.NoneType:
 		return nil
 	case starlark.String, *Blob:
-		s := x.(fmt.Stringer).String()
+		s, _ := starlark.AsString(x)
+		if b, ok := x.(*Blob); ok {
+			s = b.text
+		}
 		if s == "" {
 			return nil
 		}

@@ -143,7 +143,7 @@ func relInside(dir, p string) (string, error) {
 type pathOutsideError struct{ p, dir string }
 
 func (e pathOutsideError) Error() string { return e.p + " is outside " + e.dir }
-func errPathOutside(p, dir string) error  { return pathOutsideError{p, dir} }
+func errPathOutside(p, dir string) error { return pathOutsideError{p, dir} }
 
 func isUnder(p string, roots []string) bool {
 	for _, r := range roots {
@@ -260,7 +260,7 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		env                                    strDict
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
-		"ref", &ref, "command?", &command, "deps?", &deps, "tag?", &tag,
+		"ref", &ref, "command", &command, "deps", &deps, "tag?", &tag,
 		"disable_push?", &disablePush, "skips_local_docker?", &skipsLocalDocker,
 		"live_update?", &liveUpdate, "match_in_env_vars?", &matchIn,
 		"ignore?", &ignore, "entrypoint?", &entrypoint, "command_bat?", &commandBat,

@@ -22,7 +22,6 @@ type Blob struct {
 
 var (
 	_ starlark.HasAttrs  = (*Blob)(nil)
-	_ starlark.Sequence  = (*Blob)(nil)
 	_ starlark.HasBinary = (*Blob)(nil)
 )
 
@@ -36,10 +35,6 @@ func (b *Blob) Type() string          { return "blob" }
 func (b *Blob) Freeze()               {}
 func (b *Blob) Truth() starlark.Bool  { return len(b.text) > 0 }
 func (b *Blob) Hash() (uint32, error) { return starlark.String(b.text).Hash() }
-func (b *Blob) Len() int              { return len(b.text) }
-func (b *Blob) Iterate() starlark.Iterator {
-	return starlark.String(b.text).Iterate()
-}
 
 // MarshalJSON lets encode_json write a blob as a string.
 func (b *Blob) MarshalJSON() ([]byte, error) { return json.Marshal(b.text) }
@@ -137,11 +132,11 @@ func (p portForwardValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhasha
 // linkValue is the value of link().
 type linkValue struct{ link model.Link }
 
-func (l linkValue) String() string         { return fmt.Sprintf("link(%q)", l.link.URL) }
-func (l linkValue) Type() string           { return "link" }
-func (l linkValue) Freeze()                {}
-func (l linkValue) Truth() starlark.Bool   { return true }
-func (l linkValue) Hash() (uint32, error)  { return starlark.String(l.link.URL).Hash() }
+func (l linkValue) String() string        { return fmt.Sprintf("link(%q)", l.link.URL) }
+func (l linkValue) Type() string          { return "link" }
+func (l linkValue) Freeze()               {}
+func (l linkValue) Truth() starlark.Bool  { return true }
+func (l linkValue) Hash() (uint32, error) { return starlark.String(l.link.URL).Hash() }
 
 // probeValue is the value of probe().
 type probeValue struct{ probe *model.Probe }

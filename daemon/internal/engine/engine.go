@@ -481,7 +481,10 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	global := e.globalIgnore()
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] {
+			// Config files re-run the Tiltfile; resources whose definition
+			// changed are then updated. They never update a resource directly.
 			reload = true
+			continue
 		}
 		if global != nil && global.Ignored(ev.Path, false) {
 			continue

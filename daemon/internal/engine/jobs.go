@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/internal/localres"
 )
@@ -93,7 +95,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		u.Kind = api.UpdateRebuild
 	}
 	logs := e.logWriter(name)
-	proj, svc, img := r.proj, r.svc, r.image
+	proj, svc, img, lu, imgIgnore := r.proj, r.svc, r.image, r.lu, r.imageIgnore
 	prevID, prevRef, target := r.containerID, r.ref, r.target
 	synced := copyChanges(r.synced)
 
@@ -159,23 +161,15 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		newTarget := target
 		if id != prevID || newTarget == nil {
 			if newTarget != nil {
-				_ = newTarget.Close()
+				newTarget.Close()
 			}
-			newTarget = liveupdate.NewDockerTarget(e.opts.Docker, id, logs)
-			// A new container from an image we did not rebuild misses the
-			// files live-updated since that image was built: send them again.
-			if !rebuilt && len(synced) > 0 && r.lu != nil {
-				replay := make([]liveupdate.Change, 0, len(synced))
-				for _, c := range synced {
-					replay = append(replay, c)
-				}
-				if d, err := liveupdate.Plan(r.lu, replay); err == nil && d.Update != nil {
-					res, err := liveupdate.Apply(ctx, newTarget, *d.Update, logs)
-					u.Spans = append(u.Spans, liveSpans(res)...)
-					if err != nil {
-						fmt.Fprintf(logs, "replay live-updated files into the new container: %v\n", err)
-					}
-				}
+			newTarget = liveupdate.NewDockerTarget(e.opts.Docker, id)
+			// Start the agent now so the first save does not pay for it.
+			if err := newTarget.Connect(ctx); err != nil {
+				fmt.Fprintf(logs, "sync agent: %v (live updates will use archive copies)\n", err)
+			}
+			if err := e.replay(ctx, newTarget, lu, imgIgnore, synced, rebuilt, logs, &u); err != nil {
+				fmt.Fprintf(logs, "sync files into the new container: %v\n", err)
 			}
 		}
 		u.Ready = e.now()
@@ -186,20 +180,22 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 				r.synced = nil
 			}
 			if r.target != nil && r.target != newTarget {
-				_ = r.target.Close()
+				r.target.Close()
 			}
 			r.target = newTarget
 			if id != r.containerID || r.bgCancel == nil {
-				e.followLogs(r, id)
+				e.followLogs(r, id, time.Time{})
 			}
 			r.containerID = id
 		}}
 	}
 }
 
-// followLogs (re)starts streaming a container's output into the resource's
-// log. The stream is owned by the resource and ends with stop().
-func (e *Engine) followLogs(r *resource, id string) {
+// followLogs streams a container's output into the resource's log, from
+// since, and again after each restart of the container (from the moment
+// the previous stream ended, so nothing is shown twice). The stream is
+// owned by the resource and ends with stop().
+func (e *Engine) followLogs(r *resource, id string, since time.Time) {
 	if r.bgCancel != nil {
 		r.bgCancel()
 		r.bg.Wait()
@@ -210,10 +206,83 @@ func (e *Engine) followLogs(r *resource, id string) {
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()
-		if err := e.compose.Logs(ctx, id, logs); err != nil && !errors.Is(err, context.Canceled) {
-			fmt.Fprintf(logs, "log stream ended: %v\n", err)
+		for {
+			err := e.compose.Logs(ctx, id, since, logs)
+			since = time.Now()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil {
+				fmt.Fprintf(logs, "log stream ended: %v\n", err)
+				return
+			}
+			// The container stopped: follow again once it runs (a restart).
+			if !e.waitRunning(ctx, id) {
+				return
+			}
 		}
 	}()
+}
+
+// waitRunning polls until the container runs again; false when ctx is done
+// or the container is gone.
+func (e *Engine) waitRunning(ctx context.Context, id string) bool {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		insp, err := e.opts.Docker.ContainerInspect(ctx, id)
+		if err != nil {
+			return false
+		}
+		if insp.State != nil && insp.State.Running {
+			return true
+		}
+	}
+}
+
+// replay brings a new container up to date: the files live-updated since
+// its image was built (when the image was not rebuilt) and, with
+// initial_sync(), every synced file.
+func (e *Engine) replay(ctx context.Context, t *liveupdate.DockerTarget, lu *model.LiveUpdate, ign *ignore.Matcher,
+	synced map[string]liveupdate.Change, rebuilt bool, logs io.Writer, u *api.Update) error {
+	if lu == nil {
+		return nil
+	}
+	var changes []liveupdate.Change
+	if !rebuilt {
+		for _, c := range synced {
+			changes = append(changes, c)
+		}
+	}
+	if lu.InitialSync {
+		var skip func(string, bool) bool
+		if ign != nil {
+			skip = ign.Ignored
+		}
+		all, err := liveupdate.InitialSync(lu, skip)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, all...)
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	d, err := liveupdate.Plan(lu, changes)
+	if err != nil || d.Update == nil {
+		return err
+	}
+	// Runs and restarts belong to edits, not to bringing a container up to date.
+	up := *d.Update
+	up.Runs, up.Restart = nil, false
+	res, err := liveupdate.Apply(ctx, t, up, logs)
+	u.Spans = append(u.Spans, liveSpans(res)...)
+	return err
 }
 
 func liveSpans(res liveupdate.Result) []api.Span {

@@ -262,7 +262,7 @@ func (r *resource) stop() {
 		_ = r.runner.Close()
 	}
 	if r.target != nil {
-		_ = r.target.Close()
+		r.target.Close()
 	}
 	r.bg.Wait()
 }

@@ -86,6 +86,15 @@ func TestOnceHTTP(t *testing.T) {
 	}
 }
 
+func TestOnceHTTPS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	p := &model.Probe{HTTPGet: &model.HTTPGetAction{Scheme: "HTTPS", Port: portOf(t, srv.Listener.Addr().String())}}
+	if err := Once(context.Background(), p, "", nil); err != nil {
+		t.Errorf("https with a self-signed certificate: %v", err)
+	}
+}
+
 func TestOnceHTTPNothingListening(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -177,25 +186,36 @@ func TestOnceExec(t *testing.T) {
 	}
 }
 
-func TestOnceExecTimeoutKillsGroup(t *testing.T) {
+func TestOnceExecCancelKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
-	p := &model.Probe{Timeout: 100 * time.Millisecond, Exec: &model.ExecAction{
-		Command: []string{"sh", "-c", "sleep 30 & echo $! > pid; wait"},
+	p := &model.Probe{Timeout: time.Minute, Exec: &model.ExecAction{
+		Command: []string{"sh", "-c", "sleep 30 & echo $! > pid.tmp; mv pid.tmp pid; wait"},
 	}}
-	err := Once(context.Background(), p, dir, nil)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want a deadline error", err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pidc := make(chan int, 1)
+	go func() {
+		defer cancel()
+		for ctx.Err() == nil {
+			if b, err := os.ReadFile(pidFile); err == nil {
+				pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+				pidc <- pid
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	err := Once(ctx, p, dir, nil)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want a cancellation error", err)
 	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
+	select {
+	case pid := <-pidc:
+		waitGone(t, pid)
+	default:
+		t.Fatal("probe ended before its command wrote the pid")
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitGone(t, pid)
 }
 
 // waitGone fails the test unless pid is gone (or a zombie) within a few seconds:

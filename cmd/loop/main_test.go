@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var loopBin string
+
+// TestMain builds the loop binary once; the tests drive it as a user would.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "loop-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	loopBin = filepath.Join(dir, "loop")
+	if out, err := exec.Command("go", "build", "-o", loopBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build loop: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runLoop(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(loopBin, args...)
+	cmd.Dir = dir
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return o.String(), e.String(), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run loop %v: %v", args, err)
+	}
+	return o.String(), e.String(), 0
+}
+
+func TestVersion(t *testing.T) {
+	out, _, code := runLoop(t, ".", "version")
+	if code != 0 || !strings.HasPrefix(out, "loop ") {
+		t.Fatalf("loop version = %q (exit %d)", out, code)
+	}
+}
+
+func TestHelpListsOnlyWorkingCommands(t *testing.T) {
+	out, _, code := runLoop(t, ".", "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, c := range []string{"up", "ci", "down", "dump", "version"} {
+		if !regexp.MustCompile(`(?m)^  ` + c + `\s`).MatchString(out) {
+			t.Errorf("--help does not list %s:\n%s", c, out)
+		}
+	}
+}
+
+func TestDumpConfigExamples(t *testing.T) {
+	for _, ex := range []string{"hello", "compose", "local"} {
+		t.Run(ex, func(t *testing.T) {
+			dir := filepath.Join("..", "..", "examples", ex)
+			out, errOut, code := runLoop(t, dir, "dump", "config", "--output", "json")
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var cfg map[string]any
+			if err := json.Unmarshal([]byte(out), &cfg); err != nil {
+				t.Fatalf("output is not JSON: %v\n%s", err, out)
+			}
+			if !strings.HasSuffix(cfg["tiltfile"].(string), filepath.Join("examples", ex, "Tiltfile")) {
+				t.Fatalf("tiltfile = %v", cfg["tiltfile"])
+			}
+			yout, _, code := runLoop(t, dir, "dump", "config", "-o", "yaml")
+			if code != 0 || !strings.Contains(yout, "tiltfile: ") {
+				t.Fatalf("yaml output (exit %d): %s", code, yout)
+			}
+		})
+	}
+}
+
+// TestBrokenTiltfiles: each kind of broken Tiltfile exits 1 with path:line:col.
+func TestBrokenTiltfiles(t *testing.T) {
+	cases := map[string]map[string]string{
+		"syntax":         {"Tiltfile": "x = (\n"},
+		"unknown":        {"Tiltfile": "\nno_such_builtin()\n"},
+		"wrong type":     {"Tiltfile": "docker_build(1, '.')\n"},
+		"missing load":   {"Tiltfile": "load('./nope.star', 'x')\n"},
+		"load cycle":     {"Tiltfile": "load('./a.star', 'a')\n", "a.star": "load('./b.star', 'b')\na = 1\n", "b.star": "load('./a.star', 'a')\nb = 1\n"},
+		"fail() builtin": {"Tiltfile": "fail('stop here')\n"},
+	}
+	for name, files := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			for f, data := range files {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, errOut, code := runLoop(t, dir, "dump", "config")
+			if code != 1 {
+				t.Fatalf("exit %d, want 1; stderr: %s", code, errOut)
+			}
+			if !regexp.MustCompile(`(Tiltfile|\.star):\d+:\d+: `).MatchString(errOut) {
+				t.Fatalf("stderr lacks path:line:col: %s", errOut)
+			}
+		})
+	}
+}
+
+func TestUsageErrorExit2(t *testing.T) {
+	_, _, code := runLoop(t, ".", "dump", "config", "--output", "xml")
+	if code != 2 {
+		t.Fatalf("bad --output exit %d, want 2", code)
+	}
+	_, _, code = runLoop(t, ".", "up", "--no-such-flag")
+	if code != 2 {
+		t.Fatalf("unknown flag exit %d, want 2", code)
+	}
+}
+
+// TestCIExitCodes: loop ci exits 0 on the local example and 1 naming the
+// failed resource otherwise.
+func TestCIExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte("local_resource('ok', cmd='echo fine')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runLoop(t, dir, "ci", "--timeout", "1m")
+	if code != 0 {
+		t.Fatalf("ci exit %d: %s %s", code, out, errOut)
+	}
+	if !strings.Contains(out, "ok") || !strings.Contains(out, "fine") {
+		t.Fatalf("ci output lacks the resource's log: %s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte("local_resource('bad', cmd='exit 4')\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runLoop(t, dir, "ci", "--timeout", "1m")
+	if code != 1 || !strings.Contains(errOut, "bad") {
+		t.Fatalf("failing ci exit %d, stderr %q: want 1 naming the resource", code, errOut)
+	}
+}

@@ -1,0 +1,214 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loop-dev/loop/daemon"
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/internal/testenv"
+)
+
+// harness runs daemon.Up on a project directory and records its events.
+type harness struct {
+	t      *testing.T
+	dir    string
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	events []api.Event
+	status map[string]api.ResourceStatus
+	wake   chan struct{}
+}
+
+// writeFiles writes files (relative paths → contents) below dir.
+func writeFiles(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// projectName returns a compose project name unique to the test.
+func projectName(t *testing.T) string {
+	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	return fmt.Sprintf("looptest-%s-%d", n, time.Now().UnixNano()%100000)
+}
+
+func startUp(t *testing.T, dir string, mode string) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, done: make(chan error, 1), status: map[string]api.ResourceStatus{}, wake: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	opts := daemon.Options{Tiltfile: filepath.Join(dir, "Tiltfile"), Sink: h.sink}
+	go func() {
+		var err error
+		if mode == "ci" {
+			err = daemon.CI(ctx, opts)
+		} else {
+			err = daemon.Up(ctx, opts)
+		}
+		h.done <- err
+	}()
+	t.Cleanup(func() {
+		h.stop()
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Minute)
+		defer dcancel()
+		if err := daemon.Down(dctx, daemon.Options{Tiltfile: filepath.Join(dir, "Tiltfile")}, true); err != nil {
+			t.Logf("down: %v", err)
+		}
+		if t.Failed() {
+			h.dump()
+		}
+	})
+	return h
+}
+
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-time.After(30 * time.Second):
+		h.t.Errorf("up did not stop within 30s of cancel")
+	}
+}
+
+func (h *harness) sink(ev api.Event) {
+	h.mu.Lock()
+	h.events = append(h.events, ev)
+	if ev.Kind == api.EventStatus && ev.Status != nil {
+		h.status[ev.Status.Name] = *ev.Status
+	}
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (h *harness) dump() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.events {
+		switch ev.Kind {
+		case api.EventStatus:
+			h.t.Logf("%s status %s %s", ev.Resource, ev.Status.Phase, ev.Status.Error)
+		default:
+			h.t.Logf("%s %s %s", ev.Resource, ev.Kind, ev.Text)
+		}
+	}
+}
+
+// waitFor polls cond (under the lock) until it holds or the timeout passes.
+func (h *harness) waitFor(what string, timeout time.Duration, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		h.mu.Lock()
+		ok := cond()
+		h.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		select {
+		case <-h.wake:
+		case <-time.After(50 * time.Millisecond):
+		case err := <-h.done:
+			h.done <- err
+			h.t.Fatalf("up ended while waiting for %s: %v", what, err)
+		}
+	}
+}
+
+// updates counts finished updates of a resource (status events that carry
+// a last update with a new start time).
+func (h *harness) updates(name string) []api.Update {
+	var out []api.Update
+	var last time.Time
+	for _, ev := range h.events {
+		if ev.Kind != api.EventStatus || ev.Resource != name || ev.Status.LastUpdate == nil {
+			continue
+		}
+		u := *ev.Status.LastUpdate
+		if !u.Started.Equal(last) && (ev.Status.Phase == api.PhaseReady || ev.Status.Phase == api.PhaseRunning || ev.Status.Phase == api.PhaseError) {
+			out = append(out, u)
+			last = u.Started
+		}
+	}
+	return out
+}
+
+// waitReady waits until name is ready after n finished updates.
+func (h *harness) waitUpdates(name string, n int, timeout time.Duration) api.ResourceStatus {
+	h.t.Helper()
+	h.waitFor(fmt.Sprintf("%s to finish %d updates", name, n), timeout, func() bool {
+		return len(h.updates(name)) >= n && h.status[name].Phase != api.PhaseUpdating
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := h.status[name]
+	if st.Phase == api.PhaseError {
+		h.t.Fatalf("%s failed: %s", name, st.Error)
+	}
+	return st
+}
+
+func (h *harness) statusOf(name string) api.ResourceStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.status[name]
+}
+
+func (h *harness) configErrors() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, ev := range h.events {
+		if ev.Kind == api.EventConfig && ev.Text != "" {
+			out = append(out, ev.Text)
+		}
+	}
+	return out
+}
+
+// containerFile reads a file in a container; "" and false when missing.
+func containerFile(t *testing.T, id, path string) (string, bool) {
+	t.Helper()
+	out, code := testenv.ExecCode(t, id, "cat", path)
+	return out, code == 0
+}
+
+// eventually retries check until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var errNotYet = errors.New("not yet")

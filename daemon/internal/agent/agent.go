@@ -1,0 +1,100 @@
+// Package agent puts loop's sync agent (cmd/loop-agent) into a container and
+// talks to it. It owns the embedded agent binaries, their installation
+// (one CopyToContainer, off the change path), starting the agent through the
+// exec API, and the Session that streams batches of file changes over that
+// held exec stream with one acknowledgement per batch.
+package agent
+
+import (
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+)
+
+// The cross-compiled agents land in bin/ (build output, not committed).
+//go:generate go run ./agentbuild/gen -o bin
+
+//go:embed bin
+var binFS embed.FS
+
+// Path is where Install puts the agent inside a container.
+const Path = "/.loop/agent"
+
+// DirEnv names a directory holding loop-agent-linux-<arch> binaries that
+// Binary reads instead of the embedded ones (tests build the agent there).
+const DirEnv = "LOOP_AGENT_DIR"
+
+var (
+	// ErrNoBinary means no agent exists for the container's architecture.
+	ErrNoBinary = errors.New("no sync agent binary")
+	// ErrClosed means the agent's stream is gone (the agent exited, the
+	// container stopped or restarted, or a request was cancelled midway).
+	// Start a new Session.
+	ErrClosed = errors.New("sync agent stream closed")
+	// ErrNotInstalled means the agent could not be executed in the container.
+	ErrNotInstalled = errors.New("sync agent not installed")
+)
+
+// Op is one file change; Entry one listed file. See package wire.
+type (
+	Op      = wire.Op
+	Entry   = wire.Entry
+	OpError = wire.OpError
+)
+
+// Write returns an op replacing path with data (atomically, parents created).
+func Write(path string, mode os.FileMode, data []byte) Op {
+	return Op{Kind: wire.OpWrite, Path: path, Mode: mode, Data: data}
+}
+
+// Remove returns an op removing path recursively; missing is fine.
+func Remove(path string) Op { return Op{Kind: wire.OpRemove, Path: path} }
+
+// Mkdir returns an op creating directory path with mode.
+func Mkdir(path string, mode os.FileMode) Op { return Op{Kind: wire.OpMkdir, Path: path, Mode: mode} }
+
+// Symlink returns an op making path a link to target (which must stay
+// inside the batch's root).
+func Symlink(path, target string) Op { return Op{Kind: wire.OpSymlink, Path: path, Target: target} }
+
+// NormalizeArch maps the architecture names Docker reports to Go's.
+func NormalizeArch(arch string) string {
+	switch arch {
+	case "x86_64", "x86-64":
+		return "amd64"
+	case "aarch64", "arm64/v8":
+		return "arm64"
+	}
+	return arch
+}
+
+// Binary returns the agent for linux/arch: from $LOOP_AGENT_DIR when set,
+// otherwise the one embedded at build time. It returns an error wrapping
+// ErrNoBinary that says how to build it when there is none.
+func Binary(arch string) ([]byte, error) {
+	name := "loop-agent-linux-" + NormalizeArch(arch)
+	if dir := os.Getenv(DirEnv); dir != "" {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("read %s from $%s: %w (%w)", name, DirEnv, ErrNoBinary, err)
+		}
+		return b, nil
+	}
+	b, err := binFS.ReadFile("bin/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("%w for linux/%s: this loop was built without %s; run `go generate ./daemon/internal/agent` (make agent) and rebuild, or set $%s",
+			ErrNoBinary, arch, name, DirEnv)
+	}
+	return b, nil
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}

@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/docker/docker/api/types"
+
+	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+)
+
+// chunkBytes bounds the file data of one Apply request; bigger batches go
+// as several requests so that no frame nears wire.MaxFrame.
+const chunkBytes = 16 << 20
+
+var pingRequest = &wire.Request{Kind: wire.ReqPing}
+
+// Session is a running agent reached over a held exec stream. It is safe for
+// concurrent use: requests are serialised. Once the stream fails every call
+// returns an error wrapping ErrClosed; start a new Session then.
+type Session struct {
+	// Version and ExeSHA256 are what the agent reported when it started.
+	Version   uint64
+	ExeSHA256 string
+
+	containerID string
+	hj          types.HijackedResponse
+	out         *demux
+
+	mu     sync.Mutex // serialises requests; guards err
+	err    error      // sticky: set when the stream fails
+	closed atomic.Bool
+	once   sync.Once
+}
+
+func newSession(containerID string, hj types.HijackedResponse) *Session {
+	return &Session{containerID: containerID, hj: hj, out: &demux{r: hj.Reader}}
+}
+
+// ContainerID is the container the agent runs in.
+func (s *Session) ContainerID() string { return s.containerID }
+
+// ApplyError lists the ops the agent refused or failed; the other ops of
+// the batch were applied.
+type ApplyError struct {
+	ContainerID string
+	Errors      []OpError
+	Ops         int
+}
+
+func (e *ApplyError) Error() string {
+	msgs := make([]string, 0, len(e.Errors))
+	for _, oe := range e.Errors {
+		msgs = append(msgs, oe.Error())
+	}
+	return fmt.Sprintf("apply %d ops in %s: %d failed: %s", e.Ops, short(e.ContainerID), len(e.Errors), strings.Join(msgs, "; "))
+}
+
+// Apply sends ops (in order) with the roots they may touch and waits for the
+// agent's acknowledgement. Ops the agent refuses (outside roots, escaping
+// through symlinks) or fails come back as an *ApplyError.
+func (s *Session) Apply(ctx context.Context, roots []string, ops []Op) error {
+	var failed []OpError
+	for start := 0; start < len(ops); {
+		end, size := start, 0
+		for end < len(ops) && (end == start || size+len(ops[end].Data) <= chunkBytes) {
+			size += len(ops[end].Data)
+			end++
+		}
+		rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqApply, Roots: roots, Ops: ops[start:end]})
+		if err != nil {
+			return fmt.Errorf("apply %d ops in %s: %w", len(ops), short(s.containerID), err)
+		}
+		if rep.Err != "" {
+			return fmt.Errorf("apply %d ops in %s: %s", len(ops), short(s.containerID), rep.Err)
+		}
+		for _, oe := range rep.OpErrors {
+			oe.Index += start
+			failed = append(failed, oe)
+		}
+		start = end
+	}
+	if len(failed) > 0 {
+		return &ApplyError{ContainerID: s.containerID, Errors: failed, Ops: len(ops)}
+	}
+	return nil
+}
+
+// List describes every file under root in the container (root included,
+// symlinks not followed). A missing root lists nothing.
+func (s *Session) List(ctx context.Context, root string) ([]Entry, error) {
+	rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqList, Root: root})
+	if err != nil {
+		return nil, fmt.Errorf("list %s in %s: %w", root, short(s.containerID), err)
+	}
+	if rep.Err != "" {
+		return rep.Entries, fmt.Errorf("list %s in %s: %s", root, short(s.containerID), rep.Err)
+	}
+	return rep.Entries, nil
+}
+
+// Ping checks the agent answers.
+func (s *Session) Ping(ctx context.Context) error {
+	_, err := s.do(ctx, pingRequest)
+	return err
+}
+
+// Close ends the session: the agent sees its stdin end and exits. It is
+// safe to call more than once and concurrently with requests, which then
+// fail with ErrClosed.
+func (s *Session) Close() {
+	s.once.Do(func() {
+		s.closed.Store(true)
+		_ = s.hj.CloseWrite()
+		s.hj.Close()
+	})
+}
+
+// do sends one request and reads its reply. When ctx ends midway the
+// connection's deadline is pulled in so the blocked read returns; the stream
+// is then out of step and the session is dead.
+func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // nothing sent: the session stays usable
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = s.hj.Conn.SetDeadline(time.Unix(1, 0))
+		close(fired)
+	})
+	defer func() {
+		if !stop() {
+			// ctx ended as the request finished: undo the deadline so
+			// a request that did complete leaves the session usable.
+			<-fired
+			_ = s.hj.Conn.SetDeadline(time.Time{})
+		}
+	}()
+	err := wire.WriteRequest(s.hj.Conn, req)
+	var rep *wire.Reply
+	if err == nil {
+		rep, err = wire.ReadReply(s.out)
+	}
+	if err == nil && rep.Kind != req.Kind {
+		err = fmt.Errorf("reply kind %d answers request kind %d", rep.Kind, req.Kind)
+	}
+	if err != nil {
+		if s.out.capture != nil && ctx.Err() == nil {
+			// Starting: keep the rest of what the runtime said.
+			_ = s.hj.Conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			_, _ = io.Copy(io.Discard, s.out)
+		}
+		if ctx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+		if tail := s.out.tail(); tail != "" {
+			err = fmt.Errorf("%w; agent output: %s", err, tail)
+		}
+		s.err = fmt.Errorf("%w: %w", ErrClosed, err)
+		s.Close()
+		return nil, s.err
+	}
+	return rep, nil
+}
+
+// demux reads the agent's stdout out of Docker's multiplexed exec stream
+// (8-byte header: stream, 3 zero bytes, big-endian length). Anything on
+// stderr, and the runtime's own messages, are kept (the last few KB) for
+// error reports.
+type demux struct {
+	r    *bufio.Reader
+	left int // stdout bytes left in the current frame
+	// capture, when set, keeps the stdout read (the start's ping reply, or
+	// the runtime's complaint that the agent could not be executed).
+	capture *bytes.Buffer
+
+	mu   sync.Mutex
+	errs []byte
+}
+
+const tailMax = 4 << 10
+
+func (d *demux) Read(p []byte) (int, error) {
+	for d.left == 0 {
+		var h [8]byte
+		if _, err := io.ReadFull(d.r, h[:]); err != nil {
+			return 0, err
+		}
+		n := int(binary.BigEndian.Uint32(h[4:]))
+		if h[0] == 1 {
+			d.left = n
+			continue
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(d.r, b); err != nil {
+			return 0, err
+		}
+		d.keep(b)
+	}
+	if len(p) > d.left {
+		p = p[:d.left]
+	}
+	n, err := d.r.Read(p)
+	d.left -= n
+	if d.capture != nil && d.capture.Len() < tailMax {
+		d.capture.Write(p[:n])
+	}
+	return n, err
+}
+
+func (d *demux) keep(b []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.errs = append(d.errs, b...)
+	if len(d.errs) > tailMax {
+		d.errs = d.errs[len(d.errs)-tailMax:]
+	}
+}
+
+func (d *demux) tail() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return strings.TrimSpace(string(d.errs))
+}

@@ -1,0 +1,291 @@
+// Package build turns a docker_build target into an image on the Docker
+// engine: it streams the build context (filtered by the ignore rules), builds
+// with the engine's classic builder through the Docker API, and tags the
+// result by a hash of its inputs, so that inputs seen before give back the
+// image already built without a build.
+package build
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	buildtypes "github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// Labels put on every image the Builder builds.
+const (
+	LabelManaged = "dev.loop.managed"
+	LabelImage   = "dev.loop.image"
+)
+
+// TagPrefix starts every tag the Builder gives (name:loop-<hash>).
+const TagPrefix = "loop-"
+
+// DockerAPI is the part of the Docker client the Builder uses.
+type DockerAPI interface {
+	ImageBuild(ctx context.Context, buildContext io.Reader, options buildtypes.ImageBuildOptions) (buildtypes.ImageBuildResponse, error)
+	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
+	ImageTag(ctx context.Context, source, target string) error
+}
+
+// Builder builds docker_build targets. It holds no state between builds and
+// is safe for concurrent use.
+type Builder struct {
+	cli DockerAPI
+	// memLimit is how much of a context is held in memory before it spills
+	// to a temporary file.
+	memLimit int
+	// labels are added to every image (tests mark theirs).
+	labels map[string]string
+}
+
+// New returns a Builder using cli, which should negotiate the API version.
+func New(cli DockerAPI) *Builder {
+	return &Builder{cli: cli, memLimit: 64 << 20}
+}
+
+// Result describes a built (or found) image.
+type Result struct {
+	// Ref is name:tag with the tag derived from the build's inputs, e.g.
+	// example/hello:loop-3f2a9c1e0b7d.
+	Ref          string
+	ImageID      string
+	ContextFiles int
+	ContextBytes int64
+	Duration     time.Duration
+	// Cached is true when an image with Ref existed and no build ran.
+	Cached bool
+}
+
+// Build builds img, or finds the image built before from the same inputs
+// (context content, Dockerfile, build args, target, platform). The build
+// output goes to logs as plain lines. A failed build returns an error that
+// carries the failing step and the engine's message.
+func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (Result, error) {
+	start := time.Now()
+	if img.Custom != nil {
+		return Result{}, fmt.Errorf("build %s: a custom_build is not a docker build", img.Ref)
+	}
+	if logs == nil {
+		logs = io.Discard
+	}
+	m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
+	}
+	m = ignore.Any(m, ignore.Defaults())
+
+	// The context is written once, to memory (or a temporary file when large),
+	// so that the tag names exactly the bytes the engine receives.
+	buf := &spillBuffer{limit: b.memLimit}
+	defer buf.Close()
+	st, err := writeContext(ctx, img, m, buf)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
+	}
+	ref := Ref(img, st.hash)
+	res := Result{Ref: ref, ContextFiles: st.files, ContextBytes: st.bytes}
+
+	if insp, err := b.cli.ImageInspect(ctx, ref); err == nil {
+		for _, t := range img.ExtraTag {
+			if err := b.cli.ImageTag(ctx, ref, t); err != nil {
+				return Result{}, fmt.Errorf("tag %s as %s: %w", ref, t, err)
+			}
+		}
+		res.ImageID, res.Cached, res.Duration = insp.ID, true, time.Since(start)
+		return res, nil
+	} else if !cerrdefs.IsNotFound(err) {
+		return Result{}, fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+
+	body, err := buf.Reader()
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", ref, err)
+	}
+	opts := buildtypes.ImageBuildOptions{
+		Version:     buildtypes.BuilderV1,
+		Tags:        append([]string{ref}, img.ExtraTag...),
+		Dockerfile:  st.dockerfile,
+		Target:      img.Target,
+		BuildArgs:   buildArgs(img.BuildArgs),
+		NetworkMode: img.Network,
+		CacheFrom:   img.CacheFrom,
+		Platform:    img.Platform,
+		PullParent:  img.PullParent,
+		Remove:      true,
+		ForceRemove: true,
+		Labels:      map[string]string{LabelManaged: "true", LabelImage: ref},
+	}
+	for k, v := range b.labels {
+		opts.Labels[k] = v
+	}
+	resp, err := b.cli.ImageBuild(ctx, body, opts)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", ref, err)
+	}
+	defer resp.Body.Close()
+	id, err := streamOutput(resp.Body, logs)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", ref, err)
+	}
+	if id == "" {
+		// Older engines report the ID only in text; ask.
+		insp, err := b.cli.ImageInspect(ctx, ref)
+		if err != nil {
+			return Result{}, fmt.Errorf("inspect built image %s: %w", ref, err)
+		}
+		id = insp.ID
+	}
+	res.ImageID, res.Duration = id, time.Since(start)
+	return res, nil
+}
+
+// Ref is the image reference Build gives img when its context hashes to
+// contextHash: the image name, and a tag hashing the context together with
+// the other inputs that change the image.
+func Ref(img *model.Image, contextHash string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "loop-build-v1\ncontext %s\ntarget %q\nplatform %q\n", contextHash, img.Target, img.Platform)
+	keys := make([]string, 0, len(img.BuildArgs))
+	for k := range img.BuildArgs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "arg %q=%q\n", k, img.BuildArgs[k])
+	}
+	return repository(img.Ref) + ":" + TagPrefix + hex.EncodeToString(h.Sum(nil))[:12]
+}
+
+// repository strips a tag or digest from ref.
+func repository(ref string) string {
+	if i := strings.IndexByte(ref, '@'); i >= 0 {
+		ref = ref[:i]
+	}
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+func buildArgs(args map[string]string) map[string]*string {
+	if len(args) == 0 {
+		return nil
+	}
+	out := make(map[string]*string, len(args))
+	for k, v := range args {
+		out[k] = &v
+	}
+	return out
+}
+
+// streamOutput copies the engine's JSON message stream to logs as plain
+// lines and returns the built image's ID. A build error comes back with the
+// step that failed.
+func streamOutput(r io.Reader, logs io.Writer) (string, error) {
+	lw := &stepWriter{w: logs}
+	var id string
+	err := jsonmessage.DisplayJSONMessagesStream(r, lw, 0, false, func(msg jsonmessage.JSONMessage) {
+		var aux buildtypes.Result
+		if msg.Aux != nil && json.Unmarshal(*msg.Aux, &aux) == nil && aux.ID != "" {
+			id = aux.ID
+		}
+	})
+	if err != nil {
+		var jerr *jsonmessage.JSONError
+		if errors.As(err, &jerr) && lw.step != "" {
+			return "", fmt.Errorf("%s: %w", lw.step, err)
+		}
+		return "", err
+	}
+	return id, nil
+}
+
+// stepWriter passes output through and remembers the last "Step n/m : ..."
+// line of the classic builder.
+type stepWriter struct {
+	w    io.Writer
+	line []byte
+	step string
+}
+
+func (s *stepWriter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' {
+			if l := strings.TrimSpace(string(s.line)); strings.HasPrefix(l, "Step ") {
+				s.step = l
+			}
+			s.line = s.line[:0]
+			continue
+		}
+		if len(s.line) < 4096 {
+			s.line = append(s.line, c)
+		}
+	}
+	return s.w.Write(p)
+}
+
+// spillBuffer holds written bytes in memory up to limit, then in a temporary
+// file. Reader reads everything back from the start.
+type spillBuffer struct {
+	limit int
+	mem   bytes.Buffer
+	file  *os.File
+	once  sync.Once
+}
+
+func (s *spillBuffer) Write(p []byte) (int, error) {
+	if s.file == nil && s.mem.Len()+len(p) > s.limit {
+		f, err := os.CreateTemp("", "loop-context-*.tar")
+		if err != nil {
+			return 0, fmt.Errorf("spill build context to disk: %w", err)
+		}
+		s.file = f
+		if _, err := f.Write(s.mem.Bytes()); err != nil {
+			return 0, fmt.Errorf("spill build context to disk: %w", err)
+		}
+		s.mem = bytes.Buffer{}
+	}
+	if s.file != nil {
+		return s.file.Write(p)
+	}
+	return s.mem.Write(p)
+}
+
+func (s *spillBuffer) Reader() (io.Reader, error) {
+	if s.file == nil {
+		return bytes.NewReader(s.mem.Bytes()), nil
+	}
+	if _, err := s.file.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("rewind spilled build context: %w", err)
+	}
+	return s.file, nil
+}
+
+// Close removes the temporary file, if any.
+func (s *spillBuffer) Close() {
+	s.once.Do(func() {
+		if s.file != nil {
+			s.file.Close()
+			os.Remove(s.file.Name())
+		}
+	})
+}

@@ -1,0 +1,511 @@
+package tiltfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+
+	"github.com/loop-dev/loop/starlark/codec"
+)
+
+// helperBuiltins are the general helpers: os, file reading, YAML/JSON,
+// blobs, warn, struct, shlex and include.
+func (l *loader) helperBuiltins() starlark.StringDict {
+	d := builtins(map[string]builtinFn{
+		"read_file":          l.readFile,
+		"read_yaml":          l.readYAML,
+		"read_yaml_stream":   l.readYAMLStream,
+		"read_json":          l.readJSON,
+		"decode_yaml":        decodeYAML,
+		"decode_yaml_stream": decodeYAMLStream,
+		"decode_json":        decodeJSON,
+		"encode_yaml":        encodeYAML,
+		"encode_yaml_stream": encodeYAMLStream,
+		"encode_json":        encodeJSON,
+		"listdir":            l.listdir,
+		"watch_file":         l.watchFile,
+		"blob":               blobFn,
+		"warn":               l.warnFn,
+		"include":            l.include,
+	})
+	d["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
+	d["os"] = l.osModule()
+	d["shlex"] = &starlarkstruct.Module{Name: "shlex", Members: builtins(map[string]builtinFn{"quote": shlexQuote})}
+	return d
+}
+
+func (l *loader) osModule() *starlarkstruct.Module {
+	name := "posix"
+	if runtime.GOOS == "windows" {
+		name = "nt"
+	}
+	members := builtins(map[string]builtinFn{
+		"getenv":   l.getenv,
+		"putenv":   l.putenv,
+		"unsetenv": l.unsetenv,
+		"getcwd":   l.getcwd,
+	})
+	members["environ"] = &environ{l: l}
+	members["name"] = starlark.String(name)
+	members["path"] = &starlarkstruct.Module{Name: "os.path", Members: builtins(map[string]builtinFn{
+		"abspath":  l.abspath,
+		"basename": pathFn(filepath.Base),
+		"dirname":  pathFn(filepath.Dir),
+		"exists":   l.exists,
+		"join":     pathJoin,
+		"realpath": l.realpath,
+		"relpath":  l.relpath,
+	})}
+	return &starlarkstruct.Module{Name: "os", Members: members}
+}
+
+func (l *loader) getenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		key string
+		def starlark.Value = starlark.None
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "default?", &def); err != nil {
+		return nil, err
+	}
+	if v, ok := l.env[key]; ok {
+		return starlark.String(v), nil
+	}
+	return def, nil
+}
+
+func (l *loader) putenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key, value string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
+		return nil, err
+	}
+	if key == "" || strings.Contains(key, "=") {
+		return nil, errorf(b, "invalid environment variable name %q", key)
+	}
+	l.env[key] = value
+	return starlark.None, nil
+}
+
+func (l *loader) unsetenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var key string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
+		return nil, err
+	}
+	delete(l.env, key)
+	return starlark.None, nil
+}
+
+// getcwd is the directory of the executing Tiltfile, as in Tilt.
+func (l *loader) getcwd(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	return starlark.String(l.abs(thread, ".")), nil
+}
+
+// environ is os.environ: a mapping of the load's environment. Assigning to
+// a key is os.putenv; calling it returns a copy as a dict.
+type environ struct{ l *loader }
+
+var (
+	_ starlark.IterableMapping = (*environ)(nil)
+	_ starlark.HasSetKey       = (*environ)(nil)
+	_ starlark.Callable        = (*environ)(nil)
+)
+
+func (e *environ) String() string        { return "os.environ" }
+func (e *environ) Type() string          { return "environ" }
+func (e *environ) Freeze()               {}
+func (e *environ) Truth() starlark.Bool  { return len(e.l.env) > 0 }
+func (e *environ) Hash() (uint32, error) { return 0, errors.New("unhashable: environ") }
+func (e *environ) Name() string          { return "environ" }
+
+func (e *environ) Get(k starlark.Value) (starlark.Value, bool, error) {
+	s, ok := starlark.AsString(k)
+	if !ok {
+		return nil, false, fmt.Errorf("os.environ: got %s key, want string", k.Type())
+	}
+	v, found := e.l.env[s]
+	return starlark.String(v), found, nil
+}
+
+func (e *environ) SetKey(k, v starlark.Value) error {
+	ks, ok1 := starlark.AsString(k)
+	vs, ok2 := starlark.AsString(v)
+	if !ok1 || !ok2 {
+		return fmt.Errorf("os.environ: keys and values must be strings")
+	}
+	e.l.env[ks] = vs
+	return nil
+}
+
+func (e *environ) dict() *starlark.Dict {
+	keys := make([]string, 0, len(e.l.env))
+	for k := range e.l.env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	d := starlark.NewDict(len(keys))
+	for _, k := range keys {
+		_ = d.SetKey(starlark.String(k), starlark.String(e.l.env[k]))
+	}
+	return d
+}
+
+func (e *environ) Items() []starlark.Tuple    { return e.dict().Items() }
+func (e *environ) Iterate() starlark.Iterator { return e.dict().Iterate() }
+func (e *environ) AttrNames() []string        { return e.dict().AttrNames() }
+func (e *environ) Attr(name string) (starlark.Value, error) {
+	// get, keys, items, values... on a snapshot (writes go through SetKey).
+	return e.dict().Attr(name)
+}
+func (e *environ) CallInternal(thread *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs("os.environ", args, kwargs); err != nil {
+		return nil, err
+	}
+	return e.dict(), nil
+}
+
+func pathFn(f func(string) string) builtinFn {
+	return func(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var p string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+			return nil, err
+		}
+		return starlark.String(f(p)), nil
+	}
+}
+
+func (l *loader) abspath(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+		return nil, err
+	}
+	return starlark.String(l.abs(thread, p)), nil
+}
+
+// exists records the path: a file that appears later changes the result.
+func (l *loader) exists(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+		return nil, err
+	}
+	abs := l.abs(thread, p)
+	l.record(abs)
+	_, err := os.Stat(abs)
+	return starlark.Bool(err == nil), nil
+}
+
+func pathJoin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(kwargs) > 0 {
+		return nil, errorf(b, "unexpected keyword arguments")
+	}
+	parts := make([]string, 0, len(args))
+	for i, a := range args {
+		s, ok := starlark.AsString(a)
+		if !ok {
+			return nil, errorf(b, "for parameter %d: got %s, want string", i+1, a.Type())
+		}
+		if filepath.IsAbs(s) { // like Python: an absolute part restarts the path
+			parts = parts[:0]
+		}
+		parts = append(parts, s)
+	}
+	if len(parts) == 0 {
+		return nil, errorf(b, "need at least one path")
+	}
+	return starlark.String(filepath.Join(parts...)), nil
+}
+
+func (l *loader) realpath(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+		return nil, err
+	}
+	abs := l.abs(thread, p)
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return starlark.String(real), nil
+	}
+	return starlark.String(abs), nil
+}
+
+func (l *loader) relpath(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var targ, base string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "targpath", &targ, "basepath?", &base); err != nil {
+		return nil, err
+	}
+	rel, err := filepath.Rel(l.abs(thread, base), l.abs(thread, targ))
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return starlark.String(rel), nil
+}
+
+// readPath reads a file relative to the executing Tiltfile and records it.
+// found is false when it does not exist.
+func (l *loader) readPath(thread *starlark.Thread, b *starlark.Builtin, p string) (data []byte, found bool, err error) {
+	abs := l.abs(thread, p)
+	l.record(abs)
+	data, err = os.ReadFile(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, errorf(b, "%v", err)
+	}
+	return data, true, nil
+}
+
+// readArgs unpacks (file_path, default=None) and reads the file; when it is
+// missing, def is returned (or an error if no default was given).
+func (l *loader) readArgs(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (data string, def starlark.Value, err error) {
+	var p string
+	def = nil
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "file_path", &p, "default?", &def); err != nil {
+		return "", nil, err
+	}
+	raw, found, err := l.readPath(thread, b, p)
+	if err != nil {
+		return "", nil, err
+	}
+	if !found {
+		if def == nil {
+			return "", nil, errorf(b, "file not found: %s", l.abs(thread, p))
+		}
+		return "", def, nil
+	}
+	return string(raw), nil, nil
+}
+
+func (l *loader) readFile(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	data, def, err := l.readArgs(thread, b, args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	if def != nil {
+		if s, ok := starlark.AsString(def); ok {
+			return NewBlob(s), nil
+		}
+		return def, nil
+	}
+	return NewBlob(data), nil
+}
+
+func (l *loader) readYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	data, def, err := l.readArgs(thread, b, args, kwargs)
+	if err != nil || def != nil {
+		return def, err
+	}
+	v, err := codec.DecodeYAML(data)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func (l *loader) readYAMLStream(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	data, def, err := l.readArgs(thread, b, args, kwargs)
+	if err != nil || def != nil {
+		return def, err
+	}
+	v, err := codec.DecodeYAMLStream(data)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func (l *loader) readJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	data, def, err := l.readArgs(thread, b, args, kwargs)
+	if err != nil || def != nil {
+		return def, err
+	}
+	v, err := codec.DecodeJSON(thread, data)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func decodeYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t text
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "yaml", &t); err != nil {
+		return nil, err
+	}
+	v, err := codec.DecodeYAML(t.s)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func decodeYAMLStream(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t text
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "yaml", &t); err != nil {
+		return nil, err
+	}
+	v, err := codec.DecodeYAMLStream(t.s)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func decodeJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var t text
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "json", &t); err != nil {
+		return nil, err
+	}
+	v, err := codec.DecodeJSON(thread, t.s)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return v, nil
+}
+
+func encodeYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var obj starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "obj", &obj); err != nil {
+		return nil, err
+	}
+	s, err := codec.EncodeYAML(obj)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return NewBlob(s), nil
+}
+
+func encodeYAMLStream(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var objs *starlark.List
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "objs", &objs); err != nil {
+		return nil, err
+	}
+	vs := make([]starlark.Value, objs.Len())
+	for i := range vs {
+		vs[i] = objs.Index(i)
+	}
+	s, err := codec.EncodeYAMLStream(vs)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return NewBlob(s), nil
+}
+
+func encodeJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var obj starlark.Value
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "obj", &obj); err != nil {
+		return nil, err
+	}
+	s, err := codec.EncodeJSON(thread, obj)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	return NewBlob(s), nil
+}
+
+// listdir returns the absolute paths of the files (not directories) under
+// directory, sorted; the directory is recorded so new files reload.
+func (l *loader) listdir(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		dir       string
+		recursive bool
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "directory", &dir, "recursive?", &recursive); err != nil {
+		return nil, err
+	}
+	abs := l.abs(thread, dir)
+	l.record(abs)
+	var files []starlark.Value
+	err := filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != abs && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		files = append(files, starlark.String(p))
+		return nil
+	})
+	if err != nil {
+		return nil, errorf(b, "%s", readErrMsg(err))
+	}
+	return starlark.NewList(files), nil
+}
+
+func (l *loader) watchFile(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "file_path", &p); err != nil {
+		return nil, err
+	}
+	l.record(l.abs(thread, p))
+	return starlark.None, nil
+}
+
+func blobFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var contents text
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "contents", &contents); err != nil {
+		return nil, err
+	}
+	return NewBlob(contents.s), nil
+}
+
+func (l *loader) warnFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var msg string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "msg", &msg); err != nil {
+		return nil, err
+	}
+	l.warn(pos(thread), msg)
+	return starlark.None, nil
+}
+
+// include executes another Tiltfile for its declarations (cached like load).
+func (l *loader) include(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+		return nil, err
+	}
+	path, err := l.resolveLoad(thread, p)
+	if err != nil {
+		return nil, errorf(b, "%v", err)
+	}
+	if _, err := l.exec(path); err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e // reported where it happened, like load
+		}
+		return nil, errorf(b, "%v", err)
+	}
+	return starlark.None, nil
+}
+
+// shlexQuote quotes s for a POSIX shell, as Python's shlex.quote.
+func shlexQuote(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var s string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "s", &s); err != nil {
+		return nil, err
+	}
+	if s == "" {
+		return starlark.String("''"), nil
+	}
+	safe := true
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return starlark.String(s), nil
+	}
+	return starlark.String("'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"), nil
+}

@@ -1,0 +1,152 @@
+package tiltfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// fixtures are files every test project has, beside its Tiltfile.
+var fixtures = map[string]string{
+	"Dockerfile":                "FROM scratch\n",
+	"app/main.go":               "package main\n",
+	"app/sub/x.txt":             "x\n",
+	"k8s.yaml":                  "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: demo\n",
+	"chart/Chart.yaml":          "name: demo\nversion: 0.1.0\n",
+	"chart/values-dev.yaml":     "replicas: 1\n",
+	"kust/kustomization.yaml":   "resources: []\n",
+	"compose.yaml":              "services:\n  web:\n    image: busybox\n",
+	"dev.env":                   "A=1\n",
+	"data.yaml":                 "name: demo\nports: [80, 443]\n",
+	"stream.yaml":               "a: 1\n---\nb: 2\n",
+	"data.json":                 `{"name": "demo", "n": 3}`,
+	"ext/hello/Tiltfile":        "def hello(name):\n    return 'hello ' + name\n",
+	"ext/hello/sub/Tiltfile":    "def sub():\n    return 'sub'\n",
+	"ext/uses_v1/Tiltfile":      "v1alpha1.extension_repo(name='default', url='file:///x')\nb = v1alpha1.ui_button(name='b', text='Go', location=v1alpha1.ui_component_location(component_id='x', component_type='Resource'))\nBUTTON = b.text\n",
+	"ext/broken/Tiltfile":       "x = 1\nundefined_thing()\n",
+	"lib/helpers.star":          "def image(n):\n    return 'example/' + n\nCOUNT = 1\n",
+	"lib/broken.star":           "def f(:\n",
+	"lib/calls_missing.star":    "load('./nope.star', 'x')\n",
+	"lib/cycle_a.star":          "load('./cycle_b.star', 'b')\na = 1\n",
+	"lib/cycle_b.star":          "load('./cycle_a.star', 'a')\nb = 1\n",
+	"lib/declares.star":         "local_resource('from-include', 'true')\n",
+	"lib/reldir.star":           "P = os.path.abspath('x')\nCWD = os.getcwd()\n",
+	"lib/wrong_type_inner.star": "\n\ndocker_build(1, '.')\n",
+	"lr_dir/placeholder":        "",
+	"secret.txt":                "s3cret\n",
+}
+
+var paramQuotes = regexp.MustCompile(`(for parameter )"(\w+)"`)
+
+type loadResult struct {
+	cfg *model.Config
+	err error
+	out string
+	dir string
+}
+
+// loadSrc writes src as the Tiltfile of a fresh project with the fixtures
+// and loads it; local() is stubbed to echo its command line.
+func loadSrc(t *testing.T, src string, opts Options, extra ...map[string]string) loadResult {
+	t.Helper()
+	dir := t.TempDir()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, m := range append([]map[string]string{fixtures}, extra...) {
+		for name, content := range m {
+			files[name] = content
+		}
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if opts.Output == nil {
+		opts.Output = &out
+	}
+	if opts.ExtensionsDir == "" {
+		opts.ExtensionsDir = filepath.Join(dir, "ext")
+	}
+	if opts.Env == nil {
+		opts.Env = []string{"HOME=/home/test", "LOOP_TEST=1"}
+	}
+	if opts.Local == nil {
+		opts.Local = func(_ context.Context, cmd model.Cmd, dir string, env []string, stdin string) ([]byte, error) {
+			if strings.Contains(strings.Join(cmd.Argv, " "), "exit 1") {
+				return nil, errors.New("exit status 1")
+			}
+			return []byte("ran " + displayCmd(cmd) + "\n"), nil
+		}
+	}
+	cfg, err := Load(context.Background(), filepath.Join(dir, "Tiltfile"), opts)
+	if cfg == nil {
+		t.Fatalf("Load returned a nil config (err %v)", err)
+	}
+	return loadResult{cfg: cfg, err: err, out: out.String(), dir: dir}
+}
+
+// mustLoad fails the test on a load error.
+func mustLoad(t *testing.T, src string) loadResult {
+	t.Helper()
+	r := loadSrc(t, src, Options{})
+	if r.err != nil {
+		t.Fatalf("load: %v", r.err)
+	}
+	return r
+}
+
+// loadErr asserts that loading fails with an *Error at line:col of the
+// Tiltfile whose message contains want.
+func loadErr(t *testing.T, src, want string, line int) loadResult {
+	t.Helper()
+	r := loadSrc(t, src, Options{})
+	assertErrAt(t, r, "Tiltfile", line, want)
+	return r
+}
+
+func assertErrAt(t *testing.T, r loadResult, file string, line int, want string) {
+	t.Helper()
+	if r.err == nil {
+		t.Fatalf("load succeeded, want an error containing %q", want)
+	}
+	var e *Error
+	if !errors.As(r.err, &e) {
+		t.Fatalf("error %v (%T) is not a *tiltfile.Error", r.err, r.err)
+	}
+	if got := filepath.Join(r.dir, file); e.Pos.File != got {
+		t.Errorf("error file = %q, want %q", e.Pos.File, got)
+	}
+	if e.Pos.Line != line || e.Pos.Col < 1 {
+		t.Errorf("error position = %d:%d, want line %d and a column", e.Pos.Line, e.Pos.Col, line)
+	}
+	// Starlark quotes a parameter name only when it was passed by keyword.
+	if !strings.Contains(paramQuotes.ReplaceAllString(r.err.Error(), "$1$2"), paramQuotes.ReplaceAllString(want, "$1$2")) {
+		t.Errorf("error = %q, want it to contain %q", r.err, want)
+	}
+	prefix := filepath.Join(r.dir, file) + ":"
+	if !strings.HasPrefix(r.err.Error(), prefix) {
+		t.Errorf("error = %q, want prefix %q", r.err, prefix)
+	}
+	if len(r.cfg.Files) == 0 {
+		t.Errorf("failed load returned no Files")
+	}
+}

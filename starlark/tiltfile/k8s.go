@@ -1,0 +1,378 @@
+package tiltfile
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.starlark.net/starlark"
+
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// k8sBuiltins are the Kubernetes builtins. They record inputs only: a later
+// stage renders helm/kustomize and applies the objects.
+func (l *loader) k8sBuiltins() starlark.StringDict {
+	return builtins(map[string]builtinFn{
+		"k8s_yaml":           l.k8sYAML,
+		"k8s_resource":       l.k8sResource,
+		"k8s_kind":           l.k8sKind,
+		"helm":               l.helm,
+		"kustomize":          l.kustomize,
+		"k8s_custom_deploy":  l.k8sCustomDeploy,
+		"allow_k8s_contexts": l.allowK8sContexts,
+		"port_forward":       l.portForward,
+		"link":               l.link,
+	})
+}
+
+func (l *loader) k8sYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		yaml            starlark.Value
+		allowDuplicates bool
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "yaml", &yaml, "allow_duplicates?", &allowDuplicates); err != nil {
+		return nil, err
+	}
+	p := pos(thread)
+	var items []starlark.Value
+	switch x := yaml.(type) {
+	case starlark.String, *Blob:
+		items = []starlark.Value{x}
+	case *starlark.List, starlark.Tuple:
+		seq := x.(starlark.Indexable)
+		for i := 0; i < seq.Len(); i++ {
+			items = append(items, seq.Index(i))
+		}
+	default:
+		return nil, fmt.Errorf("%s: for parameter \"yaml\": got %s, want string, blob or list of them", b.Name(), yaml.Type())
+	}
+	var paths []string
+	for _, it := range items {
+		switch x := it.(type) {
+		case starlark.String:
+			path := l.abs(thread, string(x))
+			l.record(path)
+			if _, err := os.Stat(path); err != nil {
+				return nil, errorf(b, "%s", readErrMsg(err))
+			}
+			paths = append(paths, path)
+		case *Blob:
+			if x.source != nil {
+				src := *x.source
+				src.AllowDuplicates, src.Pos = allowDuplicates, p
+				l.cfg.K8sSources = append(l.cfg.K8sSources, &src)
+				continue
+			}
+			l.cfg.K8sSources = append(l.cfg.K8sSources, &model.K8sSource{
+				Kind: model.K8sYAML, YAML: x.text, AllowDuplicates: allowDuplicates, Pos: p})
+		default:
+			return nil, fmt.Errorf("%s: for parameter \"yaml\": got %s in list, want string or blob", b.Name(), it.Type())
+		}
+	}
+	if len(paths) > 0 {
+		l.cfg.K8sSources = append(l.cfg.K8sSources, &model.K8sSource{
+			Kind: model.K8sYAML, Paths: paths, AllowDuplicates: allowDuplicates, Pos: p})
+	}
+	return starlark.None, nil
+}
+
+// portForwardsArg accepts an int, "LOCAL", "LOCAL:CONTAINER",
+// "HOST:LOCAL:CONTAINER", a port_forward(), or a list of them.
+type portForwardsArg struct{ pfs []model.PortForward }
+
+func (a *portForwardsArg) Unpack(v starlark.Value) error {
+	one := func(v starlark.Value) error {
+		switch x := v.(type) {
+		case starlark.Int:
+			n, ok := x.Int64()
+			if !ok || n < 1 || n > 65535 {
+				return fmt.Errorf("port %s out of range 1-65535", x)
+			}
+			a.pfs = append(a.pfs, model.PortForward{LocalPort: int(n)})
+		case starlark.String:
+			pf, err := parsePortForward(string(x))
+			if err != nil {
+				return err
+			}
+			a.pfs = append(a.pfs, pf)
+		case portForwardValue:
+			a.pfs = append(a.pfs, x.pf)
+		default:
+			return fmt.Errorf("got %s, want int, string or port_forward", v.Type())
+		}
+		return nil
+	}
+	switch x := v.(type) {
+	case starlark.NoneType:
+		return nil
+	case *starlark.List, starlark.Tuple:
+		seq := x.(starlark.Indexable)
+		for i := 0; i < seq.Len(); i++ {
+			if err := one(seq.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return one(v)
+}
+
+func parsePortForward(s string) (model.PortForward, error) {
+	parts := strings.Split(s, ":")
+	var pf model.PortForward
+	port := func(s string) (int, error) {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 65535 {
+			return 0, fmt.Errorf("invalid port %q in port forward %q", s, strings.Join(parts, ":"))
+		}
+		return n, nil
+	}
+	var err error
+	switch len(parts) {
+	case 1:
+		pf.LocalPort, err = port(parts[0])
+	case 2:
+		if pf.LocalPort, err = port(parts[0]); err == nil {
+			pf.ContainerPort, err = port(parts[1])
+		}
+	case 3:
+		pf.Host = parts[0]
+		if pf.LocalPort, err = port(parts[1]); err == nil {
+			pf.ContainerPort, err = port(parts[2])
+		}
+	default:
+		err = fmt.Errorf("invalid port forward %q, want LOCAL, LOCAL:CONTAINER or HOST:LOCAL:CONTAINER", s)
+	}
+	return pf, err
+}
+
+func (l *loader) k8sResource(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		workload, newName, podReadiness, discovery string
+		portForwards                               portForwardsArg
+		extraSelectors                             starlark.Value = starlark.None
+		trigger                                    triggerModeArg
+		resourceDeps, objects, labels              stringList
+		autoInit                                   optBool
+		links                                      linksArg
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"workload?", &workload, "new_name?", &newName, "port_forwards?", &portForwards,
+		"extra_pod_selectors?", &extraSelectors, "trigger_mode?", &trigger,
+		"resource_deps?", &resourceDeps, "objects?", &objects, "auto_init?", &autoInit,
+		"pod_readiness?", &podReadiness, "links?", &links, "labels?", &labels,
+		"discovery_strategy?", &discovery,
+	); err != nil {
+		return nil, err
+	}
+	if workload == "" && newName == "" {
+		return nil, errorf(b, "workload or new_name must be given")
+	}
+	if workload == "" && len(objects.vals) == 0 {
+		return nil, errorf(b, "a resource without a workload needs objects")
+	}
+	switch podReadiness {
+	case "", "wait", "ignore":
+	default:
+		return nil, errorf(b, "pod_readiness must be 'wait' or 'ignore', got %q", podReadiness)
+	}
+	switch discovery {
+	case "", "default", "selectors-only":
+	default:
+		return nil, errorf(b, "discovery_strategy must be 'default' or 'selectors-only', got %q", discovery)
+	}
+	switch extraSelectors.(type) {
+	case starlark.NoneType, *starlark.Dict, *starlark.List, starlark.Tuple:
+	default:
+		return nil, fmt.Errorf("%s: for parameter \"extra_pod_selectors\": got %s, want dict or list of dicts", b.Name(), extraSelectors.Type())
+	}
+	l.cfg.K8sResources = append(l.cfg.K8sResources, &model.K8sResource{
+		Workload:     workload,
+		NewName:      newName,
+		Objects:      objects.vals,
+		PortForwards: portForwards.pfs,
+		ResourceDeps: resourceDeps.vals,
+		Labels:       labels.vals,
+		TriggerMode:  trigger.mode,
+		AutoInit:     autoInit.ptr(),
+		Links:        links.links,
+		Pos:          pos(thread),
+	})
+	return starlark.None, nil
+}
+
+func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		kind, apiVersion, podReadiness string
+		jsonPath                       stringList
+		imageObject                    starlark.Value = starlark.None
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"kind", &kind, "api_version?", &apiVersion, "image_json_path?", &jsonPath,
+		"image_object?", &imageObject, "pod_readiness?", &podReadiness,
+	); err != nil {
+		return nil, err
+	}
+	if kind == "" {
+		return nil, errorf(b, "kind must not be empty")
+	}
+	switch podReadiness {
+	case "", "wait", "ignore":
+	default:
+		return nil, errorf(b, "pod_readiness must be 'wait' or 'ignore', got %q", podReadiness)
+	}
+	if _, ok := imageObject.(*starlark.Dict); !ok && imageObject != starlark.None {
+		return nil, fmt.Errorf("%s: for parameter \"image_object\": got %s, want dict", b.Name(), imageObject.Type())
+	}
+	if len(jsonPath.vals) > 0 && imageObject != starlark.None {
+		return nil, errorf(b, "cannot specify both image_json_path and image_object")
+	}
+	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{
+		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, PodReadiness: podReadiness})
+	return starlark.None, nil
+}
+
+// helm records a chart to render later and returns a placeholder blob that
+// k8s_yaml turns into a K8sSource (recorded once, at k8s_yaml).
+func (l *loader) helm(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		chart, name, namespace, kubeVersion string
+		values, set                         stringList
+		skipCRDs                            bool
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"paths", &chart, "name?", &name, "namespace?", &namespace, "values?", &values,
+		"set?", &set, "kube_version?", &kubeVersion, "skip_crds?", &skipCRDs,
+	); err != nil {
+		return nil, err
+	}
+	dir := l.abs(thread, chart)
+	if err := l.statRecord(b, dir); err != nil {
+		return nil, err
+	}
+	vals := l.absAll(thread, values.vals)
+	for _, v := range vals {
+		if err := l.statRecord(b, v); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range set.vals {
+		if !strings.Contains(s, "=") {
+			return nil, errorf(b, "set: %q is not KEY=VALUE", s)
+		}
+	}
+	return &Blob{
+		text: fmt.Sprintf("# helm chart %s, rendered by loop when it deploys\n", chart),
+		source: &model.K8sSource{Kind: model.K8sHelm, Helm: &model.HelmArgs{
+			Chart: dir, Name: name, Namespace: namespace, Values: vals, Set: set.vals,
+			KubeVersion: kubeVersion, SkipCRDs: skipCRDs,
+		}},
+	}, nil
+}
+
+func (l *loader) kustomize(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		dir, bin string
+		flags    stringList
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "paths", &dir, "kustomize_bin?", &bin, "flags?", &flags); err != nil {
+		return nil, err
+	}
+	abs := l.abs(thread, dir)
+	if err := l.statRecord(b, abs); err != nil {
+		return nil, err
+	}
+	return &Blob{
+		text: fmt.Sprintf("# kustomization %s, rendered by loop when it deploys\n", dir),
+		source: &model.K8sSource{Kind: model.K8sKustomize,
+			Kustomize: &model.KustomizeArgs{Dir: abs, Flags: flags.vals}},
+	}, nil
+}
+
+// statRecord records path as read and fails if it does not exist.
+func (l *loader) statRecord(b *starlark.Builtin, path string) error {
+	l.record(path)
+	if _, err := os.Stat(path); err != nil {
+		return errorf(b, "%s", readErrMsg(err))
+	}
+	return nil
+}
+
+// k8sCustomDeploy validates its arguments so extensions such as
+// helm_resource load; loop does not run custom deploys yet.
+func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		name, imageSelector, containerSelector, applyDir, deleteDir string
+		applyCmd, deleteCmd, applyCmdBat, deleteCmdBat              cmdArg
+		deps, imageDeps                                             stringList
+		liveUpdate                                                  stepsArg
+		applyEnv, deleteEnv                                         strDict
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"name", &name, "apply_cmd", &applyCmd, "delete_cmd", &deleteCmd, "deps?", &deps,
+		"image_selector?", &imageSelector, "live_update?", &liveUpdate,
+		"apply_dir?", &applyDir, "apply_env?", &applyEnv, "apply_cmd_bat?", &applyCmdBat,
+		"delete_dir?", &deleteDir, "delete_env?", &deleteEnv, "delete_cmd_bat?", &deleteCmdBat,
+		"container_selector?", &containerSelector, "image_deps?", &imageDeps,
+	); err != nil {
+		return nil, err
+	}
+	if name == "" {
+		return nil, errorf(b, "name must not be empty")
+	}
+	if applyCmd.cmd.Empty() && applyCmdBat.cmd.Empty() {
+		return nil, errorf(b, "apply_cmd must not be empty")
+	}
+	if deleteCmd.cmd.Empty() && deleteCmdBat.cmd.Empty() {
+		return nil, errorf(b, "delete_cmd must not be empty")
+	}
+	p := pos(thread)
+	if _, err := liveUpdateFromSteps(b, liveUpdate.steps, l.absAll(thread, deps.vals), p); err != nil {
+		return nil, err
+	}
+	l.warn(p, fmt.Sprintf("k8s_custom_deploy(%q) is accepted but loop does not run custom deploys yet", name))
+	return starlark.None, nil
+}
+
+func (l *loader) allowK8sContexts(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var contexts stringList
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "contexts", &contexts); err != nil {
+		return nil, err
+	}
+	l.cfg.Settings.AllowedK8sContexts = append(l.cfg.Settings.AllowedK8sContexts, contexts.vals...)
+	return starlark.None, nil
+}
+
+func (l *loader) portForward(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		localPort, containerPort int
+		name, linkPath, host     string
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
+		"local_port", &localPort, "container_port?", &containerPort,
+		"name?", &name, "link_path?", &linkPath, "host?", &host,
+	); err != nil {
+		return nil, err
+	}
+	if localPort < 1 || localPort > 65535 {
+		return nil, errorf(b, "local_port %d out of range 1-65535", localPort)
+	}
+	if containerPort < 0 || containerPort > 65535 {
+		return nil, errorf(b, "container_port %d out of range 1-65535", containerPort)
+	}
+	return portForwardValue{model.PortForward{LocalPort: localPort, ContainerPort: containerPort,
+		Name: name, LinkPath: linkPath, Host: host}}, nil
+}
+
+func (l *loader) link(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var url, name string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "url", &url, "name?", &name); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return nil, errorf(b, "url must not be empty")
+	}
+	return linkValue{model.Link{URL: url, Name: name}}, nil
+}
