@@ -60,34 +60,93 @@ func Docker(ctx context.Context) (*client.Client, error) {
 	return cli, nil
 }
 
+// Daemon runs one project. Create it with New, call Run once; Trigger and
+// SetEnabled may be called from any goroutine while Run runs.
+type Daemon struct {
+	o     Options
+	mode  engine.Mode
+	eng   *engine.Engine
+	ready chan struct{}
+}
+
+// New returns a daemon for the project; nothing runs until Run.
+func New(o Options) *Daemon {
+	return &Daemon{o: o, mode: engine.ModeUp, ready: make(chan struct{})}
+}
+
 // Up runs the project until ctx is done: builds, starts, watches and
 // updates on every change.
 func Up(ctx context.Context, o Options) error {
-	return run(ctx, o, engine.ModeUp, "up")
+	return New(o).Run(ctx)
 }
 
 // CI brings every resource up once and returns nil when all are ready, or
-// the first failure (wrapping engine.ErrResourceFailed).
+// the first failure (wrapping ErrResourceFailed).
 func CI(ctx context.Context, o Options) error {
-	return run(ctx, o, engine.ModeCI, "ci")
+	d := New(o)
+	d.mode = engine.ModeCI
+	return d.Run(ctx)
 }
 
-func run(ctx context.Context, o Options, mode engine.Mode, sub string) error {
-	abs, err := filepath.Abs(o.Tiltfile)
+// Run connects to Docker and runs the engine until ctx is done (or, for CI,
+// until every resource is ready or one failed).
+func (d *Daemon) Run(ctx context.Context) error {
+	sub := "up"
+	if d.mode == engine.ModeCI {
+		sub = "ci"
+	}
+	abs, err := filepath.Abs(d.o.Tiltfile)
 	if err != nil {
+		close(d.ready)
 		return fmt.Errorf("find tiltfile: %w", err)
 	}
-	o.Tiltfile = abs
+	d.o.Tiltfile = abs
 	cli, err := Docker(ctx)
 	if err != nil {
+		close(d.ready)
 		return err
 	}
 	defer cli.Close()
-	e := engine.New(engine.Options{
-		Mode: mode, Load: o.loader(sub), Docker: cli, Only: o.Only, Sink: o.Sink, Env: os.Environ(),
+	d.eng = engine.New(engine.Options{
+		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: d.o.Sink, Env: os.Environ(),
 	})
-	return e.Run(ctx)
+	close(d.ready)
+	return d.eng.Run(ctx)
 }
+
+func (d *Daemon) engine(ctx context.Context) (*engine.Engine, error) {
+	select {
+	case <-d.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if d.eng == nil {
+		return nil, engine.ErrNotRunning
+	}
+	return d.eng, nil
+}
+
+// Trigger updates a resource now (its pending changes, or a full update).
+func (d *Daemon) Trigger(ctx context.Context, name string) error {
+	e, err := d.engine(ctx)
+	if err != nil {
+		return err
+	}
+	return e.Trigger(ctx, name)
+}
+
+// SetEnabled enables or disables a resource.
+func (d *Daemon) SetEnabled(ctx context.Context, name string, on bool) error {
+	e, err := d.engine(ctx)
+	if err != nil {
+		return err
+	}
+	return e.SetEnabled(ctx, name, on)
+}
+
+// ErrUnknownResource is returned by Trigger and SetEnabled for a name the
+// config does not declare.
+var ErrUnknownResource = engine.ErrUnknownResource
 
 // Down removes what Up created for the project's Compose projects:
 // containers and networks, and named volumes when volumes is true.

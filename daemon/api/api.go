@@ -63,6 +63,9 @@ type Update struct {
 	Kind UpdateKind `json:"kind"`
 	// Edit is when loop read the first file event of the batch (zero for an init).
 	Edit time.Time `json:"edit,omitempty"`
+	// Batched is when the engine received the batch (after the watcher's
+	// quiet period); zero for an init.
+	Batched time.Time `json:"batched,omitempty"`
 	// Started is when the update began; Ready when the result was running and ready.
 	Started time.Time `json:"started"`
 	Ready   time.Time `json:"ready,omitempty"`

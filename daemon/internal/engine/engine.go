@@ -87,6 +87,8 @@ type Engine struct {
 	compose *compose.Controller
 
 	results   chan result
+	control   chan controlMsg
+	stopped   chan struct{} // closed when Run returns
 	readiness chan readyMsg
 	reloads   chan reloadMsg
 	workers   sync.WaitGroup
@@ -108,6 +110,8 @@ func New(opts Options) *Engine {
 		compose:   compose.New(opts.Docker),
 		resources: map[string]*resource{},
 		results:   make(chan result),
+		control:   make(chan controlMsg),
+		stopped:   make(chan struct{}),
 		readiness: make(chan readyMsg),
 		reloads:   make(chan reloadMsg),
 	}
@@ -177,6 +181,7 @@ func (e *Engine) logWriter(name string) io.Writer {
 // stops what it started (serve commands, log streams) before returning;
 // containers keep running (`loop down` removes them).
 func (e *Engine) Run(ctx context.Context) (err error) {
+	defer close(e.stopped)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -243,6 +248,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			e.onResult(r)
 		case m := <-e.readiness:
 			e.onReadiness(m)
+		case m := <-e.control:
+			m.reply <- e.onControl(m)
 		case m := <-e.reloads:
 			e.onReload(m)
 		case <-timer.C:
@@ -478,6 +485,7 @@ func within(root, path string) bool {
 // to a config reload.
 func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	reload := false
+	now := e.now()
 	global := e.globalIgnore()
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] {
@@ -494,7 +502,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 			if r.phase == api.PhaseDisabled || !r.concerns(ev.Path) {
 				continue
 			}
-			r.addChange(ev)
+			r.addChange(ev, now)
 		}
 	}
 	for _, name := range e.order {
@@ -552,7 +560,7 @@ func mergeFiles(a, b []string) []string {
 func (e *Engine) nextDue() (time.Duration, bool) {
 	var best time.Time
 	for _, r := range e.resources {
-		if len(r.pending) == 0 || r.updating || r.trigger == model.TriggerManual || r.trigger == model.TriggerManualNoInit {
+		if len(r.pending) == 0 || r.updating || (!r.autoTrigger() && !r.triggered) {
 			continue
 		}
 		if best.IsZero() || r.due.Before(best) {
@@ -589,7 +597,8 @@ func (e *Engine) schedule(ctx context.Context) {
 		case r.needsInit:
 			r.needsInit = false
 			e.start(ctx, r, nil)
-		case len(r.pending) > 0 && r.started && !now.Before(r.due) && r.autoTrigger():
+		case len(r.pending) > 0 && r.started && !now.Before(r.due) && (r.autoTrigger() || r.triggered):
+			r.triggered = false
 			changes := r.takePending()
 			e.start(ctx, r, changes)
 		}
@@ -692,4 +701,80 @@ func (e *Engine) onReadiness(m readyMsg) {
 func (e *Engine) emitStatus(r *resource) {
 	st := r.status()
 	e.emit(api.Event{Kind: api.EventStatus, Resource: r.name, Status: &st})
+}
+
+// controlMsg is a request from a client (trigger, enable, disable).
+type controlMsg struct {
+	op    string
+	name  string
+	reply chan error
+}
+
+// ErrUnknownResource is returned for a resource the config does not declare.
+var ErrUnknownResource = errors.New("unknown resource")
+
+// ErrNotRunning is returned by control calls when Run is not running.
+var ErrNotRunning = errors.New("engine is not running")
+
+func (e *Engine) call(ctx context.Context, op, name string) error {
+	m := controlMsg{op: op, name: name, reply: make(chan error, 1)}
+	select {
+	case e.control <- m:
+	case <-e.stopped:
+		return ErrNotRunning
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-m.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Trigger updates a resource now: its pending changes if it has any (also
+// in manual trigger mode), else a full update (rebuild, or re-run cmd).
+func (e *Engine) Trigger(ctx context.Context, name string) error { return e.call(ctx, "trigger", name) }
+
+// SetEnabled enables or disables a resource. A disabled resource gets no
+// updates and its serve command and log stream stop; enabling starts it.
+func (e *Engine) SetEnabled(ctx context.Context, name string, on bool) error {
+	op := "disable"
+	if on {
+		op = "enable"
+	}
+	return e.call(ctx, op, name)
+}
+
+func (e *Engine) onControl(m controlMsg) error {
+	r, ok := e.resources[m.name]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownResource, m.name)
+	}
+	switch m.op {
+	case "trigger":
+		if r.phase == api.PhaseDisabled {
+			return fmt.Errorf("trigger %s: resource is disabled", m.name)
+		}
+		if len(r.pending) > 0 && r.started {
+			r.triggered = true
+			r.due = e.now()
+		} else {
+			r.needsInit = true
+		}
+	case "disable":
+		if r.phase != api.PhaseDisabled {
+			r.stop()
+			r.bgCancel, r.runner, r.target = nil, nil, nil
+			r.phase = api.PhaseDisabled
+		}
+	case "enable":
+		if r.phase == api.PhaseDisabled {
+			r.phase = api.PhasePending
+			r.needsInit = true
+		}
+	}
+	e.emitStatus(r)
+	return nil
 }

@@ -43,7 +43,7 @@ func (e *Engine) localJob(r *resource, b *pendingBatch) func(ctx context.Context
 	kind := api.UpdateLocal
 	u := api.Update{Kind: kind, Started: e.now()}
 	if b != nil {
-		u.Edit, u.Files = b.edit, len(b.changes)
+		u.Edit, u.Batched, u.Files = b.edit, b.batched, len(b.changes)
 	} else {
 		u.Kind = api.UpdateInit
 	}
@@ -79,7 +79,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	name := r.name
 	u := api.Update{Kind: api.UpdateInit, Started: e.now()}
 	if b != nil {
-		u.Edit, u.Files = b.edit, len(b.changes)
+		u.Edit, u.Batched, u.Files = b.edit, b.batched, len(b.changes)
 	}
 	// Decide live update or rebuild now, from the engine's state.
 	var plan *liveupdate.Update

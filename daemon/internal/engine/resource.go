@@ -55,10 +55,14 @@ type resource struct {
 	last       *api.Update
 	pending    map[string]watch.Event
 	firstEdit  time.Time
+	batched    time.Time
 	lastEvent  time.Time
 	due        time.Time
 	// liveFailed forces the next update to rebuild.
 	liveFailed bool
+	// triggered runs pending changes of a manual resource once.
+	triggered bool
+
 
 	// Runtime handles; created by workers, handed over through result.apply.
 	ref         string
@@ -76,6 +80,7 @@ type resource struct {
 // pendingBatch is what an update takes from a resource's pending changes.
 type pendingBatch struct {
 	edit    time.Time
+	batched time.Time
 	changes []liveupdate.Change
 	force   bool
 }
@@ -166,14 +171,14 @@ func (r *resource) concerns(path string) bool {
 	return false
 }
 
-func (r *resource) addChange(ev watch.Event) {
+func (r *resource) addChange(ev watch.Event, now time.Time) {
 	if r.pending == nil {
 		r.pending = map[string]watch.Event{}
 	}
-	if len(r.pending) == 0 || ev.Time.Before(r.firstEdit) {
-		if len(r.pending) == 0 {
-			r.firstEdit = ev.Time
-		}
+	if len(r.pending) == 0 {
+		r.firstEdit, r.batched = ev.Time, now
+	} else if ev.Time.Before(r.firstEdit) {
+		r.firstEdit = ev.Time
 	}
 	r.pending[ev.Path] = ev
 	if ev.Time.After(r.lastEvent) {
@@ -214,7 +219,7 @@ func (r *resource) pendingChanges() []liveupdate.Change {
 }
 
 func (r *resource) takePending() *pendingBatch {
-	b := &pendingBatch{edit: r.firstEdit, changes: r.pendingChanges()}
+	b := &pendingBatch{edit: r.firstEdit, batched: r.batched, changes: r.pendingChanges()}
 	r.pending = nil
 	r.firstEdit, r.lastEvent = time.Time{}, time.Time{}
 	return b
