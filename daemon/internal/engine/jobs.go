@@ -9,9 +9,9 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
-	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/internal/localres"
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // job returns the work of one update. It captures what it needs from the

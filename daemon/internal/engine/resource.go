@@ -63,7 +63,6 @@ type resource struct {
 	// triggered runs pending changes of a manual resource once.
 	triggered bool
 
-
 	// Runtime handles; created by workers, handed over through result.apply.
 	ref         string
 	containerID string
