@@ -21,6 +21,18 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// The binary under test reads the agent from $LOOP_AGENT_DIR when the
+	// embedded one was not generated (plain `go test`, no `make agent`).
+	if os.Getenv("LOOP_AGENT_DIR") == "" {
+		agentDir := filepath.Join(dir, "agent")
+		gen := exec.Command("go", "run", "./daemon/internal/agent/agentbuild/gen", "-o", agentDir)
+		gen.Dir = filepath.Join("..", "..")
+		if out, err := gen.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build sync agent: %v\n%s", err, out)
+			os.Exit(1)
+		}
+		os.Setenv("LOOP_AGENT_DIR", agentDir)
+	}
 	loopBin = filepath.Join(dir, "loop")
 	if out, err := exec.Command("go", "build", "-o", loopBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build loop: %v\n%s", err, out)

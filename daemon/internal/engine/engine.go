@@ -649,8 +649,12 @@ func (e *Engine) onResult(res result) {
 		return
 	}
 	r.updating = false
+	r.lastDone = e.now()
 	if res.apply != nil {
 		res.apply(r)
+	}
+	if len(r.pending) > 0 {
+		r.classify(r.lastDone)
 	}
 	u := res.update
 	r.last = &u

@@ -57,6 +57,8 @@ type resource struct {
 	firstEdit  time.Time
 	batched    time.Time
 	lastEvent  time.Time
+	// lastDone is when the last update finished.
+	lastDone time.Time
 	due        time.Time
 	// liveFailed forces the next update to rebuild.
 	liveFailed bool
@@ -190,7 +192,17 @@ func (r *resource) addChange(ev watch.Event, now time.Time) {
 // which costs seconds and should see the whole burst.
 func (r *resource) classify(now time.Time) {
 	if r.canLiveUpdate() {
-		r.due = now
+		if !r.updating && now.Sub(r.lastDone) > watch.FollowQuiet {
+			// An idle resource: a save goes out at once.
+			r.due = now
+			return
+		}
+		// A follow-up: wait for the burst to end, bounded.
+		due := r.lastEvent.Add(watch.FollowQuiet)
+		if max := r.firstEdit.Add(watch.RebuildMax); due.After(max) {
+			due = max
+		}
+		r.due = due
 		return
 	}
 	due := r.lastEvent.Add(watch.RebuildQuiet - watch.LiveQuiet)

@@ -1,0 +1,22 @@
+package daemon_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/loop-dev/loop/daemon/internal/agent/agentbuild"
+)
+
+// TestMain builds the sync agent for the tests when the binary under test
+// was built without it (plain `go test`, no `make agent`).
+func TestMain(m *testing.M) {
+	cleanup, err := agentbuild.TestDir()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "build sync agent:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
