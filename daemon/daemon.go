@@ -15,7 +15,9 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/engine"
+	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/daemon/statedir"
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
@@ -67,6 +69,8 @@ type Daemon struct {
 	mode  engine.Mode
 	eng   *engine.Engine
 	ready chan struct{}
+	// timing is set by Run before ready closes.
+	timing *metrics.Store
 }
 
 // New returns a daemon for the project; nothing runs until Run.
@@ -101,17 +105,43 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return fmt.Errorf("find tiltfile: %w", err)
 	}
 	d.o.Tiltfile = abs
+	// Timing history goes to the state directory; without one, memory only.
+	stateDir, _ := statedir.For(abs)
+	d.timing = metrics.Open(metrics.Options{Dir: stateDir})
+	defer d.timing.Close()
+	sink := func(ev api.Event) {
+		d.timing.Observe(ev)
+		if d.o.Sink != nil {
+			d.o.Sink(ev)
+		}
+	}
 	cli, err := Docker(ctx)
 	if err != nil {
 		close(d.ready)
 		return err
 	}
 	defer cli.Close()
+	// TODO(lead): pass hostPaths.ToHost to the engine (engine.Options.MapPath
+	// → compose.Controller.MapPath) so Compose bind mounts use host paths.
+	hostPaths := d.hostPaths(ctx, cli)
+	_ = hostPaths
 	d.eng = engine.New(engine.Options{
-		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: d.o.Sink, Env: os.Environ(),
+		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: sink, Env: os.Environ(),
 	})
 	close(d.ready)
 	return d.eng.Run(ctx)
+}
+
+// Metrics returns the project's change-to-result timing (its Handler and
+// PrometheusHandler serve /v1/metrics and /metrics). It is nil until Run
+// has set the project up; safe to call from any goroutine.
+func (d *Daemon) Metrics() *metrics.Store {
+	select {
+	case <-d.ready:
+		return d.timing
+	default:
+		return nil
+	}
 }
 
 func (d *Daemon) engine(ctx context.Context) (*engine.Engine, error) {

@@ -65,6 +65,6 @@ Tiltfile); 2 wrong flags or arguments.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd())
+	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd())
 	return root
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loop-dev/loop/daemon"
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/metrics"
 )
 
 func newUpCmd() *cobra.Command {
@@ -38,19 +40,26 @@ func newUpCmd() *cobra.Command {
 func newCICmd() *cobra.Command {
 	var pf projectFlags
 	var timeout time.Duration
+	var budgetSpec string
 	cmd := &cobra.Command{
-		Use:   "ci [-f Tiltfile] [--timeout D] [RESOURCE...] [-- ARGS]",
+		Use:   "ci [-f Tiltfile] [--timeout D] [--latency-budget SPEC] [RESOURCE...] [-- ARGS]",
 		Short: "Bring every resource up once; exit 0 when all are ready, 1 naming the first that failed",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			only, tiltArgs := splitArgs(cmd, args)
+			budget, err := parseBudgetFlag(budgetSpec)
+			if err != nil {
+				return err
+			}
+			timing := metrics.Open(metrics.Options{})
 			ctx := cmd.Context()
 			var cancel context.CancelFunc
 			ctx, cancel = context.WithTimeout(ctx, timeout)
 			defer cancel()
 			h := newHeadless(cmd.OutOrStdout())
 			start := time.Now()
-			err := daemon.CI(ctx, daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only, Sink: h.event,
+			err = daemon.CI(ctx, daemon.Options{
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only,
+				Sink: func(ev api.Event) { h.event(ev); timing.Observe(ev) },
 			})
 			if err == nil && ctx.Err() != nil {
 				err = ctx.Err()
@@ -62,11 +71,12 @@ func newCICmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "loop ci: every resource ready in %s\n", fmtDur(time.Since(start)))
-			return nil
+			return checkBudget(cmd.OutOrStdout(), budget, timing.Recent())
 		},
 	}
 	pf.register(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "fail when not every resource is ready within this time")
+	cmd.Flags().StringVar(&budgetSpec, "latency-budget", "", "fail when the run's change-to-result times exceed this budget, e.g. p95=2s,live.p50=50ms (see `loop metrics`)")
 	return cmd
 }
 

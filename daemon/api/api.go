@@ -100,3 +100,46 @@ type ResourceStatus struct {
 	PendingFiles int     `json:"pending_files,omitempty"`
 	LastUpdate   *Update `json:"last_update,omitempty"`
 }
+
+// Version is the path prefix of this API: every endpoint lives under /v1/.
+const Version = "v1"
+
+// Snapshot is the daemon's whole state as of event Seq: a client that reads
+// it and then streams events after Seq misses nothing and sees nothing twice.
+type Snapshot struct {
+	// Seq is the sequence number of the last event the snapshot includes.
+	Seq uint64 `json:"seq"`
+	// Instance identifies this daemon process; sequence numbers restart with it.
+	Instance string    `json:"instance"`
+	Project  string    `json:"project"`
+	Tiltfile string    `json:"tiltfile"`
+	Docker   string    `json:"docker,omitempty"`
+	Kube     string    `json:"kube_context,omitempty"`
+	Started  time.Time `json:"started"`
+	// ConfigError is the last Tiltfile load error (with path:line:col), if any.
+	ConfigError string           `json:"config_error,omitempty"`
+	Resources   []ResourceStatus `json:"resources"`
+	// Logs holds the last lines of each resource when the request asked for them.
+	Logs []LogLine `json:"logs,omitempty"`
+}
+
+// LogLine is one line of a resource's output.
+type LogLine struct {
+	Seq      uint64    `json:"seq"`
+	Time     time.Time `json:"time"`
+	Resource string    `json:"resource"`
+	Text     string    `json:"text"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Files in a project's state directory.
+const (
+	// SocketName is the daemon's unix socket.
+	SocketName = "loop.sock"
+	// TokenName holds the bearer token of the optional TCP listener.
+	TokenName = "token"
+)

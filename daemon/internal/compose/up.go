@@ -58,6 +58,10 @@ type Controller struct {
 	// PollInterval is the period of container state polling; set it before
 	// first use.
 	PollInterval time.Duration
+	// MapPath, when non-nil, turns each bind mount source into the path the
+	// engine sees (loop in a container talking to the host's engine, see
+	// package hostpath); set it before first use.
+	MapPath func(string) string
 
 	// ensureMu serialises network and volume creation: on API 1.41 two
 	// concurrent creates of one network name would both succeed.
@@ -110,6 +114,9 @@ func (c *Controller) Up(ctx context.Context, proj *Project, service, image strin
 	sp, err := proj.spec(s, image, img.ID, netMode)
 	if err != nil {
 		return "", fmt.Errorf("up %s: %w", service, err)
+	}
+	if c.MapPath != nil {
+		mapBindSources(sp, c.MapPath)
 	}
 
 	existing, err := c.serviceContainers(ctx, proj.Name, service)

@@ -59,7 +59,7 @@ type resource struct {
 	lastEvent  time.Time
 	// lastDone is when the last update finished.
 	lastDone time.Time
-	due        time.Time
+	due      time.Time
 	// liveFailed forces the next update to rebuild.
 	liveFailed bool
 	// triggered runs pending changes of a manual resource once.
