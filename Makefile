@@ -29,8 +29,8 @@ test: build ## Run every test: unit tests and integration tests on the real Dock
 	$(GO) test -count=1 -timeout 25m ./...
 
 .PHONY: bench
-bench: build ## Run the benchmarks (see BENCHMARKS.md)
-	$(GO) test -run '^$$' -bench . -benchtime 200x -timeout 30m ./daemon/internal/liveupdate/ ./daemon/...
+bench: build ## Run the benchmark suite (a)–(f) and write its table into BENCHMARKS.md (ONLY=a,f runs a subset)
+	$(GO) run ./internal/benchreport -o BENCHMARKS.md $(if $(ONLY),-only $(ONLY))
 
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)
@@ -39,6 +39,7 @@ lint: ## golangci-lint with .golangci.yml (pinned version)
 .PHONY: golden
 golden: ## Rewrite golden files from the current output
 	$(GO) test ./starlark/... -run Golden -update
+	$(GO) test ./tui/... -run Golden -update
 
 .PHONY: up
 up: build ## Run `loop up` on examples/hello

@@ -121,12 +121,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer cli.Close()
-	// TODO(lead): pass hostPaths.ToHost to the engine (engine.Options.MapPath
-	// → compose.Controller.MapPath) so Compose bind mounts use host paths.
-	hostPaths := d.hostPaths(ctx, cli)
-	_ = hostPaths
+	// Inside a container of the same engine, bind mounts need host paths.
+	var mapPath func(string) string
+	if m := d.hostPaths(ctx, cli); m != nil && m.Active() {
+		mapPath = m.ToHost
+	}
 	d.eng = engine.New(engine.Options{
 		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: sink, Env: os.Environ(),
+		MapPath: mapPath,
 	})
 	close(d.ready)
 	return d.eng.Run(ctx)

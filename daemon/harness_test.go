@@ -18,10 +18,11 @@ import (
 
 // harness runs daemon.Up on a project directory and records its events.
 type harness struct {
-	t      *testing.T
-	dir    string
-	cancel context.CancelFunc
-	done   chan error
+	t        *testing.T
+	dir      string
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
 
 	mu     sync.Mutex
 	events []api.Event
@@ -79,12 +80,14 @@ func startUp(t *testing.T, dir string, mode string) *harness {
 }
 
 func (h *harness) stop() {
-	h.cancel()
-	select {
-	case <-h.done:
-	case <-time.After(30 * time.Second):
-		h.t.Errorf("up did not stop within 30s of cancel")
-	}
+	h.stopOnce.Do(func() {
+		h.cancel()
+		select {
+		case <-h.done:
+		case <-time.After(30 * time.Second):
+			h.t.Errorf("up did not stop within 30s of cancel")
+		}
+	})
 }
 
 func (h *harness) sink(ev api.Event) {

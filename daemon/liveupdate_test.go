@@ -240,3 +240,27 @@ func TestBurstOfWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestNewRunStartsFromSources: a container left by an earlier `loop up` may
+// hold live-updated files the sources no longer have; the next run must not
+// reuse it as is.
+func TestNewRunStartsFromSources(t *testing.T) {
+	dir := webProject(t, `sync('site', '/www')`)
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("web", 1, 2*time.Minute)
+	writeFiles(t, dir, map[string]string{"site/index.html": "live edit\n"})
+	eventually(t, 20*time.Second, func() error {
+		if got, _ := containerFile(t, st.ContainerID, "/www/index.html"); got != "live edit\n" {
+			return fmt.Errorf("/www/index.html = %q", got)
+		}
+		return nil
+	})
+	h.stop()
+	// While loop is stopped the file goes back to what the image was built from.
+	writeFiles(t, dir, map[string]string{"site/index.html": "v1\n"})
+	h2 := startUp(t, dir, "up")
+	st2 := h2.waitUpdates("web", 1, 2*time.Minute)
+	if got, _ := containerFile(t, st2.ContainerID, "/www/index.html"); got != "v1\n" {
+		t.Fatalf("second run serves %q, want the sources' %q", got, "v1\n")
+	}
+}

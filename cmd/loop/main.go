@@ -65,6 +65,7 @@ Tiltfile); 2 wrong flags or arguments.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd())
+	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd(),
+		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd())
 	return root
 }

@@ -1,40 +1,78 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
-
-	"context"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loop-dev/loop/daemon"
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/client"
 	"github.com/loop-dev/loop/daemon/metrics"
+	"github.com/loop-dev/loop/tui"
 )
 
 func newUpCmd() *cobra.Command {
 	var pf projectFlags
 	var headlessFlag bool
+	var listen string
 	cmd := &cobra.Command{
-		Use:   "up [-f Tiltfile] [--headless] [RESOURCE...] [-- ARGS]",
-		Short: "Build and start the project, then live-update or rebuild on every save (Ctrl-C stops)",
+		Use:   "up [-f Tiltfile] [--headless] [--listen 127.0.0.1:PORT] [RESOURCE...] [-- ARGS]",
+		Short: "Build and start the project, then live-update or rebuild on every save, with the terminal UI (Ctrl-C stops)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			only, tiltArgs := splitArgs(cmd, args)
-			if !headlessFlag {
-				// The terminal UI arrives with the daemon API; until then up logs lines.
-				fmt.Fprintln(cmd.ErrOrStderr(), "loop: the terminal UI is not available yet; logging to stdout (as --headless)")
+			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only}
+			if headlessFlag {
+				o.Sink = newHeadless(cmd.OutOrStdout()).event
+				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
 			}
-			h := newHeadless(cmd.OutOrStdout())
-			return daemon.Up(cmd.Context(), daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only, Sink: h.event,
-			})
+			return upWithUI(cmd.Context(), daemon.New(o), listen)
 		},
 	}
 	pf.register(cmd)
 	cmd.Flags().BoolVar(&headlessFlag, "headless", false, "log events and resource output as lines on stdout instead of the terminal UI")
+	cmd.Flags().StringVar(&listen, "listen", "", "also serve the API on this loopback TCP address (127.0.0.1:PORT); needs the token file")
 	return cmd
+}
+
+// upWithUI runs the daemon in this process and attaches the UI to it
+// through the API socket, exactly as `loop ui` does. Quitting the UI stops
+// the daemon; the daemon ending (an error) closes the UI.
+func upWithUI(ctx context.Context, d *daemon.Daemon, listen string) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	var runErr error
+	go func() {
+		defer close(done)
+		runErr = d.Serve(ctx, daemon.ServeOptions{Listen: listen, Ready: func(s string) { ready <- s }})
+	}()
+	var sock string
+	select {
+	case sock = <-ready:
+	case <-done:
+		return runErr
+	}
+	uiCtx, closeUI := context.WithCancel(ctx)
+	defer closeUI()
+	go func() { // the UI's owner: closes it when the daemon ends first
+		select {
+		case <-done:
+			closeUI()
+		case <-uiCtx.Done():
+		}
+	}()
+	uiErr := tui.Run(uiCtx, client.New(client.Options{Socket: sock}), tui.Options{StopsDaemon: true})
+	stop()
+	<-done
+	if runErr != nil && !errors.Is(runErr, context.Canceled) {
+		return runErr
+	}
+	return uiErr
 }
 
 func newCICmd() *cobra.Command {

@@ -77,13 +77,17 @@ func New(cli DockerAPI) *Controller {
 // ID. It waits (bounded by ctx) for the service's depends_on conditions on the
 // dependency containers, found by their labels; ensures the project's
 // networks and named volumes; then keeps the existing container when its
-// config hash is unchanged (starting it if it is stopped, which re-runs a
+// config hash is unchanged (unless ForceRecreate) (starting it if it is stopped, which re-runs a
 // completed one-shot service as `docker compose up` does), or replaces it.
 // image, when non-empty, overrides the service image (loop's built ref); the
 // image must exist locally. beforeStart, if non-nil, runs with the container
 // ID just before the container is started, and not at all when a running
 // container is kept.
-func (c *Controller) Up(ctx context.Context, proj *Project, service, image string, beforeStart func(ctx context.Context, id string) error) (string, error) {
+func (c *Controller) Up(ctx context.Context, proj *Project, service, image string, beforeStart func(ctx context.Context, id string) error, opts ...UpOption) (string, error) {
+	var o upOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	s, ok := proj.Service(service)
 	if !ok {
 		return "", fmt.Errorf("up %s: no enabled service %q in project %s", service, service, proj.Name)
@@ -124,7 +128,7 @@ func (c *Controller) Up(ctx context.Context, proj *Project, service, image strin
 		return "", fmt.Errorf("up %s: %w", service, err)
 	}
 	for i, ctr := range existing {
-		if i == 0 && ctr.Labels[LabelConfigHash] == sp.Hash && ctr.Names != nil && strings.TrimPrefix(ctr.Names[0], "/") == sp.Name {
+		if !o.recreate && i == 0 && ctr.Labels[LabelConfigHash] == sp.Hash && ctr.Names != nil && strings.TrimPrefix(ctr.Names[0], "/") == sp.Name {
 			switch ctr.State {
 			case container.StateRunning, container.StateRestarting, container.StatePaused:
 				return ctr.ID, nil
@@ -416,3 +420,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// UpOption adjusts one Up call.
+type UpOption func(*upOptions)
+
+type upOptions struct{ recreate bool }
+
+// ForceRecreate replaces the service's container even when its config is
+// unchanged: a container left by an earlier run may hold live-updated files
+// that the current sources no longer have.
+func ForceRecreate() UpOption { return func(o *upOptions) { o.recreate = true } }

@@ -49,6 +49,9 @@ type Options struct {
 	Docker *client.Client
 	// Env is the environment for compose files' interpolation; nil means os.Environ().
 	Env []string
+	// MapPath turns a local path into the Docker engine's path for bind
+	// mounts (loop in a dev container on the host's engine); nil is identity.
+	MapPath func(string) string
 	// Only limits the run to these resources (and their resource_deps).
 	Only []string
 	// Sink receives every event; it is called from the engine goroutine and
@@ -103,11 +106,13 @@ func New(opts Options) *Engine {
 	if opts.Env == nil {
 		opts.Env = os.Environ()
 	}
+	ctl := compose.New(opts.Docker)
+	ctl.MapPath = opts.MapPath
 	return &Engine{
 		opts:      opts,
 		now:       now,
 		builder:   build.New(opts.Docker),
-		compose:   compose.New(opts.Docker),
+		compose:   ctl,
 		resources: map[string]*resource{},
 		results:   make(chan result),
 		control:   make(chan controlMsg),
@@ -596,10 +601,18 @@ func (e *Engine) schedule(ctx context.Context) {
 		switch {
 		case r.needsInit:
 			r.needsInit = false
+			// A full update reads the current files: what changed before
+			// it starts is in it already.
+			r.takePending()
 			e.start(ctx, r, nil)
 		case len(r.pending) > 0 && r.started && !now.Before(r.due) && (r.autoTrigger() || r.triggered):
 			r.triggered = false
 			changes := r.takePending()
+			if len(changes.changes) == 0 {
+				// Only transient files came and went: nothing to do.
+				e.emitStatus(r)
+				continue
+			}
 			e.start(ctx, r, changes)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/internal/localres"
@@ -88,7 +89,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		if err == nil && d.FallBack == nil && d.Update != nil {
 			plan = d.Update
 		} else if err == nil && d.FallBack != nil {
-			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: "rebuild: " + d.FallBack.Reason})
+			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: fmt.Sprintf("rebuild: %s: %s", d.FallBack.Path, d.FallBack.Reason)})
 		}
 	}
 	if b != nil && plan == nil {
@@ -97,6 +98,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	logs := e.logWriter(name)
 	proj, svc, img, lu, imgIgnore := r.proj, r.svc, r.image, r.lu, r.imageIgnore
 	prevID, prevRef, target := r.containerID, r.ref, r.target
+	first := prevID == ""
 	synced := copyChanges(r.synced)
 
 	if plan != nil {
@@ -137,13 +139,19 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 			rebuilt = ref != prevRef
 		}
 		t0 := time.Now()
+		var upOpts []compose.UpOption
+		if first && lu != nil {
+			// A container from an earlier run may hold live-updated files
+			// the sources no longer have: start this run from the image.
+			upOpts = append(upOpts, compose.ForceRecreate())
+		}
 		id, err := e.compose.Up(ctx, proj, svc.Name, ref, func(ctx context.Context, id string) error {
 			if err := agent.Install(ctx, e.opts.Docker, id); err != nil {
 				// Live updates fall back to archive copies; say so once.
 				fmt.Fprintf(logs, "sync agent not installed (live updates will use the slower archive copy): %v\n", err)
 			}
 			return nil
-		})
+		}, upOpts...)
 		if err != nil {
 			u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
 			u.Error = err.Error()

@@ -5,7 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -181,6 +184,10 @@ func (r *resource) addChange(ev watch.Event, now time.Time) {
 	} else if ev.Time.Before(r.firstEdit) {
 		r.firstEdit = ev.Time
 	}
+	if prev, ok := r.pending[ev.Path]; ok {
+		ev.Op |= prev.Op
+		ev.Time = prev.Time
+	}
 	r.pending[ev.Path] = ev
 	if ev.Time.After(r.lastEvent) {
 		r.lastEvent = ev.Time
@@ -220,9 +227,23 @@ func (r *resource) canLiveUpdate() bool {
 	return err == nil && d.FallBack == nil
 }
 
+// pendingChanges lists the pending changes, without transient files: a path
+// created since the last update that is gone again (a compiler's or editor's
+// temp file) changed nothing an image or container could have. This costs
+// one lstat per such path.
 func (r *resource) pendingChanges() []liveupdate.Change {
 	out := make([]liveupdate.Change, 0, len(r.pending))
 	for p, ev := range r.pending {
+		if ev.Op&watch.Create != 0 && ev.Op&(watch.Remove|watch.Rename) != 0 {
+			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+		}
+		// A directory outside every sync changes nothing by itself: the
+		// files in it have events of their own.
+		if fi, err := os.Lstat(p); err == nil && fi.IsDir() && !r.underSync(p) {
+			continue
+		}
 		out = append(out, liveupdate.Change{Path: p, Deleted: ev.Op&watch.Remove != 0 || ev.Op&watch.Rename != 0})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
@@ -404,4 +425,16 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 		}
 	}
 	return out, files, nil
+}
+
+func (r *resource) underSync(p string) bool {
+	if r.lu == nil {
+		return false
+	}
+	for _, s := range r.lu.Syncs {
+		if within(s.LocalPath, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -27,7 +27,8 @@ const (
 // Batch is a group of events that became due together.
 type Batch struct {
 	// Events has one event per path, in the order of each path's last event,
-	// with that last event's Op and the path's first Time (its edit time).
+	// with the union of the path's Ops (in event order of its last event) and
+	// the path's first Time (its edit time).
 	Events []Event
 	// First and Last are the earliest and latest event Time in the batch.
 	First, Last time.Time
@@ -197,6 +198,9 @@ func (a *accumulator) add(e Event) {
 	}
 	if i, ok := a.idx[e.Path]; ok {
 		e.Time = a.evs[i].Time // keep the edit time
+		// Keep every op the path saw: Create then Rename of a temp file
+		// tells the consumer the path came and went within the batch.
+		e.Op |= a.evs[i].Op
 		a.evs[i].Path = ""
 	}
 	a.idx[e.Path] = len(a.evs)

@@ -1,0 +1,140 @@
+package metrics
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/loop-dev/loop/daemon/api"
+)
+
+// Percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of
+// sorted durations: the smallest value with at least p % of the values at
+// or below it. It is always one of the values; 0 for none.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(n))) - 1
+	return sorted[max(0, min(i, n-1))]
+}
+
+// phaseOrder is the order phases are listed in; unknown span names come
+// after these, by name, and other is always last.
+var phaseOrder = []string{api.PhaseBatch, api.PhaseQueue, "build", "load", "push", "deploy", "sync", "run", "restart", "cmd", "ready"}
+
+func phaseRank(name string) int {
+	if i := slices.Index(phaseOrder, name); i >= 0 {
+		return i
+	}
+	if name == api.PhaseOther {
+		return len(phaseOrder) + 1
+	}
+	return len(phaseOrder)
+}
+
+// stats computes one group's statistics. Traces that failed or never
+// became ready count as errors and stay out of the percentiles.
+func stats(resource string, kind api.UpdateKind, traces []api.Trace) api.LatencyStats {
+	g := api.LatencyStats{Resource: resource, Kind: kind}
+	var totals []time.Duration
+	var sum time.Duration
+	phases := map[string]time.Duration{}
+	for _, t := range traces {
+		total := t.Total()
+		if total <= 0 || t.Error != "" {
+			g.Errors++
+			continue
+		}
+		totals = append(totals, total)
+		sum += total
+		for _, s := range api.Breakdown(t.Update) {
+			phases[s.Name] += s.Duration
+		}
+	}
+	g.Count = len(totals)
+	if g.Count == 0 {
+		return g
+	}
+	slices.Sort(totals)
+	g.P50, g.P90 = Percentile(totals, 50), Percentile(totals, 90)
+	g.P95, g.P99 = Percentile(totals, 95), Percentile(totals, 99)
+	g.Max = totals[len(totals)-1]
+	n := time.Duration(g.Count)
+	g.Mean = sum / n
+	// Mean per phase; other takes the rounding so the phases add up to Mean.
+	var listed time.Duration
+	for name, d := range phases {
+		if name == api.PhaseOther {
+			continue
+		}
+		g.Phases = append(g.Phases, api.Span{Name: name, Duration: d / n})
+		listed += d / n
+	}
+	g.Phases = append(g.Phases, api.Span{Name: api.PhaseOther, Duration: g.Mean - listed})
+	sort.SliceStable(g.Phases, func(i, j int) bool {
+		ri, rj := phaseRank(g.Phases[i].Name), phaseRank(g.Phases[j].Name)
+		if ri != rj {
+			return ri < rj
+		}
+		return g.Phases[i].Name < g.Phases[j].Name
+	})
+	return g
+}
+
+// Summarize groups traces started at or after since (zero: all) and
+// computes their statistics: one group per resource and kind, then per
+// resource over every kind, then per kind over every resource, then one
+// over everything. Groups within each level are sorted by name.
+func Summarize(traces []api.Trace, since time.Time) api.MetricsSummary {
+	type key struct {
+		res  string
+		kind api.UpdateKind
+	}
+	groups := map[key][]api.Trace{}
+	var all []api.Trace
+	for _, t := range traces {
+		if !since.IsZero() && t.Started.Before(since) {
+			continue
+		}
+		all = append(all, t)
+		for _, k := range []key{{t.Resource, t.Kind}, {t.Resource, ""}, {"", t.Kind}} {
+			groups[k] = append(groups[k], t)
+		}
+	}
+	sum := api.MetricsSummary{Since: since, Traces: len(all)}
+	if len(all) == 0 {
+		return sum
+	}
+	keys := make([]key, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	level := func(k key) int {
+		switch {
+		case k.res != "" && k.kind != "":
+			return 0
+		case k.res != "":
+			return 1
+		default:
+			return 2
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if la, lb := level(a), level(b); la != lb {
+			return la < lb
+		}
+		if a.res != b.res {
+			return a.res < b.res
+		}
+		return a.kind < b.kind
+	})
+	for _, k := range keys {
+		sum.Groups = append(sum.Groups, stats(k.res, k.kind, groups[k]))
+	}
+	sum.Groups = append(sum.Groups, stats("", "", all))
+	return sum
+}

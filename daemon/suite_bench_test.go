@@ -1,0 +1,324 @@
+package daemon_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/metrics"
+	"github.com/loop-dev/loop/internal/testenv"
+)
+
+// The benchmark suite of BENCHMARKS.md, run by `make bench` (see
+// internal/benchreport): (a) BenchmarkSaveToServed in bench_test.go with
+// its references in daemon/internal/liveupdate, (b) BenchmarkBranchSwitch,
+// (d) BenchmarkIdle, (f) BenchmarkGoSave; (c) and (e) live with the watcher
+// and the Tiltfile loader.
+
+// BenchmarkBranchSwitch is a branch switch under `loop up`: of 10,000
+// synced files, 9,000 change, 500 are deleted and 500 appear at once. It
+// reports how many updates loop made, the time from the first write to the
+// last update being ready, and whether the container's tree then equals
+// the host's (1) or not (0).
+func BenchmarkBranchSwitch(b *testing.B) {
+	b.Setenv("LOOP_STATE_DIR", b.TempDir())
+	testenv.Busybox(b)
+	const dirs, perDir = 100, 100
+	var updates, converge, equal float64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dir := b.TempDir()
+		files := map[string]string{
+			"Dockerfile":   "FROM loop-test/busybox:latest\nCOPY src /src\nCMD [\"sleep\", \"1000000\"]\n",
+			"compose.yaml": "services:\n  app:\n    image: loopbench/branch\n    init: true\n",
+			"Tiltfile": "docker_build('loopbench/branch', '.', live_update=[sync('src', '/src')])\n" +
+				fmt.Sprintf("docker_compose('compose.yaml', project_name=%q)\n", uniqueName("loopbench-branch")),
+		}
+		for d := range dirs {
+			for f := range perDir {
+				files[fmt.Sprintf("src/d%03d/f%03d.txt", d, f)] = fmt.Sprintf("main %d %d\n", d, f)
+			}
+		}
+		writeTree(b, dir, files)
+		p := upProject(b, dir)
+		st := p.waitReady(3*time.Minute, "app")["app"]
+		// The switch: 90 directories rewritten, 5 deleted, 5 added.
+		t0 := time.Now()
+		for d := range dirs {
+			for f := range perDir {
+				path := filepath.Join(dir, "src", fmt.Sprintf("d%03d/f%03d.txt", d, f))
+				var err error
+				switch {
+				case d < 90:
+					err = os.WriteFile(path, []byte(fmt.Sprintf("branch %d %d\n", d, f)), 0o644)
+				case d < 95:
+					err = os.Remove(path)
+				default:
+					err = os.MkdirAll(filepath.Join(dir, "src", fmt.Sprintf("n%03d", d)), 0o755)
+					if err == nil {
+						err = os.WriteFile(filepath.Join(dir, "src", fmt.Sprintf("n%03d/f%03d.txt", d, f)), []byte("new\n"), 0o644)
+					}
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		want := hostTreeSums(b, filepath.Join(dir, "src"))
+		// Converged: the container's tree equals the host's and loop is idle.
+		deadline := time.Now().Add(2 * time.Minute)
+		var got string
+		for {
+			p.waitReady(2*time.Minute, "app")
+			got = containerTreeSums(b, st.ContainerID, "/src")
+			if got == want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		ups := p.updatesSince("app", t0)
+		if len(ups) == 0 {
+			b.Fatal("no update after the branch switch")
+		}
+		updates += float64(len(ups))
+		converge += float64(ups[len(ups)-1].Ready.Sub(t0).Microseconds()) / 1000
+		if got == want {
+			equal++
+		} else {
+			b.Errorf("container tree differs from the host tree after %d updates", len(ups))
+		}
+		b.StartTimer()
+	}
+	n := float64(b.N)
+	b.ReportMetric(updates/n, "updates")
+	b.ReportMetric(converge/n, "converge-ms")
+	b.ReportMetric(equal/n, "trees-equal")
+	b.ReportMetric(0, "ns/op")
+}
+
+// hostTreeSums lists "sha256  relative/path" for every file below root,
+// sorted, the way containerTreeSums does inside a container.
+func hostTreeSums(tb testing.TB, root string) string {
+	tb.Helper()
+	var lines []string
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(data)
+		rel, _ := filepath.Rel(root, p)
+		lines = append(lines, hex.EncodeToString(sum[:])+"  "+rel)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+func containerTreeSums(tb testing.TB, id, root string) string {
+	tb.Helper()
+	out := testenv.Exec(tb, id, "sh", "-c", "cd "+root+" && find . -type f | sed 's#^\\./##' | xargs sha256sum")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// idleFor is how long BenchmarkIdle watches the idle daemon; LOOP_BENCH_IDLE
+// (a Go duration) shortens it for a quick run.
+func idleFor() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("LOOP_BENCH_IDLE")); err == nil && d > 0 {
+		return d
+	}
+	return 60 * time.Second
+}
+
+// BenchmarkIdle brings up 20 resources (10 containers with live updates
+// and 10 local resources watching their directories), waits until all are
+// ready, then measures the CPU time the whole process (loop's daemon runs
+// in it) uses while nothing changes, as a percentage of one core.
+func BenchmarkIdle(b *testing.B) {
+	b.Setenv("LOOP_STATE_DIR", b.TempDir())
+	testenv.Busybox(b)
+	dir := b.TempDir()
+	var tf, svcs strings.Builder
+	files := map[string]string{
+		"Dockerfile": "FROM loop-test/busybox:latest\nCOPY site /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+	}
+	svcs.WriteString("services:\n")
+	var names []string
+	for i := range 10 {
+		files[fmt.Sprintf("site/s%d/index.html", i)] = "idle\n"
+		files[fmt.Sprintf("local%d/input.txt", i)] = "idle\n"
+		fmt.Fprintf(&svcs, "  web%d:\n    image: loopbench/idle\n", i)
+		fmt.Fprintf(&tf, "local_resource('gen%d', cmd='true', deps=['local%d'])\n", i, i)
+		names = append(names, fmt.Sprintf("web%d", i), fmt.Sprintf("gen%d", i))
+	}
+	files["compose.yaml"] = svcs.String()
+	files["Tiltfile"] = "docker_build('loopbench/idle', '.', live_update=[sync('site', '/www')])\n" +
+		fmt.Sprintf("docker_compose('compose.yaml', project_name=%q)\n", uniqueName("loopbench-idle")) + tf.String()
+	writeTree(b, dir, files)
+	p := upProject(b, dir)
+	p.waitReady(5*time.Minute, names...)
+	time.Sleep(2 * time.Second) // let start-up work (log streams, agents) settle
+	var pct float64
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		cpu0, t0 := cpuTime(b), time.Now()
+		time.Sleep(idleFor())
+		pct += 100 * float64(cpuTime(b)-cpu0) / float64(time.Since(t0))
+	}
+	b.StopTimer()
+	b.ReportMetric(pct/float64(b.N), "cpu-%")
+	b.ReportMetric(float64(len(names)), "resources")
+	b.ReportMetric(0, "ns/op")
+}
+
+// cpuTime is the user+system CPU time of this process.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// helloProject copies examples/hello for a benchmark or test: its own
+// compose project name and no published host port (it is reached on its
+// container address), so it runs beside a developer's `make up`.
+func helloProject(tb testing.TB) string {
+	tb.Helper()
+	src := filepath.Join("..", "examples", "hello")
+	dst := tb.TempDir()
+	for _, name := range []string{"Tiltfile", "Dockerfile", "compose.yaml", "go.mod", "main.go"} {
+		data, err := os.ReadFile(filepath.Join(src, name))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s := string(data)
+		switch name {
+		case "Tiltfile":
+			s = strings.Replace(s, "project_name='loop-hello'", fmt.Sprintf("project_name=%q", uniqueName("loopbench-hello")), 1)
+		case "compose.yaml":
+			s = regexp.MustCompile(`(?s)\n    ports:\n(      - .*?\n)+`).ReplaceAllString(s, "\n")
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), []byte(s), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return dst
+}
+
+var messageRE = regexp.MustCompile(`const message = ".*"`)
+
+// setMessage rewrites the message constant of a copy of examples/hello.
+func setMessage(tb testing.TB, dir, msg string) {
+	tb.Helper()
+	p := filepath.Join(dir, "main.go")
+	src, err := os.ReadFile(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := messageRE.ReplaceAll(src, []byte("const message = "+strconv.Quote(msg)))
+	if bytes.Equal(out, src) {
+		tb.Fatalf("no message constant in %s", p)
+	}
+	if err := os.WriteFile(p, out, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// BenchmarkGoSave is (f): saving examples/hello's main.go until the
+// service answers with the new message, measured from outside (write, then
+// poll HTTP). In the same run, each edit is preceded by the compile alone:
+// the same `go build` on a copy of the source outside the watched tree
+// (same build cache), with a different message so it really compiles.
+func BenchmarkGoSave(b *testing.B) {
+	b.Setenv("LOOP_STATE_DIR", b.TempDir())
+	dir := helloProject(b)
+	side := b.TempDir()
+	for _, name := range []string{"go.mod", "main.go"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		writeTree(b, side, map[string]string{name: string(data)})
+	}
+	p := upProject(b, dir)
+	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
+	url := "http://" + addrOf(b, st.ContainerID) + ":8000/"
+	client := &http.Client{Timeout: time.Second}
+	get := func() string {
+		resp, err := client.Get(url)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body)
+	}
+	var loop, compile []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		setMessage(b, side, fmt.Sprintf("side %d %d", i, time.Now().UnixNano()))
+		c0 := time.Now()
+		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(side, "hello"), ".")
+		cmd.Dir = side
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("compile alone: %v\n%s", err, out)
+		}
+		compile = append(compile, time.Since(c0))
+
+		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
+		t0 := time.Now()
+		setMessage(b, dir, msg)
+		for get() != msg+"\n" {
+			if time.Since(t0) > time.Minute {
+				b.Fatalf("edit %d not served within a minute", i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		loop = append(loop, time.Since(t0))
+		// Let the restart finish settling so edits do not overlap.
+		p.waitReady(time.Minute, "hello-compile", "hello")
+	}
+	b.StopTimer()
+	reportSpread(b, "", loop)
+	reportSpread(b, "compile-", compile)
+	sort.Slice(loop, func(i, j int) bool { return loop[i] < loop[j] })
+	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
+	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
+	b.ReportMetric(0, "ns/op")
+	// Where the time went, from loop's own traces (mean per phase).
+	sum := metrics.Summarize(p.timing.Recent(), time.Time{})
+	for _, g := range sum.Groups {
+		if g.Resource != "" && g.Kind != "" && g.Kind != api.UpdateInit {
+			b.Logf("%s %s: n=%d p50=%s mean=%s phases=%v", g.Resource, g.Kind, g.Count, g.P50, g.Mean, g.Phases)
+		}
+	}
+}
