@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -44,9 +45,11 @@ func writeFiles(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
+var projectUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
+
 // projectName returns a compose project name unique to the test.
 func projectName(t *testing.T) string {
-	n := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	n := strings.Trim(projectUnsafe.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	return fmt.Sprintf("looptest-%s-%d", n, time.Now().UnixNano()%100000)
 }
 

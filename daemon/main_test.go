@@ -11,6 +11,15 @@ import (
 // TestMain builds the sync agent for the tests when the binary under test
 // was built without it (plain `go test`, no `make agent`).
 func TestMain(m *testing.M) {
+	// Keep the daemons' state (sockets, timing history) out of the home dir.
+	state, err := os.MkdirTemp("", "loop-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if os.Getenv("LOOP_STATE_DIR") == "" {
+		os.Setenv("LOOP_STATE_DIR", state)
+	}
 	cleanup, err := agentbuild.TestDir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "build sync agent:", err)
@@ -18,5 +27,6 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	cleanup()
+	os.RemoveAll(state)
 	os.Exit(code)
 }

@@ -33,6 +33,10 @@ func TestMain(m *testing.M) {
 		}
 		os.Setenv("LOOP_AGENT_DIR", agentDir)
 	}
+	if os.Getenv("LOOP_STATE_DIR") == "" {
+		// Keep the state of the daemons under test out of the home dir.
+		os.Setenv("LOOP_STATE_DIR", filepath.Join(dir, "state"))
+	}
 	loopBin = filepath.Join(dir, "loop")
 	if out, err := exec.Command("go", "build", "-o", loopBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build loop: %v\n%s", err, out)
@@ -70,7 +74,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, c := range []string{"up", "ci", "down", "dump", "version"} {
+	for _, c := range []string{"up", "ci", "down", "dump", "version", "daemon", "ui", "status", "logs", "trigger", "metrics", "devcontainer"} {
 		if !regexp.MustCompile(`(?m)^  ` + c + `\s`).MatchString(out) {
 			t.Errorf("--help does not list %s:\n%s", c, out)
 		}

@@ -240,19 +240,7 @@ func (l *linksArg) Unpack(v starlark.Value) error {
 		}
 		return nil
 	}
-	switch x := v.(type) {
-	case starlark.NoneType:
-		return nil
-	case *starlark.List, starlark.Tuple:
-		seq := x.(starlark.Indexable)
-		for i := 0; i < seq.Len(); i++ {
-			if err := one(seq.Index(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return one(v)
+	return oneOrMany(v, one)
 }
 
 // probeArg accepts probe() or None.
@@ -291,4 +279,22 @@ func (s *stepsArg) Unpack(v starlark.Value) error {
 		return nil
 	}
 	return fmt.Errorf("got %s, want list of live update steps", v.Type())
+}
+
+// oneOrMany calls one for v, or for each element when v is a list or tuple;
+// None means no value.
+func oneOrMany(v starlark.Value, one func(starlark.Value) error) error {
+	switch x := v.(type) {
+	case starlark.NoneType:
+		return nil
+	case *starlark.List, starlark.Tuple:
+		seq := x.(starlark.Indexable)
+		for i := 0; i < seq.Len(); i++ {
+			if err := one(seq.Index(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return one(v)
 }

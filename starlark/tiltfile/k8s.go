@@ -104,19 +104,7 @@ func (a *portForwardsArg) Unpack(v starlark.Value) error {
 		}
 		return nil
 	}
-	switch x := v.(type) {
-	case starlark.NoneType:
-		return nil
-	case *starlark.List, starlark.Tuple:
-		seq := x.(starlark.Indexable)
-		for i := 0; i < seq.Len(); i++ {
-			if err := one(seq.Index(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return one(v)
+	return oneOrMany(v, one)
 }
 
 func parsePortForward(s string) (model.PortForward, error) {

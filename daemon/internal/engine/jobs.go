@@ -88,6 +88,9 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		d, err := liveupdate.Plan(r.lu, b.changes)
 		if err == nil && d.FallBack == nil && d.Update != nil {
 			plan = d.Update
+			if r.imageIgnore != nil {
+				plan.Skip = r.imageIgnore.Ignored
+			}
 		} else if err == nil && d.FallBack != nil {
 			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: fmt.Sprintf("rebuild: %s: %s", d.FallBack.Path, d.FallBack.Reason)})
 		}
@@ -288,6 +291,9 @@ func (e *Engine) replay(ctx context.Context, t *liveupdate.DockerTarget, lu *mod
 	// Runs and restarts belong to edits, not to bringing a container up to date.
 	up := *d.Update
 	up.Runs, up.Restart = nil, false
+	if ign != nil {
+		up.Skip = ign.Ignored
+	}
 	res, err := liveupdate.Apply(ctx, t, up, logs)
 	u.Spans = append(u.Spans, liveSpans(res)...)
 	return err

@@ -194,19 +194,21 @@ func (r *resource) addChange(ev watch.Event, now time.Time) {
 	}
 }
 
-// classify sets when the pending batch is due: at once for a live update
-// (the watcher's batcher already waited for quiet), later for a rebuild,
-// which costs seconds and should see the whole burst.
+// classify sets when the pending batch is due. A save to an idle resource
+// that can be live-updated, or to a local_resource, goes out at once (the
+// watcher's batcher already waited for the save to finish). Changes that
+// arrive while an update runs or right after it, or a batch of many files,
+// are a burst: they wait for FollowQuiet of quiet (at most BurstMax) and go
+// out as one follow-up. A rebuild costs seconds and waits for RebuildQuiet.
 func (r *resource) classify(now time.Time) {
-	if r.canLiveUpdate() {
-		if !r.updating && now.Sub(r.lastDone) > watch.FollowQuiet {
-			// An idle resource: a save goes out at once.
+	if r.local != nil || r.canLiveUpdate() {
+		burst := len(r.pending) > watch.BurstFiles
+		if !burst && !r.updating && now.Sub(r.lastDone) > watch.FollowQuiet {
 			r.due = now
 			return
 		}
-		// A follow-up: wait for the burst to end, bounded.
 		due := r.lastEvent.Add(watch.FollowQuiet)
-		if max := r.firstEdit.Add(watch.RebuildMax); due.After(max) {
+		if max := r.firstEdit.Add(watch.BurstMax); due.After(max) {
 			due = max
 		}
 		r.due = due
@@ -227,14 +229,17 @@ func (r *resource) canLiveUpdate() bool {
 	return err == nil && d.FallBack == nil
 }
 
-// pendingChanges lists the pending changes, without transient files: a path
-// created since the last update that is gone again (a compiler's or editor's
-// temp file) changed nothing an image or container could have. This costs
-// one lstat per such path.
+// pendingChanges lists the pending changes, without transient files
+// outside every sync: a path created since the last update that is gone
+// again (a compiler's or editor's temp file) changed nothing an image could
+// have. This costs one lstat per such path.
 func (r *resource) pendingChanges() []liveupdate.Change {
 	out := make([]liveupdate.Change, 0, len(r.pending))
 	for p, ev := range r.pending {
-		if ev.Op&watch.Create != 0 && ev.Op&(watch.Remove|watch.Rename) != 0 {
+		if ev.Op&watch.Create != 0 && ev.Op&(watch.Remove|watch.Rename) != 0 && !r.underSync(p) {
+			// Under a sync the path may have existed before the Create
+			// (an atomic save renames onto an existing file, which reports
+			// Create): its removal must reach the container.
 			if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
 				continue
 			}

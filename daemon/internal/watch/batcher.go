@@ -11,17 +11,20 @@ const (
 	// LiveQuiet and LiveMax group events for a live update: a sync costs
 	// milliseconds, so a short quiet period loses little if it splits a burst
 	// (the engine folds what arrives during an update into one follow-up).
-	LiveQuiet = 5 * time.Millisecond
+	LiveQuiet = 2 * time.Millisecond
 	LiveMax   = 250 * time.Millisecond
 	// RebuildQuiet and RebuildMax group events for a rebuild, which costs
 	// seconds: wait for the editor, formatter or branch switch to finish.
 	RebuildQuiet = 200 * time.Millisecond
 	RebuildMax   = 2 * time.Second
 	// FollowQuiet is the quiet period the engine waits for before a
-	// follow-up live update: changes that arrive while an update runs (or
-	// just after it) are most likely one burst (a branch switch, a build
-	// writing output), best delivered as one more update, not many.
-	FollowQuiet = 50 * time.Millisecond
+	// follow-up update: changes that arrive while an update runs (or just
+	// after it), or a batch of more than BurstFiles files, are most likely
+	// one burst (a branch switch, a build writing output), best delivered as
+	// one more update, not many. BurstMax bounds that wait.
+	FollowQuiet = 100 * time.Millisecond
+	BurstMax    = 5 * time.Second
+	BurstFiles  = 32
 )
 
 // Batch is a group of events that became due together.

@@ -37,14 +37,15 @@
 // (Tilt 200 ms quiet and stamps after debouncing; compose 500 ms with no
 // upper bound), which is time a user waits for nothing. The two presets:
 //
-//   - LiveQuiet/LiveMax (5 ms / 250 ms): for batches that can be live-updated.
+//   - LiveQuiet/LiveMax (2 ms / 250 ms): for batches that can be live-updated.
 //     Editors finish a save (write temp, rename) in well under a millisecond,
-//     so 5 ms of quiet collects a save with room to spare, and the quiet
+//     so 2 ms of quiet collects a save, and the quiet
 //     period is the one wait in the save-to-running path that is pure delay
 //     (the whole sync takes about as long). The first batch of an idle
 //     resource is applied at once; what arrives while that update runs is
-//     folded by the engine into one follow-up after FollowQuiet (50 ms) of
-//     quiet, so a burst gives one or two updates, not dozens. A scripted burst
+//     folded by the engine into one follow-up after FollowQuiet (100 ms) of
+//     quiet (at most BurstMax, 5 s), so a burst gives one or two updates, not
+//     dozens. A scripted burst
 //     of 1,000 small-file writes reached the watcher over 35 ms on an idle
 //     machine (one batch, BenchmarkBurst) and over 0.4–0.75 s with both cores
 //     busy (two batches, cut by the max): a sync costs milliseconds, so a

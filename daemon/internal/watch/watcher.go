@@ -166,9 +166,35 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.stop()
 		return fmt.Errorf("start inotify: %w", err)
 	}
+	// fsnotify sends some errors while holding the lock that Add and Remove
+	// take; if this goroutine, which calls them, were also the one reading
+	// Errors, a rename of a watched directory could deadlock it. A goroutine
+	// of its own reads Errors at once; it ends when fsw.Close closes Errors.
+	errs := make(chan error, 64)
+	overflowed := make(chan struct{}, 1) // an overflow that did not fit in errs
+	var fwd sync.WaitGroup
+	fwd.Add(1)
+	go func() {
+		defer fwd.Done()
+		for err := range fsw.Errors {
+			select {
+			case errs <- err:
+			default:
+				// Full: other errors are only counted, but an overflow
+				// must still cause a rescan.
+				if errors.Is(err, fsnotify.ErrEventOverflow) {
+					select {
+					case overflowed <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
 	defer func() {
 		w.stop()
 		_ = fsw.Close() // Waits for fsnotify's reader goroutine to exit.
+		fwd.Wait()
 	}()
 
 	w.mu.Lock()
@@ -214,11 +240,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			pending = w.takeQueue(pending)
 			w.mu.Unlock()
-		case err, ok := <-fsw.Errors:
-			if !ok {
-				return errors.New("read inotify errors: stream closed")
-			}
+		case err := <-errs:
 			pending = w.onError(err, pending)
+		case <-overflowed:
+			pending = w.onError(fsnotify.ErrEventOverflow, pending)
 		case err := <-w.testErrs:
 			pending = w.onError(err, pending)
 		case out <- pending:
