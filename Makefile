@@ -43,7 +43,7 @@ golden: ## Rewrite golden files from the current output
 
 .PHONY: up
 up: build ## Run `loop up` on examples/hello
-	cd examples/hello && ../../$(BIN) up --headless
+	cd examples/hello && ../../$(BIN) up
 
 .PHONY: clean
 clean: ## Remove build output

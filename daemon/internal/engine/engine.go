@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -85,6 +86,9 @@ type Engine struct {
 
 	seqMu sync.Mutex
 	seq   uint64
+	// mask hides secret values in every event (set from Env and the
+	// config's Settings.Secrets; read by emit from any goroutine).
+	mask atomic.Pointer[masker]
 
 	builder *build.Builder
 	compose *compose.Controller
@@ -108,7 +112,7 @@ func New(opts Options) *Engine {
 	}
 	ctl := compose.New(opts.Docker)
 	ctl.MapPath = opts.MapPath
-	return &Engine{
+	e := &Engine{
 		opts:      opts,
 		now:       now,
 		builder:   build.New(opts.Docker),
@@ -120,6 +124,8 @@ func New(opts Options) *Engine {
 		readiness: make(chan readyMsg),
 		reloads:   make(chan reloadMsg),
 	}
+	e.mask.Store(newMasker(opts.Env, nil))
+	return e
 }
 
 type result struct {
@@ -171,6 +177,7 @@ func (e *Engine) emit(ev api.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
 	}
+	e.mask.Load().event(&ev)
 	e.opts.Sink(ev)
 }
 
@@ -305,6 +312,7 @@ func (e *Engine) ciDone() (bool, error) {
 // definition did not change and replacing the others.
 func (e *Engine) applyConfig(cfg *model.Config, specs []*resource, files []string) {
 	e.cfg = cfg
+	e.mask.Store(newMasker(secretEnv(e.opts.Env, cfg), cfg.Settings.Secrets))
 	next := map[string]*resource{}
 	var order []string
 	for _, s := range specs {

@@ -203,7 +203,7 @@ func (r *resource) addChange(ev watch.Event, now time.Time) {
 func (r *resource) classify(now time.Time) {
 	if r.local != nil || r.canLiveUpdate() {
 		burst := len(r.pending) > watch.BurstFiles
-		if !burst && !r.updating && now.Sub(r.lastDone) > watch.FollowQuiet {
+		if !burst && !r.updating && now.Sub(r.lastDone) > watch.FollowWindow {
 			r.due = now
 			return
 		}

@@ -75,7 +75,7 @@ func Apply(ctx context.Context, target Target, u Update, logs io.Writer) (Result
 	}
 	var res Result
 	start := time.Now()
-	b := batcher{u: &u, logs: logs, seen: map[string]bool{}, roots: map[string]bool{}, resolved: map[string]string{}}
+	b := batcher{u: &u, logs: logs, seen: map[string]wire.OpKind{}, roots: map[string]bool{}, resolved: map[string]string{}}
 	for _, f := range u.Files {
 		if err := b.add(f); err != nil {
 			return res, err
@@ -140,9 +140,9 @@ type batcher struct {
 	u        *Update
 	logs     io.Writer
 	ops      []agent.Op
-	seen     map[string]bool   // container paths with an op already
-	roots    map[string]bool   // container roots touched
-	resolved map[string]string // sync local path -> its resolved form
+	seen     map[string]wire.OpKind // container paths with an op already, and its kind
+	roots    map[string]bool        // container roots touched
+	resolved map[string]string      // sync local path -> its resolved form
 }
 
 func (b *batcher) rootList() []string {
@@ -154,11 +154,17 @@ func (b *batcher) rootList() []string {
 	return roots
 }
 
-// covered reports whether cp or a parent already has an op (a directory
-// sent with its contents, or removed).
+// covered reports whether cp already has an op, or a parent has one that
+// replaced everything below it (a removal, or a file or link where a
+// directory was). A parent's Mkdir covers nothing: it merges into the
+// container's directory, so a child deleted on the host still needs its
+// removal (the walk gave every child that exists an op of its own).
 func (b *batcher) covered(cp string) bool {
-	for p := cp; ; p = path.Dir(p) {
-		if b.seen[p] {
+	if _, ok := b.seen[cp]; ok {
+		return true
+	}
+	for p := path.Dir(cp); ; p = path.Dir(p) {
+		if k, ok := b.seen[p]; ok && k != wire.OpMkdir {
 			return true
 		}
 		if p == "/" || p == "." {
@@ -214,6 +220,15 @@ func (b *batcher) add(f FileSync) error {
 	if !fi.IsDir() {
 		return b.entry(walkPath, fi, f.ContainerPath, root, rroot, croot)
 	}
+	if f.Deleted {
+		// The directory went away and came back (or was moved away and
+		// another took its place): what the container holds below it is
+		// stale, and its children's removals may never have been reported
+		// (a moved directory reports only itself). Replace it whole.
+		if err := b.emit(agent.Remove(f.ContainerPath)); err != nil {
+			return err
+		}
+	}
 	return filepath.WalkDir(walkPath, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
@@ -225,7 +240,7 @@ func (b *batcher) add(f FileSync) error {
 		if err != nil {
 			return err
 		}
-		if rel != "." && match(b.u.ignore, filepath.Join(f.LocalPath, rel)) {
+		if rel != "." && b.skip(filepath.Join(f.LocalPath, rel), d.IsDir()) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -284,8 +299,9 @@ func linkTarget(p, root, rroot, croot string) (string, error) {
 		if !within(rroot, resolved) {
 			return "", &EscapeError{Path: p, Resolved: resolved, Root: root}
 		}
-	case errors.Is(err, fs.ErrNotExist):
-		// Dangling: judge the target by its spelling.
+	case errors.Is(err, fs.ErrNotExist) || isLoop(p):
+		// Dangling, or a loop of links (which the container gets as it
+		// is): judge the target by its spelling.
 		abs := target
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(filepath.Dir(p), target)
@@ -310,8 +326,20 @@ func linkTarget(p, root, rroot, croot string) (string, error) {
 	return path.Join(croot, filepath.ToSlash(rel)), nil
 }
 
+// skip reports whether a path found inside a synced directory is ignored.
+func (b *batcher) skip(p string, isDir bool) bool {
+	return match(b.u.ignore, p) || (b.u.Skip != nil && b.u.Skip(p, isDir))
+}
+
+// isLoop reports whether resolving link p runs into a loop of links
+// (filepath.EvalSymlinks says so only in its message; stat says ELOOP).
+func isLoop(p string) bool {
+	_, err := os.Stat(p)
+	return errors.Is(err, syscall.ELOOP)
+}
+
 func (b *batcher) emit(op agent.Op) error {
-	b.seen[op.Path] = true
+	b.seen[op.Path] = op.Kind
 	b.ops = append(b.ops, op)
 	return nil
 }

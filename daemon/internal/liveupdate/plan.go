@@ -50,6 +50,10 @@ type Update struct {
 	Runs []model.Run
 	// Restart restarts the container after syncs and runs.
 	Restart bool
+	// Skip, when set, names more host paths Apply leaves out when it walks
+	// a synced directory (the image's ignore rules: a file the image
+	// excludes must not reach the container through its directory either).
+	Skip func(path string, isDir bool) bool
 
 	// ignore holds lu.Ignore so Apply also skips ignored files it finds
 	// inside a synced directory. Nil when the Update was built by hand.

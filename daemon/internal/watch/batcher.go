@@ -25,6 +25,10 @@ const (
 	FollowQuiet = 100 * time.Millisecond
 	BurstMax    = 5 * time.Second
 	BurstFiles  = 32
+	// FollowWindow is how soon after an update a batch still counts as the
+	// tail of the same burst: a burst's events come microseconds apart, a
+	// person's saves hundreds of milliseconds apart.
+	FollowWindow = 25 * time.Millisecond
 )
 
 // Batch is a group of events that became due together.
