@@ -172,9 +172,15 @@ func timing(r *resource, sty styles, width int) []string {
 	if u.Error != "" {
 		out = append(out, sty.bad.Render(ansi.Truncate("✗ "+u.Error, width, "…")))
 	}
+	// The breakdown adds up to the change-to-result time (batch, queue,
+	// each phase, other); an update that never became ready has only spans.
+	spans := api.Breakdown(*u)
+	if spans == nil {
+		spans = u.Spans
+	}
 	var max int64
 	nameW := 4
-	for _, sp := range u.Spans {
+	for _, sp := range spans {
 		if int64(sp.Duration) > max {
 			max = int64(sp.Duration)
 		}
@@ -189,7 +195,7 @@ func timing(r *resource, sty styles, width int) []string {
 	if barW > 50 {
 		barW = 50
 	}
-	for _, sp := range u.Spans {
+	for _, sp := range spans {
 		n := 1
 		if max > 0 {
 			n = int(int64(barW) * int64(sp.Duration) / max)
@@ -199,7 +205,7 @@ func timing(r *resource, sty styles, width int) []string {
 		}
 		out = append(out, fmt.Sprintf("%-*s %s%s %s", nameW, sp.Name, sty.ok.Render(strings.Repeat("█", n)), strings.Repeat(" ", barW-n), fmtDur(sp.Duration)))
 	}
-	if len(u.Spans) == 0 {
+	if len(spans) == 0 {
 		out = append(out, sty.dim.Render("no phases recorded"))
 	}
 	if r.status.Phase == api.PhaseError && r.status.Error != "" && r.status.Error != u.Error {

@@ -108,7 +108,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		u.Kind = api.UpdateLive
 		return func(ctx context.Context) result {
 			res, err := liveupdate.Apply(ctx, target, *plan, logs)
-			u.Spans = append(u.Spans, liveSpans(res)...)
+			u.Spans = append(u.Spans, liveSpans(res, len(plan.Runs))...)
 			if err != nil {
 				u.Error = err.Error()
 				return result{name: name, update: u, err: fmt.Errorf("live update: %w", err), apply: func(r *resource) {
@@ -295,16 +295,16 @@ func (e *Engine) replay(ctx context.Context, t *liveupdate.DockerTarget, lu *mod
 		up.Skip = ign.Ignored
 	}
 	res, err := liveupdate.Apply(ctx, t, up, logs)
-	u.Spans = append(u.Spans, liveSpans(res)...)
+	u.Spans = append(u.Spans, liveSpans(res, 0)...)
 	return err
 }
 
-func liveSpans(res liveupdate.Result) []api.Span {
+func liveSpans(res liveupdate.Result, runs int) []api.Span {
 	var out []api.Span
 	if res.Sync > 0 {
 		out = append(out, api.Span{Name: "sync", Duration: res.Sync})
 	}
-	if res.Run > 0 {
+	if runs > 0 {
 		out = append(out, api.Span{Name: "run", Duration: res.Run})
 	}
 	if res.Restart > 0 {
