@@ -23,14 +23,41 @@ agent: ## Build the static in-container sync agent for linux/amd64 and linux/arm
 build: agent ## Build bin/loop
 	$(GO) build -trimpath -o $(BIN) ./cmd/loop
 
+.PHONY: test-cluster
+test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok
+	@bash scripts/test-cluster.sh >/dev/null
+
+# The kubeconfig scripts/test-cluster.sh writes; tests reach the cluster through it.
+TEST_KUBECONFIG := $(or $(LOOP_TEST_CLUSTER_DIR),/tmp/loop-test-cluster)/kubeconfig
+
 .PHONY: test
-test: build ## Run every test: unit tests and integration tests on the real Docker engine
+test: build test-cluster ## Run every test: unit tests and integration tests on the real Docker engine and the test cluster
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 25m ./...
+	KUBECONFIG=$(TEST_KUBECONFIG) $(GO) test -count=1 -timeout 25m ./...
 
 .PHONY: bench
 bench: build ## Run the benchmark suite (a)–(f) and write its table into BENCHMARKS.md (ONLY=a,f runs a subset)
 	$(GO) run ./internal/benchreport -o BENCHMARKS.md $(if $(ONLY),-only $(ONLY))
+
+# Long reliability runs: not in CI. MODE=noloss (SEEDS seeds × OPS file operations
+# compared with the container), MODE=leak (DURATION of edits on examples/compose,
+# RSS/goroutines/open files sampled every EVERY), MODE=all (both).
+SOAK_MODE ?= all
+SEEDS ?= 20
+OPS ?= 10000
+DURATION ?= 1h
+EVERY ?= 1m
+
+.PHONY: soak
+soak: ## Long no-loss run and resource soak (SOAK_MODE=noloss|leak|all, SEEDS=20 OPS=10000, DURATION=1h EVERY=1m)
+	@set -o pipefail; if [ "$(SOAK_MODE)" != leak ]; then \
+		LOOP_NOLOSS_SEEDS=$(SEEDS) LOOP_NOLOSS_OPS=$(OPS) LOOP_NOLOSS_CHECK=1000 \
+			$(GO) test -count=1 -timeout 12h -run '^TestNoLostChanges$$' -v ./daemon | grep -v '^\s*harness_test.go' ; \
+	fi
+	@if [ "$(SOAK_MODE)" != noloss ]; then \
+		LOOP_SOAK_DURATION=$(DURATION) LOOP_SOAK_EVERY=$(EVERY) LOOP_SOAK_OUT=$(CURDIR)/soak-samples.md \
+			$(GO) test -count=1 -timeout 12h -run '^TestSoakResources$$' -v ./daemon ; \
+	fi
 
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)

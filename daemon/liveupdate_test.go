@@ -2,12 +2,17 @@ package daemon_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/internal/testenv"
@@ -161,10 +166,26 @@ func (h *harness) updatesLocked(name string) []api.Update {
 	return h.updates(name)
 }
 
-// TestLiveUpdateRestartContainer: restart_container() restarts the container
-// after the sync, and the synced file survives the restart.
+// TestLiveUpdateRestartContainer: restart_container() restarts the
+// service's process after the sync, not its container (the process runs
+// under the sync agent's supervisor); the new process serves the synced
+// file, its output still reaches the resource's log, and docker stop still
+// stops it with SIGTERM.
 func TestLiveUpdateRestartContainer(t *testing.T) {
-	dir := webProject(t, `sync('site', '/www'), restart_container()`)
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": `FROM loop-test/busybox:latest
+COPY site /www
+CMD ["sh", "-c", "echo \"serving $(cat /www/index.html)\"; exec httpd -f -p 8080 -h /www"]
+`,
+		"site/index.html": "v1",
+		"compose.yaml":    "services:\n  web:\n    image: looptest/web-restart\n",
+		"Tiltfile": fmt.Sprintf(`
+docker_build('looptest/web-restart', '.', live_update=[sync('site', '/www'), restart_container()])
+docker_compose('compose.yaml', project_name='%s')
+`, projectName(t)),
+	})
 	h := startUp(t, dir, "up")
 	st := h.waitUpdates("web", 1, 2*time.Minute)
 	cli := testenv.Docker(t)
@@ -172,7 +193,8 @@ func TestLiveUpdateRestartContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFiles(t, dir, map[string]string{"site/index.html": "restarted\n"})
+	pid1 := strings.TrimSpace(testenv.Exec(t, st.ContainerID, "pidof", "httpd"))
+	writeFiles(t, dir, map[string]string{"site/index.html": "restarted"})
 	st = h.waitUpdates("web", 2, time.Minute)
 	after, err := cli.ContainerInspect(context.Background(), st.ContainerID)
 	if err != nil {
@@ -181,14 +203,116 @@ func TestLiveUpdateRestartContainer(t *testing.T) {
 	if st.ContainerID != before.ID {
 		t.Fatalf("restart_container recreated the container instead of restarting it")
 	}
-	if after.State.StartedAt == before.State.StartedAt {
-		t.Fatalf("container was not restarted (StartedAt %s)", after.State.StartedAt)
+	if after.State.StartedAt != before.State.StartedAt {
+		t.Errorf("the container was restarted (StartedAt %s, was %s), want only its process", after.State.StartedAt, before.State.StartedAt)
 	}
-	if got, _ := containerFile(t, st.ContainerID, "/www/index.html"); got != "restarted\n" {
+	if pid2 := strings.TrimSpace(testenv.Exec(t, st.ContainerID, "pidof", "httpd")); pid2 == "" || pid2 == pid1 {
+		t.Errorf("httpd pid %q after the update, was %q: not restarted", pid2, pid1)
+	}
+	if got, _ := containerFile(t, st.ContainerID, "/www/index.html"); got != "restarted" {
 		t.Fatalf("/www/index.html = %q", got)
 	}
 	if u := st.LastUpdate; u == nil || u.Kind != api.UpdateLive || !hasSpan(u, "restart") {
 		t.Fatalf("last update = %+v, want live with a restart span", st.LastUpdate)
+	}
+	// The new process's output streams into the resource's log.
+	h.waitFor("the restarted process's output in the log", 20*time.Second, func() bool {
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && ev.Resource == "web" && strings.Contains(ev.Text, "serving restarted") {
+				return true
+			}
+		}
+		return false
+	})
+	timeout := 30
+	if err := cli.ContainerStop(context.Background(), st.ContainerID, container.StopOptions{Timeout: &timeout}); err != nil {
+		t.Fatal(err)
+	}
+	if insp, err := cli.ContainerInspect(context.Background(), st.ContainerID); err != nil || insp.State.ExitCode != 128+15 {
+		t.Errorf("exit code after docker stop = %d (%v), want 143: httpd ended by the forwarded SIGTERM", insp.State.ExitCode, err)
+	}
+}
+
+// TestLiveUpdateRestartScratchBinary: a FROM scratch service whose binary
+// is synced and restart_container()'d runs the new binary in a new process
+// of the same container.
+func TestLiveUpdateRestartScratchBinary(t *testing.T) {
+	bin, err := os.ReadFile(testenv.StaticBinary(t, filepath.Join("internal", "liveupdate", "testdata", "whoami")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile":   "FROM scratch\nCOPY bin/whoami /app/whoami\nENTRYPOINT [\"/app/whoami\"]\n",
+		"compose.yaml": "services:\n  who:\n    image: looptest/whoami\n",
+		"Tiltfile": fmt.Sprintf(`
+docker_build('looptest/whoami', '.', live_update=[sync('bin/whoami', '/app/whoami'), restart_container()])
+docker_compose('compose.yaml', project_name='%s')
+`, projectName(t)),
+	})
+	writeExecutable(t, filepath.Join(dir, "bin", "whoami"), bin)
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("who", 1, 2*time.Minute)
+	cli := testenv.Docker(t)
+	before, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + addrOf(t, st.ContainerID) + ":8080/"
+	first := httpBody(t, url)
+	bin2 := append(append([]byte{}, bin...), "v2"...)
+	writeExecutable(t, filepath.Join(dir, "bin", "whoami"), bin2)
+	want := fmt.Sprintf("exe %x\n", sha256.Sum256(bin2))
+	eventually(t, time.Minute, func() error {
+		if got := httpBody(t, url); !strings.HasSuffix(got, want) {
+			return fmt.Errorf("whoami says %q, want %q", got, want)
+		}
+		return nil
+	})
+	if second := httpBody(t, url); strings.Fields(second)[1] == strings.Fields(first)[1] {
+		t.Errorf("same pid before and after: %q, %q", first, second)
+	}
+	after, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != before.ID || after.State.StartedAt != before.State.StartedAt {
+		t.Errorf("the container was recreated or restarted")
+	}
+}
+
+// writeExecutable replaces p atomically with an executable file, as a
+// compiler's output lands.
+func writeExecutable(t *testing.T, p string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// httpBody GETs url; "" while the server does not answer.
+func httpBody(t *testing.T, url string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, rerr := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if rerr == nil && resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s: %v", url, err)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func TestNoLostChanges(t *testing.T) {
 	every := envInt("LOOP_NOLOSS_CHECK", 100)
 	total := nolossTotals{}
 	for _, seed := range seeds {
-		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+		t.Run(fmt.Sprintf("seed%d", seed), func(t *testing.T) {
 			st := runNoLoss(t, seed, ops, every)
 			total.add(st)
 		})
@@ -111,7 +111,7 @@ func runNoLoss(t *testing.T, seed int64, ops, every int) nolossTotals {
 		if diff := h.settleAndCompare(t, g.root); diff != "" {
 			st.divergences++
 			t.Errorf("seed %d: container tree differs from the host after %d operations (replay: LOOP_NOLOSS_SEED=%d LOOP_NOLOSS_OPS=%d go test ./daemon -run 'TestNoLostChanges')\n%s\nlast operations:\n  %s",
-				seed, after, seed, ops, diff, strings.Join(g.tail(40), "\n  "))
+				seed, after, seed, ops, diff, strings.Join(g.tail(envInt("LOOP_NOLOSS_TAIL", 40)), "\n  "))
 		}
 	}
 	for i := 1; i <= ops; i++ {
@@ -139,6 +139,13 @@ func runNoLoss(t *testing.T, seed int64, ops, every int) nolossTotals {
 	h.mu.Unlock()
 	if st.rebuilds > 0 {
 		t.Logf("seed %d: %d updates were rebuilds (a live update failed?)", seed, st.rebuilds)
+		h.mu.Lock()
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && (strings.HasPrefix(ev.Text, "ERROR") || strings.HasPrefix(ev.Text, "rebuild")) {
+				t.Logf("  %s", ev.Text)
+			}
+		}
+		h.mu.Unlock()
 	}
 	return st
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make setup: everything a fresh Debian machine needs to build and test loop.
 # Installs Debian's docker.io and starts dockerd when no Docker engine answers,
-# busybox-static (test and example base images) and tmux (terminal tests),
+# busybox-static (test and example base images), tmux (terminal tests), etcd-server
+# (the test Kubernetes control plane),
 # then downloads the Go modules. It prints each thing it does.
 set -euo pipefail
 
@@ -13,6 +14,8 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
+command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server) # the test Kubernetes control plane (scripts/test-cluster.sh)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   $SUDO apt-get update -qq

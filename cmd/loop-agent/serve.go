@@ -52,6 +52,12 @@ func handle(req *wire.Request) *wire.Reply {
 			rep.Err = err.Error()
 		}
 		rep.Entries = entries
+	case wire.ReqRestartProcess:
+		pid, err := restartProcess(superviseSocket, req.Grace)
+		if err != nil {
+			rep.Err = err.Error()
+		}
+		rep.PID = uint64(pid)
 	}
 	return rep
 }

@@ -123,13 +123,17 @@ func (l *loader) ciSettings(thread *starlark.Thread, b *starlark.Builtin, args s
 	return starlark.None, nil
 }
 
-// secretSettings is accepted for compatibility: loop does not scrub
-// secrets from logs by itself yet, so there is nothing to disable.
+// secretSettings: loop masks the values of environment variables named
+// *_TOKEN, *_PASSWORD and *_SECRET in logs and the UI; names= (a loop
+// extension) adds more names. disable_scrub is accepted for compatibility
+// and has no effect.
 func (l *loader) secretSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var disable bool
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "disable_scrub?", &disable); err != nil {
+	var names stringList
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "disable_scrub?", &disable, "names?", &names); err != nil {
 		return nil, err
 	}
+	l.cfg.Settings.Secrets = append(l.cfg.Settings.Secrets, names.vals...)
 	return starlark.None, nil
 }
 

@@ -7,6 +7,10 @@
 // a uvarint length followed by the bytes; numbers are uvarints. loop sends one
 // Request at a time on the agent's stdin and reads exactly one Reply from its
 // stdout before sending the next, so frames need no identifiers.
+//
+// A RestartProcess request asks the agent to have the container's
+// supervisor (the agent run as `supervise`, see cmd/loop-agent) restart the
+// application process; the reply carries the new process's PID.
 package wire
 
 import (
@@ -15,10 +19,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 )
 
 // Version is the protocol version the agent reports in its Ping reply.
-const Version = 1
+// Version 2 added RestartProcess.
+const Version = 2
 
 // MaxFrame bounds a frame's payload. Senders split larger batches.
 const MaxFrame = 256 << 20
@@ -31,6 +37,10 @@ const (
 	ReqPing  ReqKind = 1
 	ReqApply ReqKind = 2
 	ReqList  ReqKind = 3
+	// ReqRestartProcess restarts the supervised application process: the
+	// agent forwards it to the supervisor and replies once the new process
+	// has started (Reply.PID), or with Err when there is no supervisor.
+	ReqRestartProcess ReqKind = 4
 )
 
 // OpKind names one change inside an Apply request.
@@ -75,12 +85,16 @@ type Op struct {
 }
 
 // Request is what loop sends. Roots and Ops are used by ReqApply, Root by
-// ReqList.
+// ReqList, Grace by ReqRestartProcess.
 type Request struct {
 	Kind  ReqKind
 	Roots []string
 	Ops   []Op
 	Root  string
+	// Grace is how long the old process may take to exit after SIGTERM
+	// before it is killed; 0 means the supervisor's default. Sent in
+	// milliseconds.
+	Grace time.Duration
 }
 
 // OpError reports why the op at Index of an Apply request failed.
@@ -113,6 +127,8 @@ type Reply struct {
 	// so loop can tell a stale agent from its own.
 	Version   uint64
 	ExeSHA256 string
+	// RestartProcess: the PID of the new process (in the container).
+	PID uint64
 }
 
 // ErrFrameTooLarge is returned for a frame whose payload exceeds MaxFrame.
@@ -139,6 +155,8 @@ func WriteRequest(w io.Writer, r *Request) error {
 		}
 	case ReqList:
 		b = appendString(b, r.Root)
+	case ReqRestartProcess:
+		b = binary.AppendUvarint(b, uint64(r.Grace.Milliseconds()))
 	default:
 		return fmt.Errorf("write request: unknown kind %d", r.Kind)
 	}
@@ -184,6 +202,8 @@ func ReadRequest(r io.Reader) (*Request, error) {
 		}
 	case ReqList:
 		req.Root = d.string()
+	case ReqRestartProcess:
+		req.Grace = time.Duration(d.uvarint()) * time.Millisecond
 	default:
 		return nil, fmt.Errorf("read request: unknown kind %d", req.Kind)
 	}
@@ -214,6 +234,7 @@ func WriteReply(w io.Writer, r *Reply) error {
 	}
 	b = binary.AppendUvarint(b, r.Version)
 	b = appendString(b, r.ExeSHA256)
+	b = binary.AppendUvarint(b, r.PID)
 	return writeFrame(w, b)
 }
 
@@ -238,6 +259,7 @@ func ReadReply(r io.Reader) (*Reply, error) {
 	}
 	rep.Version = d.uvarint()
 	rep.ExeSHA256 = d.string()
+	rep.PID = d.uvarint()
 	if err := d.done(); err != nil {
 		return nil, fmt.Errorf("read reply: %w", err)
 	}

@@ -7,12 +7,15 @@ import (
 	"os"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestRequestRoundTrip(t *testing.T) {
 	reqs := []*Request{
 		{Kind: ReqPing},
 		{Kind: ReqList, Root: "/app"},
+		{Kind: ReqRestartProcess},
+		{Kind: ReqRestartProcess, Grace: 2500 * time.Millisecond},
 		{Kind: ReqApply, Roots: []string{"/app", "/etc/app"}, Ops: []Op{
 			{Kind: OpWrite, Path: "/app/a", Mode: 0o755 | os.ModeSetuid, Data: []byte("data")},
 			{Kind: OpRemove, Path: "/app/b"},
@@ -58,6 +61,7 @@ func TestReplyRoundTrip(t *testing.T) {
 		},
 		Version:   Version,
 		ExeSHA256: "abc",
+		PID:       4242,
 	}
 	var buf bytes.Buffer
 	if err := WriteReply(&buf, want); err != nil {

@@ -2,7 +2,10 @@
 // talks to it. It owns the embedded agent binaries, their installation
 // (one CopyToContainer, off the change path), starting the agent through the
 // exec API, and the Session that streams batches of file changes over that
-// held exec stream with one acknowledgement per batch.
+// held exec stream with one acknowledgement per batch. A container created
+// with Supervisor() in front of its command runs that command under the
+// agent, and Session.RestartProcess restarts it without restarting the
+// container.
 package agent
 
 import (
@@ -25,6 +28,27 @@ var binFS embed.FS
 
 // Path is where Install puts the agent inside a container.
 const Path = "/.loop/agent"
+
+// Supervisor is the entrypoint prefix that runs a container's command under
+// the agent's supervisor (see cmd/loop-agent), so that Session.RestartProcess
+// can restart the command without restarting the container. The agent must
+// be installed (Install) before such a container starts.
+func Supervisor() []string { return []string{Path, "supervise", "--"} }
+
+// IsSupervised reports whether a container's entrypoint starts with
+// Supervisor's.
+func IsSupervised(entrypoint []string) bool {
+	sup := Supervisor()
+	if len(entrypoint) < len(sup) {
+		return false
+	}
+	for i, a := range sup {
+		if entrypoint[i] != a {
+			return false
+		}
+	}
+	return true
+}
 
 // DirEnv names a directory holding loop-agent-linux-<arch> binaries that
 // Binary reads instead of the embedded ones (tests build the agent there).

@@ -56,6 +56,14 @@ func Install(ctx context.Context, cli DockerAPI, containerID string) error {
 	return install(ctx, cli, containerID, bin)
 }
 
+// Supervises reports whether the container's main process is the agent's
+// supervisor (its entrypoint starts with Supervisor()): such a container
+// cannot start without the agent installed.
+func Supervises(ctx context.Context, cli DockerAPI, containerID string) bool {
+	c, err := cli.ContainerInspect(ctx, containerID)
+	return err == nil && c.Config != nil && IsSupervised(c.Config.Entrypoint)
+}
+
 func install(ctx context.Context, cli DockerAPI, containerID string, bin []byte) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

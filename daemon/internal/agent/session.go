@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -105,6 +106,29 @@ func (s *Session) List(ctx context.Context, root string) ([]Entry, error) {
 		return rep.Entries, fmt.Errorf("list %s in %s: %s", root, short(s.containerID), rep.Err)
 	}
 	return rep.Entries, nil
+}
+
+// ErrNoSupervisor means the container's main process is not the agent's
+// supervisor (it was not created with Supervisor's entrypoint, or its
+// restart socket could not be opened).
+var ErrNoSupervisor = errors.New("container process not supervised by the sync agent")
+
+// RestartProcess has the container's supervisor restart the application
+// process (SIGTERM, SIGKILL after grace, start again; 0 means the
+// supervisor's default of 10 s) and returns the new process's PID once it
+// has started. The container keeps running, and so does this session.
+func (s *Session) RestartProcess(ctx context.Context, grace time.Duration) (int, error) {
+	rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqRestartProcess, Grace: grace})
+	if err != nil {
+		return 0, fmt.Errorf("restart process in %s: %w", short(s.containerID), err)
+	}
+	if rep.Err != "" {
+		if strings.HasPrefix(rep.Err, "no supervisor") {
+			return 0, fmt.Errorf("restart process in %s: %w: %s", short(s.containerID), ErrNoSupervisor, rep.Err)
+		}
+		return 0, fmt.Errorf("restart process in %s: %s", short(s.containerID), rep.Err)
+	}
+	return int(rep.PID), nil
 }
 
 // Ping checks the agent answers.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,10 +39,19 @@ type extraNetwork struct {
 	Endpoint *network.EndpointSettings
 }
 
+// supervision asks spec to run the container's effective command behind
+// wrapper (loop's process supervisor). The image's entrypoint and command
+// are needed to compute that effective command.
+type supervision struct {
+	wrapper                   []string
+	imageEntrypoint, imageCmd []string
+}
+
 // spec builds the container of service s running image ref (whose ID is
 // imageID). networkMode, when non-empty, replaces the service's network_mode
-// (Up resolves "service:x" to "container:<id>").
-func (p *Project) spec(s *Service, ref, imageID, networkMode string) (*containerSpec, error) {
+// (Up resolves "service:x" to "container:<id>"). sup, when non-nil, wraps
+// the command (see supervise).
+func (p *Project) spec(s *Service, ref, imageID, networkMode string, sup *supervision) (*containerSpec, error) {
 	cfg := s.config
 	labels := map[string]string{}
 	for k, v := range cfg.Labels {
@@ -94,6 +104,11 @@ func (p *Project) spec(s *Service, ref, imageID, networkMode string) (*container
 	}
 	if cfg.Entrypoint != nil {
 		c.Entrypoint = strslice.StrSlice(cfg.Entrypoint)
+	}
+	if sup != nil && !cfg.Tty && !cfg.ReadOnly {
+		// A terminal's foreground group and a read-only /.loop (no restart
+		// socket) do not fit the supervisor: such services restart whole.
+		supervise(c, sup)
 	}
 	if cfg.StopGracePeriod != nil {
 		secs := int(time.Duration(*cfg.StopGracePeriod).Seconds())
@@ -185,6 +200,41 @@ func (p *Project) spec(s *Service, ref, imageID, networkMode string) (*container
 	sp.Hash = hex.EncodeToString(sum.Sum(nil))
 	labels[LabelConfigHash] = sp.Hash
 	return sp, nil
+}
+
+// effectiveCommand is the argv Docker runs for a container created with
+// entrypoint and cmd from an image with imageEntrypoint and imageCmd, split
+// into its entrypoint and command parts. As the engine merges them: an
+// entrypoint set on the container (even empty) replaces the image's, and a
+// non-empty one also drops the image's command; an empty command takes the
+// image's only while no entrypoint is set.
+func effectiveCommand(entrypoint, cmd, imageEntrypoint, imageCmd []string) (ep, args []string) {
+	ep, args = entrypoint, cmd
+	if len(ep) == 0 {
+		if len(args) == 0 {
+			args = imageCmd
+		}
+		if ep == nil {
+			ep = imageEntrypoint
+		}
+	}
+	return ep, args
+}
+
+// supervise puts sup.wrapper in front of c's effective command: the
+// entrypoint becomes wrapper + the effective entrypoint and Cmd the
+// effective command, so the engine runs wrapper followed by exactly what it
+// would have run. An empty effective command is left alone (the engine
+// refuses it either way).
+func supervise(c *container.Config, sup *supervision) {
+	ep, args := effectiveCommand(c.Entrypoint, c.Cmd, sup.imageEntrypoint, sup.imageCmd)
+	if len(ep)+len(args) == 0 {
+		return
+	}
+	wrapped := make([]string, 0, len(sup.wrapper)+len(ep))
+	wrapped = append(append(wrapped, sup.wrapper...), ep...)
+	c.Entrypoint = strslice.StrSlice(wrapped)
+	c.Cmd = strslice.StrSlice(slices.Clone(args))
 }
 
 // mounts fills binds, mounts and tmpfs of h from the service volumes.

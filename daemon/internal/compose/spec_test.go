@@ -19,7 +19,7 @@ func loadSpec(t *testing.T, compose string) (*Project, *containerSpec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := p.spec(p.Services[0], "img:1", "sha256:abc", "")
+	sp, err := p.spec(p.Services[0], "img:1", "sha256:abc", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ volumes:
 		if err != nil {
 			t.Fatal(err)
 		}
-		sp, err := p.spec(p.Services[0], "img:1", imageID, "")
+		sp, err := p.spec(p.Services[0], "img:1", imageID, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}

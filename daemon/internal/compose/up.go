@@ -115,7 +115,14 @@ func (c *Controller) Up(ctx context.Context, proj *Project, service, image strin
 	if err != nil {
 		return "", fmt.Errorf("up %s: %w", service, err)
 	}
-	sp, err := proj.spec(s, image, img.ID, netMode)
+	var sup *supervision
+	if o.supervisor != nil {
+		sup = &supervision{wrapper: o.supervisor}
+		if img.Config != nil {
+			sup.imageEntrypoint, sup.imageCmd = img.Config.Entrypoint, img.Config.Cmd
+		}
+	}
+	sp, err := proj.spec(s, image, img.ID, netMode, sup)
 	if err != nil {
 		return "", fmt.Errorf("up %s: %w", service, err)
 	}
@@ -424,9 +431,25 @@ func sortedKeys[V any](m map[string]V) []string {
 // UpOption adjusts one Up call.
 type UpOption func(*upOptions)
 
-type upOptions struct{ recreate bool }
+type upOptions struct {
+	recreate   bool
+	supervisor []string
+}
 
 // ForceRecreate replaces the service's container even when its config is
 // unchanged: a container left by an earlier run may hold live-updated files
 // that the current sources no longer have.
 func ForceRecreate() UpOption { return func(o *upOptions) { o.recreate = true } }
+
+// Supervise runs the container's command behind supervisor (an argv prefix,
+// such as agent.Supervisor()): the container's entrypoint becomes
+// supervisor followed by the effective entrypoint, and its command the
+// effective command, computed from the service's entrypoint and command and
+// the image's as the engine combines them. The config hash covers the
+// wrapping, so toggling it recreates the container. The caller makes sure
+// supervisor exists in the container before it starts (beforeStart).
+// Services with tty: true or read_only: true, and an empty command, are not
+// wrapped.
+func Supervise(supervisor []string) UpOption {
+	return func(o *upOptions) { o.supervisor = slices.Clone(supervisor) }
+}

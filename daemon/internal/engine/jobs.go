@@ -82,15 +82,17 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	if b != nil {
 		u.Edit, u.Batched, u.Files = b.edit, b.batched, len(b.changes)
 	}
+	// What a synced directory's walk leaves out: what the image ignores and
+	// what the watcher ignores (editor temp files, .tiltignore), whose
+	// removal would never be seen.
+	skip := ignore.Any(e.globalIgnore(), r.imageIgnore)
 	// Decide live update or rebuild now, from the engine's state.
 	var plan *liveupdate.Update
 	if b != nil && r.lu != nil && !r.liveFailed && r.containerID != "" && r.target != nil {
 		d, err := liveupdate.Plan(r.lu, b.changes)
 		if err == nil && d.FallBack == nil && d.Update != nil {
 			plan = d.Update
-			if r.imageIgnore != nil {
-				plan.Skip = r.imageIgnore.Ignored
-			}
+			plan.Skip = skip.Ignored
 		} else if err == nil && d.FallBack != nil {
 			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: fmt.Sprintf("rebuild: %s: %s", d.FallBack.Path, d.FallBack.Reason)})
 		}
@@ -99,7 +101,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 		u.Kind = api.UpdateRebuild
 	}
 	logs := e.logWriter(name)
-	proj, svc, img, lu, imgIgnore := r.proj, r.svc, r.image, r.lu, r.imageIgnore
+	proj, svc, img, lu := r.proj, r.svc, r.image, r.lu
 	prevID, prevRef, target := r.containerID, r.ref, r.target
 	first := prevID == ""
 	synced := copyChanges(r.synced)
@@ -148,8 +150,15 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 			// the sources no longer have: start this run from the image.
 			upOpts = append(upOpts, compose.ForceRecreate())
 		}
+		if lu != nil && (lu.Restart || len(lu.RestartOn) > 0) {
+			// restart_container() then restarts the process, not the container.
+			upOpts = append(upOpts, compose.Supervise(agent.Supervisor()))
+		}
 		id, err := e.compose.Up(ctx, proj, svc.Name, ref, func(ctx context.Context, id string) error {
 			if err := agent.Install(ctx, e.opts.Docker, id); err != nil {
+				if agent.Supervises(ctx, e.opts.Docker, id) {
+					return fmt.Errorf("install the sync agent, which runs the service's process for restart_container(): %w", err)
+				}
 				// Live updates fall back to archive copies; say so once.
 				fmt.Fprintf(logs, "sync agent not installed (live updates will use the slower archive copy): %v\n", err)
 			}
@@ -179,7 +188,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 			if err := newTarget.Connect(ctx); err != nil {
 				fmt.Fprintf(logs, "sync agent: %v (live updates will use archive copies)\n", err)
 			}
-			if err := e.replay(ctx, newTarget, lu, imgIgnore, synced, rebuilt, logs, &u); err != nil {
+			if err := e.replay(ctx, newTarget, lu, skip, synced, rebuilt, logs, &u); err != nil {
 				fmt.Fprintf(logs, "sync files into the new container: %v\n", err)
 			}
 		}

@@ -39,7 +39,11 @@ func FuzzMatch(f *testing.F) {
 		abs := filepath.Join(base, path)
 		got := m.Ignored(abs, true)
 		docker := &Matcher{srcs: []source{&patternSet{rules: rules}}}
-		if validRel(path) {
+		// patternmatcher v0.6.1 fails to escape '{', '|' and '}' when it
+		// turns a pattern into a regexp (its escape table shifts them out
+		// of a byte), so Docker reads "a/*|" as "anything". loop matches
+		// them literally, as filepath.Match does: no agreement to check.
+		if validRel(path) && !strings.ContainsAny(patterns, "{|}") {
 			excludes, rerr := ignorefile.ReadAll(strings.NewReader(patterns))
 			pm, perr := patternmatcher.New(excludes)
 			if rerr == nil && perr == nil {

@@ -27,8 +27,9 @@ type Target interface {
 	// Exec runs argv in the container with output to logs and returns its
 	// exit code.
 	Exec(ctx context.Context, argv []string, logs io.Writer) (int, error)
-	// Restart restarts the container.
-	Restart(ctx context.Context) error
+	// Restart restarts the application: its process when the target can,
+	// otherwise the container. Notes go to logs.
+	Restart(ctx context.Context, logs io.Writer) error
 }
 
 // Result says what Apply did and how long each phase took.
@@ -116,8 +117,8 @@ func Apply(ctx context.Context, target Target, u Update, logs io.Writer) (Result
 
 	if u.Restart {
 		start = time.Now()
-		if err := target.Restart(ctx); err != nil {
-			return res, fmt.Errorf("restart container: %w", err)
+		if err := target.Restart(ctx, logs); err != nil {
+			return res, fmt.Errorf("restart: %w", err)
 		}
 		res.Restart = time.Since(start)
 		res.Restarted = true

@@ -39,7 +39,7 @@ func (f *fakeTarget) Exec(_ context.Context, argv []string, logs io.Writer) (int
 	return f.codes[argv[0]], nil
 }
 
-func (f *fakeTarget) Restart(context.Context) error { f.restarts++; return nil }
+func (f *fakeTarget) Restart(context.Context, io.Writer) error { f.restarts++; return nil }
 
 func (f *fakeTarget) byPath() map[string]agent.Op {
 	m := map[string]agent.Op{}

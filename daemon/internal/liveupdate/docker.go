@@ -30,7 +30,9 @@ type DockerAPI interface {
 // use and reconnected after a restart or a broken stream. When the agent
 // cannot run there (no binary for the architecture, or it will not execute)
 // it falls back to CopyToContainer for writes and `rm -rf` through exec for
-// deletes, and says so once in the logs. Safe for concurrent use.
+// deletes, and says so once in the logs. Restart restarts only the process
+// when the container runs under the agent's supervisor. Safe for concurrent
+// use.
 type DockerTarget struct {
 	cli DockerAPI
 	id  string
@@ -41,10 +43,12 @@ type DockerTarget struct {
 	// restart before killing it; nil leaves the engine's default.
 	RestartTimeout *int
 
-	mu       sync.Mutex // serialises Sync; guards the fields below
-	sess     *agent.Session
-	fallback string // why the agent is not used; "" while it may be
-	told     bool   // the fallback was reported in the logs
+	mu          sync.Mutex // serialises Sync; guards the fields below
+	sess        *agent.Session
+	fallback    string // why the agent is not used; "" while it may be
+	told        bool   // the fallback was reported in the logs
+	sup         *supervisionInfo
+	restartTold bool // a container restart was explained in the logs
 }
 
 // NewDockerTarget returns a target for the container with id.
@@ -237,14 +241,103 @@ func (t *DockerTarget) Exec(ctx context.Context, argv []string, logs io.Writer) 
 	}
 }
 
-// Restart implements Target. The agent dies with the container's processes;
-// the next Sync starts it again.
-func (t *DockerTarget) Restart(ctx context.Context) error {
-	t.Close()
+// Restart implements Target. In a container created supervised (its
+// entrypoint starts with agent.Supervisor(), see compose.Supervise) the
+// agent's supervisor restarts only the application process, through the
+// held agent session, which survives it, as does the container (and its
+// log stream). Otherwise, or when that fails, the container is restarted
+// (the agent dies with it; the next Sync starts it again), and logs says
+// why: once for a container that is not supervised, every time for a
+// failure.
+func (t *DockerTarget) Restart(ctx context.Context, logs io.Writer) error {
+	if logs == nil {
+		logs = io.Discard
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	sup, err := t.supervision(ctx)
+	if err != nil {
+		return err
+	}
+	if sup.ok {
+		err := t.restartProcess(ctx, sup.grace)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		fmt.Fprintf(logs, "restart_container(): restarting the process failed (%v); restarting the container instead\n", err)
+	} else if !t.restartTold {
+		fmt.Fprintf(logs, "restart_container(): %s; restarting the container (slower)\n", sup.why)
+		t.restartTold = true
+	}
+	if t.sess != nil {
+		t.sess.Close()
+		t.sess = nil
+	}
 	if err := t.cli.ContainerRestart(ctx, t.id, container.StopOptions{Timeout: t.RestartTimeout}); err != nil {
 		return fmt.Errorf("restart %s: %w", short(t.id), err)
 	}
 	return nil
+}
+
+// restartProcess asks the supervisor through the agent session, once more
+// on a fresh session when the held one turns out to be dead. Callers hold
+// t.mu.
+func (t *DockerTarget) restartProcess(ctx context.Context, grace time.Duration) error {
+	for attempt := 0; ; attempt++ {
+		s, err := t.session(ctx)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			return fmt.Errorf("the sync agent cannot run (%s)", t.fallback)
+		}
+		_, err = s.RestartProcess(ctx, grace)
+		if errors.Is(err, agent.ErrClosed) && attempt == 0 && ctx.Err() == nil {
+			s.Close()
+			t.sess = nil
+			continue
+		}
+		return err
+	}
+}
+
+// supervisionInfo is what Restart needs to know about the container,
+// inspected once.
+type supervisionInfo struct {
+	ok    bool
+	why   string        // why not, when !ok
+	grace time.Duration // the stop grace period; 0 for the default
+}
+
+// supervision inspects the container once. Callers hold t.mu.
+func (t *DockerTarget) supervision(ctx context.Context) (supervisionInfo, error) {
+	if t.sup != nil {
+		return *t.sup, nil
+	}
+	c, err := t.cli.ContainerInspect(ctx, t.id)
+	if err != nil {
+		return supervisionInfo{}, fmt.Errorf("inspect %s: %w", short(t.id), err)
+	}
+	var info supervisionInfo
+	switch {
+	case t.NoAgent:
+		info.why = "the sync agent is disabled"
+	case c.Config == nil || !agent.IsSupervised(c.Config.Entrypoint):
+		info.why = fmt.Sprintf("container %s was not created with loop's process supervisor", short(t.id))
+	default:
+		info.ok = true
+	}
+	switch {
+	case t.RestartTimeout != nil:
+		info.grace = time.Duration(*t.RestartTimeout) * time.Second
+	case c.Config != nil && c.Config.StopTimeout != nil:
+		info.grace = time.Duration(*c.Config.StopTimeout) * time.Second
+	}
+	t.sup = &info
+	return info, nil
 }
 
 func short(id string) string {

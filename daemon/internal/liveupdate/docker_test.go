@@ -426,6 +426,9 @@ func TestRestartContainerThenReconnect(t *testing.T) {
 	if !res.Restarted || started() == before {
 		t.Fatalf("container not restarted (result %+v, StartedAt %s)", res, started())
 	}
+	if n := strings.Count(s.logs.String(), "not created with loop's process supervisor"); n != 1 {
+		t.Errorf("the container-restart fallback was explained %d times, want once: %s", n, s.logs.String())
+	}
 	if got := testenv.Exec(t, id, "cat", "/www/a.txt"); got != "a" {
 		t.Errorf("a.txt after restart = %q", got)
 	}

@@ -1,8 +1,9 @@
 // Package liveupdate decides whether a batch of file changes can be applied
 // to a running container (sync, run, restart) or needs a rebuild, and
 // applies it: files stream to loop's sync agent in the container (package
-// agent), `run` steps execute through the exec API, and a restart goes
-// through the engine. It never sends a file that resolves outside its sync's
+// agent), `run` steps execute through the exec API, and a restart restarts
+// the process through the agent's supervisor when the container runs one,
+// the container through the engine otherwise. It never sends a file that resolves outside its sync's
 // local path, nor writes outside the sync's container path.
 package liveupdate
 
@@ -48,7 +49,8 @@ type Update struct {
 	// Runs are the run steps to execute, in declaration order: those
 	// without triggers and those whose triggers matched a changed file.
 	Runs []model.Run
-	// Restart restarts the container after syncs and runs.
+	// Restart restarts the application (process or container, see
+	// Target.Restart) after syncs and runs.
 	Restart bool
 	// Skip, when set, names more host paths Apply leaves out when it walks
 	// a synced directory (the image's ignore rules: a file the image

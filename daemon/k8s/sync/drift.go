@@ -1,0 +1,80 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// SyncStatus is whether live state matches desired state.
+type SyncStatus string
+
+// Sync statuses, as Argo CD names them.
+const (
+	Synced    SyncStatus = "Synced"
+	OutOfSync SyncStatus = "OutOfSync"
+)
+
+// ObjectStatus is the comparison of one desired object with the cluster.
+type ObjectStatus struct {
+	Key    string
+	Status SyncStatus
+	// Live and Desired are normalised (no status, no server bookkeeping); Live is nil
+	// when the object is missing. Desired is the server's dry-run result of applying it.
+	Live, Desired *unstructured.Unstructured
+}
+
+// Compare reports, per non-hook desired object, whether the live object differs from
+// what a server-side apply of the desired object would produce (status ignored).
+func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured, o Options) ([]ObjectStatus, error) {
+	if o.Namespace == "" {
+		o.Namespace = s.cluster.Namespace
+	}
+	var out []ObjectStatus
+	for _, obj := range objs {
+		if _, isHook, skip := hookPhases(obj); isHook || skip {
+			continue
+		}
+		obj = obj.DeepCopy()
+		if err := s.prepare(obj, o); err != nil {
+			return nil, err
+		}
+		st := ObjectStatus{Key: Key(obj), Status: OutOfSync}
+		live, err := s.get(ctx, obj)
+		if err != nil && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("read %s: %w", Key(obj), err)
+		}
+		if err == nil {
+			st.Live = normalise(live)
+			dry, err := s.apply(ctx, obj, true)
+			if err != nil {
+				return nil, err
+			}
+			st.Desired = normalise(dry)
+			if reflect.DeepEqual(st.Live.Object, st.Desired.Object) {
+				st.Status = Synced
+			}
+		} else {
+			st.Desired = normalise(obj)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// normalise drops what the server changes on its own so that live and desired compare.
+func normalise(o *unstructured.Unstructured) *unstructured.Unstructured {
+	o = o.DeepCopy()
+	delete(o.Object, "status")
+	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(o.Object, "metadata", "annotations", "deployment.kubernetes.io/revision")
+	if len(o.GetAnnotations()) == 0 {
+		unstructured.RemoveNestedField(o.Object, "metadata", "annotations")
+	}
+	return o
+}

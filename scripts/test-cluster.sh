@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# make test-cluster: a real Kubernetes control plane on loopback for loop's tests.
+# etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager and kube-scheduler built from
+# k8s.io/kubernetes (scripts/build-k8s.sh, cached by version), and kwok faking one node so
+# pods get a status (no containers run). It reuses a running cluster, restarting any piece
+# that died, and writes a kubeconfig whose context is named kind-loop-test so loop treats it
+# as local. Prints what it does; the last line is the kubeconfig path.
+#   scripts/test-cluster.sh          start (or reuse) the cluster
+#   scripts/test-cluster.sh stop     stop it and delete its state
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+STATE=${LOOP_TEST_CLUSTER_DIR:-/tmp/loop-test-cluster}
+API_PORT=${LOOP_TEST_API_PORT:-16443}
+ETCD_PORT=${LOOP_TEST_ETCD_PORT:-16379}
+TOKEN=loop-test-admin-token
+KUBECONFIG_OUT=$STATE/kubeconfig
+say() { printf 'test-cluster: %s\n' "$*" >&2; }
+
+alive() { [[ -f $STATE/$1.pid ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null; }
+stop_one() {
+	if alive "$1"; then kill "$(cat "$STATE/$1.pid")" 2>/dev/null || true; fi
+	rm -f "$STATE/$1.pid"
+}
+if [[ ${1:-} == stop ]]; then
+	for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$p"; done
+	rm -rf "$STATE"
+	say "stopped and removed $STATE"
+	exit 0
+fi
+
+start=$SECONDS
+command -v etcd >/dev/null || { say "etcd not found: run make setup (installs Debian's etcd-server)"; exit 1; }
+CACHE=$("$ROOT/scripts/build-k8s.sh" | tail -1)
+K8S_VERSION=${K8S_VERSION:-v1.37.2}
+KWOK_VERSION=${KWOK_VERSION:-v0.8.0}
+BIN=$CACHE/$K8S_VERSION
+KWOK_DIR=$CACHE/kwok-$KWOK_VERSION
+mkdir -p "$STATE"
+
+api() { curl -ksf -H "Authorization: Bearer $TOKEN" "https://127.0.0.1:$API_PORT$1" "${@:2}"; }
+wait_for() { # wait_for WHAT SECONDS CMD...
+	local what=$1 n=$2; shift 2
+	for _ in $(seq 1 $((n * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
+	say "$what did not come up within ${n}s; log tail:"; tail -20 "$STATE/$what.log" >&2 || true; return 1
+}
+launch() { # launch NAME CMD...: start in the background unless already running
+	local name=$1; shift
+	if alive "$name"; then say "$name already running (pid $(cat "$STATE/$name.pid"))"; return 1; fi
+	nohup "$@" >"$STATE/$name.log" 2>&1 &
+	echo $! >"$STATE/$name.pid"
+	say "started $name (pid $!, log $STATE/$name.log)"
+}
+
+# Credentials: a static admin token and service-account signing keys.
+if [[ ! -f $STATE/tokens.csv ]]; then
+	echo "$TOKEN,loop-admin,loop-admin,system:masters" >"$STATE/tokens.csv"
+	openssl genrsa -out "$STATE/sa.key" 2048 2>/dev/null
+	openssl rsa -in "$STATE/sa.key" -pubout -out "$STATE/sa.pub" 2>/dev/null
+	say "made the admin token and service-account keys in $STATE"
+fi
+
+launch etcd etcd --name loop-test --data-dir "$STATE/etcd" \
+	--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+	--listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+	--initial-cluster "loop-test=http://127.0.0.1:$((ETCD_PORT + 1))" --unsafe-no-fsync || true
+wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+launch kube-apiserver "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" --cert-dir "$STATE/pki" \
+	--token-auth-file "$STATE/tokens.csv" --authorization-mode RBAC \
+	--service-account-issuer https://kubernetes.default.svc.cluster.local \
+	--service-account-key-file "$STATE/sa.pub" --service-account-signing-key-file "$STATE/sa.key" \
+	--service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true || true
+wait_for kube-apiserver 120 api /readyz
+
+cat >"$KUBECONFIG_OUT" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+  - name: loop-test
+    cluster:
+      server: https://127.0.0.1:$API_PORT
+      insecure-skip-tls-verify: true
+users:
+  - name: loop-admin
+    user:
+      token: $TOKEN
+contexts:
+  - name: kind-loop-test
+    context: {cluster: loop-test, user: loop-admin, namespace: default}
+current-context: kind-loop-test
+KC
+
+launch kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KUBECONFIG_OUT" \
+	--authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \
+	--leader-elect=false --controllers='*,-serviceaccount-token' --bind-address 127.0.0.1 \
+	--secure-port $((API_PORT + 2)) --service-cluster-ip-range 10.96.0.0/16 || true
+
+# One fake node; kwok gives it and every pod bound to it a status.
+if ! api /api/v1/nodes/kwok-node-0; then
+	api /api/v1/nodes -X POST -H 'Content-Type: application/json' -d '{
+	  "apiVersion": "v1", "kind": "Node",
+	  "metadata": {"name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake"},
+	    "labels": {"kubernetes.io/hostname": "kwok-node-0", "type": "kwok"}},
+	  "spec": {},
+	  "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "500"},
+	             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "500"}}}' >/dev/null
+	say "created node kwok-node-0"
+fi
+launch kwok "$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true \
+	--config "$KWOK_DIR/stages.yaml" --server-address "127.0.0.1:$((API_PORT + 3))" || true
+
+# kwok fakes the node and pod status but does not bind pods: the real scheduler does.
+launch kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KUBECONFIG_OUT" \
+	--authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \
+	--leader-elect=false --bind-address 127.0.0.1 --secure-port $((API_PORT + 4)) || true
+wait_for kube-controller-manager 60 api /api/v1/namespaces/default/serviceaccounts/default
+node_ready() { api /api/v1/nodes/kwok-node-0 | grep -q '"type": *"Ready", *"status": *"True"\|"status":"True","lastHeartbeatTime"' ; }
+wait_for kwok 60 node_ready || say "warning: node not Ready yet"
+say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
+echo "$KUBECONFIG_OUT"
