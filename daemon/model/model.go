@@ -166,7 +166,10 @@ type DCResource struct {
 	AutoInit     *bool       `json:"auto_init,omitempty"`
 	Links        []Link      `json:"links,omitempty"`
 	InferLinks   *bool       `json:"infer_links,omitempty"`
-	Pos          Position    `json:"pos"`
+	// ReadyLog is a regular expression (loop extension): after a start,
+	// rebuild or restart the service is ready when a log line matches it.
+	ReadyLog string   `json:"ready_log,omitempty"`
+	Pos      Position `json:"pos"`
 }
 
 // K8sSourceKind says how a K8sSource is rendered.
@@ -266,7 +269,10 @@ type LocalResource struct {
 	Labels         []string    `json:"labels,omitempty"`
 	Links          []Link      `json:"links,omitempty"`
 	ReadinessProbe *Probe      `json:"readiness_probe,omitempty"`
-	Pos            Position    `json:"pos"`
+	// ReadyLog is a regular expression (loop extension): serve_cmd is ready
+	// when a line of its output matches it.
+	ReadyLog string   `json:"ready_log,omitempty"`
+	Pos      Position `json:"pos"`
 }
 
 // Probe is a readiness probe, shaped like Kubernetes' and Tilt's probe().

@@ -3,6 +3,7 @@ package tiltfile
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 
 	"go.starlark.net/starlark"
 
@@ -78,21 +79,25 @@ func (l *loader) dockerCompose(thread *starlark.Thread, b *starlark.Builtin, arg
 
 func (l *loader) dcResource(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
-		name, projectName, newName string
-		trigger                    triggerModeArg
-		resourceDeps, labels       stringList
-		links                      linksArg
-		autoInit, inferLinks       optBool
+		name, projectName, newName, readyLog string
+		trigger                              triggerModeArg
+		resourceDeps, labels                 stringList
+		links                                linksArg
+		autoInit, inferLinks                 optBool
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name", &name, "trigger_mode?", &trigger, "resource_deps?", &resourceDeps,
 		"links?", &links, "labels?", &labels, "auto_init?", &autoInit,
 		"project_name?", &projectName, "new_name?", &newName, "infer_links?", &inferLinks,
+		"ready_log?", &readyLog,
 	); err != nil {
 		return nil, err
 	}
 	if name == "" {
 		return nil, errorf(b, "name must not be empty")
+	}
+	if _, err := regexp.Compile(readyLog); err != nil {
+		return nil, errorf(b, "ready_log is not a regular expression: %v", err)
 	}
 	if projectName != "" {
 		found := false
@@ -112,6 +117,7 @@ func (l *loader) dcResource(thread *starlark.Thread, b *starlark.Builtin, args s
 		AutoInit:     autoInit.ptr(),
 		Links:        links.links,
 		InferLinks:   inferLinks.ptr(),
+		ReadyLog:     readyLog,
 		Pos:          pos(thread),
 	})
 	return starlark.None, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -28,7 +29,7 @@ func (l *loader) localBuiltins() starlark.StringDict {
 
 func (l *loader) localResource(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
-		name, dir, serveDir                      string
+		name, dir, serveDir, readyLog            string
 		cmd, serveCmd, cmdBat, serveCmdBat       cmdArg
 		deps, resourceDeps, ignore, tags, labels stringList
 		trigger                                  triggerModeArg
@@ -44,7 +45,7 @@ func (l *loader) localResource(thread *starlark.Thread, b *starlark.Builtin, arg
 		"serve_cmd?", &serveCmd, "cmd_bat?", &cmdBat, "serve_cmd_bat?", &serveCmdBat,
 		"allow_parallel?", &allowParallel, "links?", &links, "tags?", &tags,
 		"env?", &env, "serve_env?", &serveEnv, "readiness_probe?", &readiness,
-		"dir?", &dir, "serve_dir?", &serveDir, "labels?", &labels,
+		"dir?", &dir, "serve_dir?", &serveDir, "labels?", &labels, "ready_log?", &readyLog,
 	); err != nil {
 		return nil, err
 	}
@@ -59,6 +60,12 @@ func (l *loader) localResource(thread *starlark.Thread, b *starlark.Builtin, arg
 	}
 	if readiness.probe != nil && serveCmd.cmd.Empty() {
 		return nil, errorf(b, "readiness_probe needs a serve_cmd")
+	}
+	if readyLog != "" && serveCmd.cmd.Empty() {
+		return nil, errorf(b, "ready_log needs a serve_cmd")
+	}
+	if _, err := regexp.Compile(readyLog); err != nil {
+		return nil, errorf(b, "ready_log is not a regular expression: %v", err)
 	}
 	l.localNames[name] = true
 	workDir := l.abs(thread, ".")
@@ -85,6 +92,7 @@ func (l *loader) localResource(thread *starlark.Thread, b *starlark.Builtin, arg
 		Labels:         append(labels.vals, tags.vals...),
 		Links:          links.links,
 		ReadinessProbe: readiness.probe,
+		ReadyLog:       readyLog,
 		Pos:            pos(thread),
 	}
 	if !lr.ServeCmd.Empty() {

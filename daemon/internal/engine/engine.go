@@ -141,6 +141,8 @@ type readyMsg struct {
 	gen   int
 	ready bool
 	err   error
+	// logAt is set when a log line matched the resource's ready_log.
+	logAt time.Time
 }
 
 // reloadMsg is a loaded config with its resource definitions, or the error.
@@ -182,6 +184,29 @@ func (e *Engine) emit(ev api.Event) {
 }
 
 // logWriter returns a writer whose lines become log events of a resource.
+// resourceLog is the log of a resource's running process (container output,
+// serve_cmd): with a ready_log pattern, a matching line is reported to the
+// engine goroutine as readiness.
+//
+// ctx is the resource's background context: a send gives up when it ends
+// (the engine goroutine may be the one stopping the resource).
+func (e *Engine) resourceLog(ctx context.Context, r *resource) io.Writer {
+	if r.readyLog == nil {
+		return e.logWriter(r.name)
+	}
+	name, gen, re := r.name, r.gen, r.readyLog
+	plain := e.logWriter(name)
+	return &lineWriter{emit: func(line string) {
+		_, _ = io.WriteString(plain, line+"\n")
+		if re.MatchString(line) {
+			select {
+			case e.readiness <- readyMsg{name: name, gen: gen, ready: true, logAt: e.now()}:
+			case <-ctx.Done():
+			}
+		}
+	}}
+}
+
 func (e *Engine) logWriter(name string) io.Writer {
 	return &lineWriter{emit: func(line string) {
 		e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: line})
@@ -685,11 +710,24 @@ func (e *Engine) onResult(res result) {
 		e.emit(api.Event{Kind: api.EventLog, Resource: r.name, Text: "ERROR: " + res.err.Error()})
 	} else {
 		r.errText = ""
-		if r.readyNow() {
+		switch {
+		case r.readyLog != nil && needsReadyLine(u):
+			if !r.logReadyAt.Before(u.Started) {
+				// The line came while the update was finishing.
+				r.phase = api.PhaseReady
+				r.everReady = true
+			} else {
+				r.phase = api.PhaseRunning
+				r.awaitLog = true
+				r.last.Ready = time.Time{}
+			}
+		case r.readyNow():
 			r.phase = api.PhaseReady
 			r.everReady = true
-		} else {
+		default:
+			// Ready when the probe passes; the trace ends then.
 			r.phase = api.PhaseRunning
+			r.last.Ready = time.Time{}
 		}
 	}
 	if r.replaced {
@@ -698,9 +736,42 @@ func (e *Engine) onResult(res result) {
 	e.emitStatus(r)
 }
 
+// needsReadyLine reports whether an update started a process, so that a
+// ready_log pattern decides when it is ready (a plain sync does not).
+func needsReadyLine(u api.Update) bool {
+	if u.Kind != api.UpdateLive {
+		return true
+	}
+	for _, s := range u.Spans {
+		if s.Name == "restart" {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *Engine) onReadiness(m readyMsg) {
 	r, ok := e.resources[m.name]
 	if !ok || r.gen != m.gen {
+		return
+	}
+	if m.logAt.IsZero() && r.readyLog != nil && m.ready {
+		// With ready_log, a running serve_cmd is not ready until its line.
+		m.ready = false
+		if r.phase != api.PhaseReady {
+			return
+		}
+	}
+	if !m.logAt.IsZero() {
+		r.logReadyAt = m.logAt
+		if !r.awaitLog || r.updating || r.last == nil || m.logAt.Before(r.last.Started) {
+			return
+		}
+		r.awaitLog = false
+		r.phase = api.PhaseReady
+		r.everReady = true
+		r.last.Ready = m.logAt
+		e.emitStatus(r)
 		return
 	}
 	r.probeReady = m.ready

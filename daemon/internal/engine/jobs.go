@@ -31,10 +31,10 @@ func (e *Engine) localJob(r *resource, b *pendingBatch) func(ctx context.Context
 	name, gen := r.name, r.gen
 	runner := r.runner
 	if runner == nil {
-		runner = localres.New(r.local, e.logWriter(name))
-		r.runner = runner
 		ctx, cancel := context.WithCancel(context.Background())
 		r.bgCancel = cancel
+		runner = localres.New(r.local, e.resourceLog(ctx, r))
+		r.runner = runner
 		r.bg.Add(1)
 		go func() {
 			defer r.bg.Done()
@@ -222,7 +222,7 @@ func (e *Engine) followLogs(r *resource, id string, since time.Time) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.bgCancel = cancel
-	logs := e.logWriter(r.name)
+	logs := e.resourceLog(ctx, r)
 	r.bg.Add(1)
 	go func() {
 		defer r.bg.Done()

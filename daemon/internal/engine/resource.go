@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -65,6 +66,12 @@ type resource struct {
 	due      time.Time
 	// liveFailed forces the next update to rebuild.
 	liveFailed bool
+	// readyLog (ready_log=) makes a matching log line the readiness signal
+	// after a process start; logReadyAt is the last match, awaitLog says an
+	// update waits for one.
+	readyLog   *regexp.Regexp
+	logReadyAt time.Time
+	awaitLog   bool
 	// triggered runs pending changes of a manual resource once.
 	triggered bool
 
@@ -365,6 +372,13 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 			name: lr.Name, typ: "local", deps: lr.ResourceDeps, trigger: tm, autoInit: lr.AutoInit,
 			labels: lr.Labels, local: lr, localIgnore: ign, hash: specHash("local", lr),
 		}
+		if lr.ReadyLog != "" {
+			re, err := regexp.Compile(lr.ReadyLog)
+			if err != nil {
+				return nil, files, fmt.Errorf("local_resource %q ready_log: %w", lr.Name, err)
+			}
+			r.readyLog = re
+		}
 		if err := add(r); err != nil {
 			return nil, files, err
 		}
@@ -394,6 +408,13 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 				if dc.AutoInit != nil {
 					r.autoInit = *dc.AutoInit
 				}
+				if dc.ReadyLog != "" {
+					re, err := regexp.Compile(dc.ReadyLog)
+					if err != nil {
+						return nil, files, fmt.Errorf("dc_resource %q ready_log: %w", dc.Name, err)
+					}
+					r.readyLog = re
+				}
 			}
 			for dep := range svc.DependsOn {
 				r.deps = append(r.deps, dep)
@@ -416,7 +437,7 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 					r.lu = svc.LiveUpdate
 				}
 			}
-			r.hash = specHash("compose", proj.Name, svc, r.image, r.deps, r.trigger)
+			r.hash = specHash("compose", proj.Name, svc, r.image, r.deps, r.trigger, dcOpts[svc.Name])
 			if err := add(r); err != nil {
 				return nil, files, err
 			}
