@@ -70,7 +70,7 @@ launch kube-apiserver "$BIN/kube-apiserver" --etcd-servers "http://127.0.0.1:$ET
 	--token-auth-file "$STATE/tokens.csv" --authorization-mode RBAC \
 	--service-account-issuer https://kubernetes.default.svc.cluster.local \
 	--service-account-key-file "$STATE/sa.pub" --service-account-signing-key-file "$STATE/sa.key" \
-	--service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true || true
+	--service-cluster-ip-range 10.96.0.0/16 --allow-privileged=true --endpoint-reconciler-type none || true
 wait_for kube-apiserver 120 api /readyz
 
 cat >"$KUBECONFIG_OUT" <<KC

@@ -227,3 +227,36 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestArgoApps(t *testing.T) {
+	apps, err := ArgoApps(context.Background(), "testdata/apps", "testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(apps) != 3 {
+		t.Fatalf("got %d apps", len(apps))
+	}
+	web, overlay, plain := apps[0], apps[1], apps[2]
+	if web.Tool != "Helm" || !web.Prune || !web.SelfHeal || web.Namespace != "shop" {
+		t.Errorf("web = %+v", web)
+	}
+	var dep *unstructured.Unstructured
+	for _, o := range web.Objects {
+		if o.GetKind() == "Deployment" {
+			dep = o
+		}
+	}
+	if dep == nil || dep.GetName() != "web-web" {
+		t.Fatalf("web objects %v, want Deployment web-web (release name = app name)", keys(web.Objects))
+	}
+	if r, _, _ := unstructured.NestedInt64(dep.Object, "spec", "replicas"); r != 3 {
+		t.Errorf("replicas = %d, want 3 from the parameter", r)
+	}
+	// Argo CD sets namePrefix in the kustomization, replacing the overlay's own "dev-".
+	if overlay.Tool != "Kustomize" || overlay.Objects[2].GetName() != "argo-web" {
+		t.Errorf("overlay = %s %v", overlay.Tool, keys(overlay.Objects))
+	}
+	if plain.Tool != "Directory" || len(plain.Objects) != 2 {
+		t.Errorf("plain = %s %v", plain.Tool, keys(plain.Objects))
+	}
+}

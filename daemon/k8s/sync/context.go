@@ -71,6 +71,8 @@ func Connect(kubeContext string, allowed []string) (*Cluster, error) {
 		return nil, fmt.Errorf("kube context %s: %w", name, err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
+	// Deprecation warnings (v1 Endpoints while listing for prune) are not the user's business.
+	cfg.WarningHandler = rest.NoWarnings{}
 	ns, _, err := cc.Namespace()
 	if err != nil {
 		return nil, fmt.Errorf("kube context %s: namespace: %w", name, err)

@@ -2,6 +2,8 @@ package sync
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -95,5 +97,24 @@ func TestCheckContext(t *testing.T) {
 	}
 }
 
-
-
+func TestConnectRefusesRemoteContext(t *testing.T) {
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kc, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: prod, cluster: {server: "https://prod.example.com"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: gke_prod, context: {cluster: prod, user: u}}]
+current-context: gke_prod
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	_, err := Connect("", nil)
+	if err == nil || !strings.Contains(err.Error(), `allow_k8s_contexts("gke_prod")`) {
+		t.Fatalf("Connect = %v, want a refusal naming allow_k8s_contexts", err)
+	}
+	c, err := Connect("", []string{"gke_prod"})
+	if err != nil || c.Context != "gke_prod" {
+		t.Fatalf("allowed Connect = %v, %v", c, err)
+	}
+}
