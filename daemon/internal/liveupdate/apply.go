@@ -232,8 +232,8 @@ func (b *batcher) add(f FileSync) error {
 	}
 	return filepath.WalkDir(walkPath, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // deleted while walking; its own event follows
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+				return nil // deleted or replaced by a file while walking; its own event follows
 			}
 			return fmt.Errorf("sync %s: %w", p, err)
 		}

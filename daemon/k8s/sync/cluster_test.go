@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
-	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/loop-dev/loop/daemon/k8s/render"
 )
@@ -60,99 +57,7 @@ func testCluster(t *testing.T) (*Syncer, string) {
 	return s, ns
 }
 
-// event is one change the API server reported, ordered by resourceVersion (etcd's global revision).
-type event struct {
-	rv   int64
-	typ  watch.EventType
-	kind string
-	name string
-	obj  *unstructured.Unstructured
-}
-
-// recorder watches kinds in a namespace so tests see the order in which the server stored things.
-type recorder struct {
-	stop   context.CancelFunc
-	done   chan struct{}
-	events chan event
-}
-
-func record(t *testing.T, s *Syncer, ns string, gvrs ...schema.GroupVersionResource) *recorder {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &recorder{stop: cancel, done: make(chan struct{}), events: make(chan event, 10000)}
-	var ws []watch.Interface
-	for _, gvr := range gvrs {
-		w, err := s.cluster.Dynamic.Resource(gvr).Namespace(ns).Watch(ctx, metav1.ListOptions{})
-		if err != nil {
-			cancel()
-			t.Fatal(err)
-		}
-		ws = append(ws, w)
-	}
-	// One goroutine per watch; all end when ctx is cancelled (stopAll waits for them).
-	finished := make(chan struct{}, len(ws))
-	for _, w := range ws {
-		go func() {
-			defer func() { finished <- struct{}{} }()
-			defer w.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case e, ok := <-w.ResultChan():
-					if !ok {
-						return
-					}
-					u, ok := e.Object.(*unstructured.Unstructured)
-					if !ok {
-						continue
-					}
-					rv, _ := strconv.ParseInt(u.GetResourceVersion(), 10, 64)
-					r.events <- event{rv: rv, typ: e.Type, kind: u.GetKind(), name: u.GetName(), obj: u}
-				}
-			}
-		}()
-	}
-	go func() {
-		for range ws {
-			<-finished
-		}
-		close(r.done)
-	}()
-	t.Cleanup(func() { r.stop(); <-r.done })
-	return r
-}
-
-// stopAll ends the watches after letting in-flight events arrive and returns them by resourceVersion.
-func (r *recorder) stopAll() []event {
-	time.Sleep(500 * time.Millisecond)
-	r.stop()
-	<-r.done
-	close(r.events)
-	var out []event
-	for e := range r.events {
-		out = append(out, e)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].rv < out[j].rv })
-	return out
-}
-
-var (
-	gvrConfigMap  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
-	gvrService    = schema.GroupVersionResource{Version: "v1", Resource: "services"}
-	gvrJob        = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
-	gvrDeployment = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
-)
-
-func added(events []event) []string {
-	var out []string
-	for _, e := range events {
-		if e.typ == watch.Added {
-			out = append(out, e.kind+"/"+e.name)
-		}
-	}
-	return out
-}
+var gvrConfigMap = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
 
 func parse(t *testing.T, y string) []*unstructured.Unstructured {
 	t.Helper()
@@ -161,133 +66,6 @@ func parse(t *testing.T, y string) []*unstructured.Unstructured {
 		t.Fatal(err)
 	}
 	return objs
-}
-
-const jobTmpl = `apiVersion: batch/v1
-kind: Job
-metadata:
-  %s
-  annotations: {%s}
-spec:
-  template:
-    spec:
-      restartPolicy: Never
-      containers: [{name: c, image: busybox, command: ["true"]}]
-`
-
-const appTmpl = `apiVersion: v1
-kind: ConfigMap
-metadata: {name: config, annotations: {argocd.argoproj.io/sync-wave: "-1"}}
-data: {k: v}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: web}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: example/web}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: web}
-spec:
-  selector: {app: web}
-  ports: [{port: 80}]
----
-apiVersion: v1
-kind: ConfigMap
-metadata: {name: after-web, annotations: {argocd.argoproj.io/sync-wave: "1"}}
----
-` + jobTmpl + "---\n" + jobTmpl
-
-// TestSyncOrderAndHooks is Argo CD's hook and wave example on the real control plane,
-// once with Argo CD's annotations and once with Helm's.
-func TestSyncOrderAndHooks(t *testing.T) {
-	cases := map[string]string{
-		"argocd": fmt.Sprintf(appTmpl,
-			"name: migrate", `argocd.argoproj.io/hook: PreSync, argocd.argoproj.io/hook-delete-policy: HookSucceeded`,
-			"generateName: smoke-", `argocd.argoproj.io/hook: PostSync`),
-		"helm": fmt.Sprintf(appTmpl,
-			"name: migrate", `helm.sh/hook: pre-install, helm.sh/hook-delete-policy: hook-succeeded`,
-			"generateName: smoke-", `helm.sh/hook: post-install`),
-	}
-	for name, manifest := range cases {
-		t.Run(name, func(t *testing.T) {
-			s, ns := testCluster(t)
-			rec := record(t, s, ns, gvrConfigMap, gvrService, gvrJob, gvrDeployment)
-			s.Now = func() time.Time { return time.Unix(1700000000, 0) }
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			res, err := s.Sync(ctx, parse(t, manifest), Options{App: "shop", Namespace: ns, Revision: "abcdef123456"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !res.Succeeded {
-				t.Fatalf("sync failed: %s (steps %v)", res.Message, res.Steps)
-			}
-			events := rec.stopAll()
-			smoke := "smoke-abcdef1-postsync-1700000000"
-			want := []string{"Job/migrate", "ConfigMap/config", "Service/web", "Deployment/web", "ConfigMap/after-web", "Job/" + smoke}
-			var got []string
-			for _, a := range added(events) {
-				if !strings.HasPrefix(a, "ConfigMap/kube-root-ca") {
-					got = append(got, a)
-				}
-			}
-			if !slices.Equal(got, want) {
-				t.Fatalf("objects created in order %v, want %v", got, want)
-			}
-			// Wave 1 started only once the Deployment was healthy, and the PostSync hook
-			// only once the PreSync Job had completed.
-			assertHealthyBefore(t, events, "Deployment", "web", "ConfigMap", "after-web")
-			assertHealthyBefore(t, events, "Job", "migrate", "ConfigMap", "config")
-			// HookSucceeded deleted migrate; BeforeHookCreation (default) keeps smoke.
-			deleted := map[string]bool{}
-			for _, e := range events {
-				if e.typ == watch.Deleted {
-					deleted[e.kind+"/"+e.name] = true
-				}
-			}
-			if !deleted["Job/migrate"] || deleted["Job/"+smoke] {
-				t.Errorf("deleted %v, want Job/migrate deleted and Job/%s kept", deleted, smoke)
-			}
-			live, err := s.cluster.Dynamic.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "config", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := live.GetAnnotations()[AnnTrackingID]; got != "shop:/ConfigMap:"+ns+"/config" {
-				t.Errorf("tracking id = %q", got)
-			}
-			if !slices.ContainsFunc(live.GetManagedFields(), func(m metav1.ManagedFieldsEntry) bool {
-				return m.Manager == FieldManager && m.Operation == metav1.ManagedFieldsOperationApply
-			}) {
-				t.Errorf("config is not server-side applied by %q: %v", FieldManager, live.GetManagedFields())
-			}
-		})
-	}
-}
-
-// assertHealthyBefore checks that kind/name was seen healthy before next/nextName was created.
-func assertHealthyBefore(t *testing.T, events []event, kind, name, nextKind, nextName string) {
-	t.Helper()
-	var healthyAt, createdAt int64 = -1, -1
-	for _, e := range events {
-		if e.kind == kind && e.name == name && healthyAt < 0 {
-			if h, ok := Assess(e.obj); ok && h.Status == Healthy {
-				healthyAt = e.rv
-			}
-		}
-		if e.kind == nextKind && e.name == nextName && e.typ == watch.Added {
-			createdAt = e.rv
-		}
-	}
-	if healthyAt < 0 || createdAt < 0 || healthyAt > createdAt {
-		t.Errorf("%s/%s healthy at rv %d, %s/%s created at rv %d: want healthy first", kind, name, healthyAt, nextKind, nextName, createdAt)
-	}
 }
 
 func TestDriftHealAndPrune(t *testing.T) {
