@@ -343,7 +343,8 @@ func compile(base string, lines []line, sc scope) ([]rule, error) {
 				return nil, fmt.Errorf("%s: bad ignore pattern %q: an exception needs a pattern after \"!\"", l.where(), l.text)
 			}
 		}
-		p = filepath.ToSlash(filepath.Clean(p))
+		// Docker's matcher trims the cleaned pattern again ("a /" is "a").
+		p = strings.TrimSpace(filepath.ToSlash(filepath.Clean(p)))
 		rb := base
 		switch {
 		case sc == anywhere && strings.HasPrefix(p, "/"):
