@@ -115,7 +115,8 @@ launch kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KUBECONFIG_OUT" \
 	--authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \
 	--leader-elect=false --bind-address 127.0.0.1 --secure-port $((API_PORT + 4)) || true
 wait_for kube-controller-manager 60 api /api/v1/namespaces/default/serviceaccounts/default
-node_ready() { api /api/v1/nodes/kwok-node-0 | grep -q '"type": *"Ready", *"status": *"True"\|"status":"True","lastHeartbeatTime"' ; }
+# The API server pretty-prints for curl: fold the JSON before matching.
+node_ready() { api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'; }
 wait_for kwok 60 node_ready || say "warning: node not Ready yet"
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"
