@@ -3,7 +3,6 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -30,20 +29,6 @@ type project struct {
 	mu     sync.Mutex
 	status map[string]api.ResourceStatus
 	wake   chan struct{}
-}
-
-// writeTree writes files (relative path → content) below dir.
-func writeTree(tb testing.TB, dir string, files map[string]string) {
-	tb.Helper()
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			tb.Fatal(err)
-		}
-	}
 }
 
 // upProject runs `loop up` on dir/Tiltfile until the benchmark ends, then

@@ -32,7 +32,7 @@ type harness struct {
 }
 
 // writeFiles writes files (relative paths → contents) below dir.
-func writeFiles(t *testing.T, dir string, files map[string]string) {
+func writeFiles(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, data := range files {
 		p := filepath.Join(dir, name)

@@ -53,7 +53,7 @@ func BenchmarkBranchSwitch(b *testing.B) {
 				files[fmt.Sprintf("src/d%03d/f%03d.txt", d, f)] = fmt.Sprintf("main %d %d\n", d, f)
 			}
 		}
-		writeTree(b, dir, files)
+		writeFiles(b, dir, files)
 		p := upProject(b, dir)
 		st := p.waitReady(3*time.Minute, "app")["app"]
 		// The switch: 90 directories rewritten, 5 deleted, 5 added.
@@ -183,7 +183,7 @@ func BenchmarkIdle(b *testing.B) {
 	files["compose.yaml"] = svcs.String()
 	files["Tiltfile"] = "docker_build('loopbench/idle', '.', live_update=[sync('site', '/www')])\n" +
 		fmt.Sprintf("docker_compose('compose.yaml', project_name=%q)\n", uniqueName("loopbench-idle")) + tf.String()
-	writeTree(b, dir, files)
+	writeFiles(b, dir, files)
 	p := upProject(b, dir)
 	p.waitReady(5*time.Minute, names...)
 	time.Sleep(2 * time.Second) // let start-up work (log streams, agents) settle
@@ -268,7 +268,7 @@ func BenchmarkGoSave(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		writeTree(b, side, map[string]string{name: string(data)})
+		writeFiles(b, side, map[string]string{name: string(data)})
 	}
 	p := upProject(b, dir)
 	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
