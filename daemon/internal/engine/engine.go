@@ -78,6 +78,8 @@ type Engine struct {
 	running   int
 	// configFiles are the files whose change re-runs the Tiltfile.
 	configFiles map[string]bool
+	// ignore is the project-wide ignore matcher of the current config.
+	ignore *ignore.Matcher
 	// files are the config files of the last good load (Tiltfile, loaded
 	// files, compose and env files).
 	files     []string
@@ -454,11 +456,24 @@ func (e *Engine) updateRoots(configFiles []string) {
 		roots = append(roots, f)
 	}
 	sort.Strings(roots)
+	// The project-wide ignore rules are read once per config load, not per
+	// batch; the ignore files themselves count as config files, so editing
+	// .tiltignore reloads and rebuilds them.
+	global := e.loadGlobalIgnore()
+	e.ignore = global
+	configFiles = append(append([]string(nil), configFiles...), global.Files()...)
+	for _, f := range global.Files() {
+		set[f] = true
+	}
+	roots = roots[:0]
+	for f := range set {
+		roots = append(roots, f)
+	}
+	sort.Strings(roots)
 	cfgFiles := map[string]bool{}
 	for _, f := range configFiles {
 		cfgFiles[f] = true
 	}
-	global := e.globalIgnore()
 	resources := make([]*resource, 0, len(e.resources))
 	for _, r := range e.resources {
 		resources = append(resources, r)
@@ -486,7 +501,9 @@ func (e *Engine) updateRoots(configFiles []string) {
 	e.configFiles = cfgFiles
 }
 
-func (e *Engine) globalIgnore() *ignore.Matcher {
+// loadGlobalIgnore reads the project-wide ignore rules: editor temp files and
+// .git, .tiltignore, watch_settings(ignore=).
+func (e *Engine) loadGlobalIgnore() *ignore.Matcher {
 	ms := []*ignore.Matcher{ignore.Defaults()}
 	if e.cfg != nil {
 		dir := filepath.Dir(e.cfg.Tiltfile)
@@ -524,7 +541,7 @@ func within(root, path string) bool {
 func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	reload := false
 	now := e.now()
-	global := e.globalIgnore()
+	global := e.ignore
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] {
 			// Config files re-run the Tiltfile; resources whose definition

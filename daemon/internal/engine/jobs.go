@@ -85,7 +85,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	// What a synced directory's walk leaves out: what the image ignores and
 	// what the watcher ignores (editor temp files, .tiltignore), whose
 	// removal would never be seen.
-	skip := ignore.Any(e.globalIgnore(), r.imageIgnore)
+	skip := ignore.Any(e.ignore, r.imageIgnore)
 	// Decide live update or rebuild now, from the engine's state.
 	var plan *liveupdate.Update
 	if b != nil && r.lu != nil && !r.liveFailed && r.containerID != "" && r.target != nil {

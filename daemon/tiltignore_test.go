@@ -1,0 +1,28 @@
+package daemon_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestTiltIgnoreEditedWhileUp: .tiltignore is read once per config load,
+// and editing it while up runs takes effect for the next changes.
+func TestTiltIgnoreEditedWhileUp(t *testing.T) {
+	dir := webProject(t, `sync('site', '/www')`)
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("web", 1, 2*time.Minute)
+	writeFiles(t, dir, map[string]string{".tiltignore": "site/private.txt\n"})
+	// Give the reload a moment, then a file it ignores and one it does not.
+	time.Sleep(500 * time.Millisecond)
+	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n", "site/public.txt": "hello\n"})
+	eventually(t, 20*time.Second, func() error {
+		if got, _ := containerFile(t, st.ContainerID, "/www/public.txt"); got != "hello\n" {
+			return fmt.Errorf("/www/public.txt = %q", got)
+		}
+		return nil
+	})
+	if got, ok := containerFile(t, st.ContainerID, "/www/private.txt"); ok {
+		t.Fatalf("a file .tiltignore names reached the container: %q", got)
+	}
+}
