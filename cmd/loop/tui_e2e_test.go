@@ -39,16 +39,17 @@ func (tm *tmux) run(args ...string) string {
 	return string(out)
 }
 
-// start runs argv in a new 120×30 session named name, in dir, with env.
+// start runs argv in a new 120×30 session named name, in dir, with env. A
+// shell around it prints the exit status when it ends and holds the pane,
+// so the test reads how loop ended off the screen.
 func (tm *tmux) start(name, dir string, env []string, argv ...string) {
 	tm.t.Helper()
 	args := []string{"new-session", "-d", "-s", name, "-x", "120", "-y", "30", "-c", dir}
 	for _, e := range env {
 		args = append(args, "-e", e)
 	}
-	// remain-on-exit keeps the pane (and what loop printed) if it exits.
-	tm.run(append(append(args, "--"), argv...)...)
-	tm.run("set-option", "-t", name, "remain-on-exit", "on")
+	script := `"$@"; echo "exited with status $?"; exec sleep 600`
+	tm.run(append(append(args, "--", "sh", "-c", script, "sh"), argv...)...)
 }
 
 func (tm *tmux) capture(name string) string {
@@ -59,28 +60,42 @@ func (tm *tmux) capture(name string) string {
 // wait polls the pane until every want appears (and no unwanted text), or fails.
 func (tm *tmux) wait(name string, timeout time.Duration, ok func(screen string) bool, what string) string {
 	tm.t.Helper()
-	start := time.Now()
-	deadline := start.Add(timeout)
-	nudged := false
+	deadline := time.Now().Add(timeout)
 	for {
 		s := tm.capture(name)
 		if ok(s) {
 			return s
 		}
 		if time.Now().After(deadline) {
-			tm.t.Fatalf("%s: not on screen within %s:\n%s", name, timeout, s)
-		}
-		// A program that has drawn nothing after 10 s (seen once on a loaded
-		// machine) gets one window-size change, which makes a terminal UI
-		// redraw; one that is really stuck still fails at the deadline.
-		if !nudged && strings.TrimSpace(s) == "" && time.Since(start) > 10*time.Second {
-			nudged = true
-			tm.t.Logf("%s: blank after 10s; resizing the window once", name)
-			tm.run("resize-window", "-t", name, "-x", "121", "-y", "30")
-			tm.run("resize-window", "-t", name, "-x", "120", "-y", "30")
+			tm.t.Fatalf("%s: not on screen within %s:\n%s%s", name, timeout, s, tm.stacks(name))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// waitExit waits until the program in a pane has exited with status 0.
+func (tm *tmux) waitExit(name string, timeout time.Duration) {
+	tm.t.Helper()
+	s := tm.wait(name, timeout, contains("exited with status"), "exit")
+	if !strings.Contains(s, "exited with status 0") {
+		tm.t.Fatalf("%s did not exit cleanly:\n%s", name, s)
+	}
+}
+
+// stacks asks the program in a pane for its goroutine stacks (SIGQUIT to
+// the children of the pane's shell) and returns the pane's whole history:
+// what a stuck loop was waiting on.
+func (tm *tmux) stacks(name string) string {
+	pid, err := exec.Command("tmux", "-L", tm.server, "display-message", "-p", "-t", name, "#{pane_pid}").Output()
+	if err != nil {
+		return fmt.Sprintf("\n(pane of %s: %v)", name, err)
+	}
+	if err := exec.Command("pkill", "-QUIT", "-P", strings.TrimSpace(string(pid)), "loop").Run(); err != nil {
+		return fmt.Sprintf("\n(no loop process in pane %s: %v)", name, err)
+	}
+	time.Sleep(time.Second)
+	hist, _ := exec.Command("tmux", "-L", tm.server, "capture-pane", "-p", "-J", "-S", "-", "-t", name).Output()
+	return "\n--- goroutines of loop in " + name + " ---\n" + string(hist)
 }
 
 func contains(all ...string) func(string) bool {
@@ -190,14 +205,14 @@ func TestTUIComposeEndToEnd(t *testing.T) {
 
 	// q in loop ui leaves the daemon running; q y in loop up stops it.
 	tm.run("send-keys", "-t", "ui", "q")
-	tm.wait("ui", 30*time.Second, contains("Pane is dead"), "loop ui exited")
+	tm.waitExit("ui", 30*time.Second)
 	if s := tm.capture("up"); !strings.Contains(s, "● connected") {
 		t.Fatalf("loop up lost its daemon when loop ui quit:\n%s", s)
 	}
 	tm.run("send-keys", "-t", "up", "q")
 	tm.wait("up", 5*time.Second, contains("Stop the daemon and quit? (y/n)"), "quit question")
 	tm.run("send-keys", "-t", "up", "y")
-	tm.wait("up", 30*time.Second, contains("Pane is dead"), "loop up exited")
+	tm.waitExit("up", 30*time.Second)
 }
 
 // TestUIReconnectsWhenTheDaemonReturns kills the daemon under an attached
