@@ -15,6 +15,7 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/engine"
+	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/daemon/statedir"
@@ -129,6 +130,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.eng = engine.New(engine.Options{
 		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: sink, Env: os.Environ(),
 		MapPath: mapPath,
+		KubeConnect: func(allowed []string) (engine.Kube, error) {
+			return kube.Connect(allowed, cli)
+		},
 	})
 	close(d.ready)
 	return d.eng.Run(ctx)
@@ -208,6 +212,28 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		}
 		if o.Sink != nil {
 			o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: proj.Name, Text: "removed"})
+		}
+	}
+	if len(cfg.K8sSources) == 0 {
+		return nil
+	}
+	groups, err := kube.Render(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	k, err := kube.Connect(cfg.Settings.AllowedK8sContexts, nil)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		deleted, err := k.Down(ctx, []string{g.Name})
+		for _, key := range deleted {
+			if o.Sink != nil {
+				o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: g.Name, Text: "deleted " + key})
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("down %s: %w", g.Name, err)
 		}
 	}
 	return nil

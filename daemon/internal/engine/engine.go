@@ -24,6 +24,7 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/internal/watch"
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -60,6 +61,9 @@ type Options struct {
 	Sink func(api.Event)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// KubeConnect connects to the current kube context, refusing one that is not
+	// local unless allowed names it; called when a Kubernetes resource first deploys.
+	KubeConnect func(allowed []string) (Kube, error)
 }
 
 // ErrResourceFailed wraps a resource failure in ModeCI.
@@ -82,7 +86,10 @@ type Engine struct {
 	ignore *ignore.Matcher
 	// files are the config files of the last good load (Tiltfile, loaded
 	// files, compose and env files).
-	files     []string
+	files []string
+	// k8sRoots are the files and directories Kubernetes sources render from: an
+	// edit under one reloads the config, which re-renders.
+	k8sRoots  []string
 	reloading bool
 	configErr string
 
@@ -94,6 +101,10 @@ type Engine struct {
 
 	builder *build.Builder
 	compose *compose.Controller
+
+	kubeMu  sync.Mutex
+	kube    Kube
+	kubeKey string
 
 	results   chan result
 	control   chan controlMsg
@@ -528,6 +539,16 @@ func underAny(path string, roots []string) bool {
 	return false
 }
 
+// underRoot reports whether path is one of roots or below one.
+func underRoot(path string, roots []string) bool {
+	for _, r := range roots {
+		if within(r, path) {
+			return true
+		}
+	}
+	return false
+}
+
 // within reports whether path is root or below it.
 func within(root, path string) bool {
 	if path == root {
@@ -543,7 +564,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	now := e.now()
 	global := e.ignore
 	for _, ev := range evs {
-		if e.configFiles[ev.Path] {
+		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.k8sRoots) && (global == nil || !global.Ignored(ev.Path, false))) {
 			// Config files re-run the Tiltfile; resources whose definition
 			// changed are then updated. They never update a resource directly.
 			reload = true
@@ -583,6 +604,13 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 
 func (e *Engine) onReload(m reloadMsg) {
 	e.reloading = false
+	if m.cfg != nil {
+		roots := kube.SourceRoots(m.cfg)
+		if m.err != nil {
+			roots = mergeFiles(e.k8sRoots, roots) // watch the old and the new for a fix
+		}
+		e.k8sRoots = roots
+	}
 	if m.err != nil {
 		e.configErr = m.err.Error()
 		e.emit(api.Event{Kind: api.EventConfig, Text: m.err.Error()})

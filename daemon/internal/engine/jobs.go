@@ -22,6 +22,8 @@ func (r *resource) job(e *Engine, b *pendingBatch) func(ctx context.Context) res
 	switch r.typ {
 	case "local":
 		return e.localJob(r, b)
+	case "k8s":
+		return e.kubeJob(r, b)
 	default:
 		return e.composeJob(r, b)
 	}

@@ -15,17 +15,21 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/internal/localres"
 	"github.com/loop-dev/loop/daemon/internal/watch"
+	"github.com/loop-dev/loop/daemon/k8s/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
-// resource is one unit the engine updates: a local_resource or a Compose
-// service. Its definition fields are set when the config is applied and not
+// resource is one unit the engine updates: a local_resource, a Compose
+// service or a group of Kubernetes objects. Its definition fields are set when the config is applied and not
 // changed after; its state fields are owned by the engine goroutine.
 type resource struct {
 	// Definition.
@@ -83,6 +87,12 @@ type resource struct {
 	// container from the same image gets them again.
 	synced map[string]liveupdate.Change
 
+	// Kubernetes: the objects to deploy, the images they use and the k8s_kind
+	// image paths.
+	kobjs   []*unstructured.Unstructured
+	kimages []kubeImage
+	kinds   map[string][]render.ImagePath
+
 	runner   *localres.Runner
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
@@ -119,6 +129,12 @@ func (r *resource) roots() []string {
 		out = append(out, r.lu.FallBackOn...)
 		out = append(out, r.lu.RestartOn...)
 	}
+	for _, k := range r.kimages {
+		out = append(out, k.img.Context)
+		if k.img.Dockerfile != "" {
+			out = append(out, k.img.Dockerfile)
+		}
+	}
 	return out
 }
 
@@ -140,12 +156,25 @@ func (r *resource) skipsDir(dir string) bool {
 		if r.lu != nil && r.image == nil {
 			return false
 		}
+		for _, k := range r.kimages {
+			if within(k.img.Context, dir) && (k.ign == nil || !k.ign.SkipDir(dir)) {
+				return false
+			}
+		}
 	}
 	return true
 }
 
 // concerns reports whether a change of path affects the resource.
 func (r *resource) concerns(path string) bool {
+	for _, k := range r.kimages {
+		if within(k.img.Context, path) && (k.ign == nil || !k.ign.Ignored(path, false)) {
+			return true
+		}
+		if path == k.img.Dockerfile {
+			return true
+		}
+	}
 	if r.local != nil {
 		for _, d := range r.local.Deps {
 			if within(d, path) {
@@ -441,6 +470,17 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 			if err := add(r); err != nil {
 				return nil, files, err
 			}
+		}
+	}
+	files = append(files, kube.SourceRoots(cfg)...)
+	kres, kfiles, err := kubeResources(ctx, cfg, defaultTrigger)
+	files = append(files, kfiles...)
+	if err != nil {
+		return nil, files, err
+	}
+	for _, r := range kres {
+		if err := add(r); err != nil {
+			return nil, files, err
 		}
 	}
 	for _, r := range out {

@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/internal/kube"
+	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// Kube deploys Kubernetes resources to one cluster (kube.Deployer).
+type Kube interface {
+	// Deploy applies a resource's objects (built image refs substituted) and returns
+	// once they are healthy. images are the built refs, for clusters that must be
+	// given them (kind).
+	Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error
+}
+
+// kubeImage is an image a Kubernetes resource builds, with its context's ignore rules.
+type kubeImage struct {
+	img *model.Image
+	ign *ignore.Matcher
+}
+
+// kubeResources turns the config's Kubernetes sources into resources: rendered, then
+// grouped by workload as Tilt does. It runs on a worker (rendering reads files).
+func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.TriggerMode) ([]*resource, []string, error) {
+	if len(cfg.K8sSources) == 0 {
+		return nil, nil, nil
+	}
+	groups, err := kube.Render(ctx, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var images []*model.Image
+	for _, img := range cfg.Images {
+		if img.Custom == nil {
+			images = append(images, img)
+		}
+	}
+	kinds := kube.KindPaths(cfg.K8sKinds)
+	var files []string
+	var out []*resource
+	var first []string // resources every workload waits for: namespaces and CRDs
+	for _, g := range groups {
+		r := &resource{name: g.Name, typ: "k8s", trigger: defaultTrigger, autoInit: true, kobjs: g.Objects, kinds: kinds}
+		if s := g.Spec; s != nil {
+			r.deps = append(r.deps, s.ResourceDeps...)
+			r.labels = s.Labels
+			if s.TriggerMode != "" {
+				r.trigger = s.TriggerMode
+			}
+			if s.AutoInit != nil {
+				r.autoInit = *s.AutoInit
+			}
+		}
+		for _, img := range kube.Images(g.Objects, images, cfg.K8sKinds) {
+			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
+			if err != nil {
+				return nil, nil, fmt.Errorf("resource %s: image %s: %w", g.Name, img.Ref, err)
+			}
+			files = append(files, m.Files()...)
+			r.kimages = append(r.kimages, kubeImage{img: img, ign: m})
+		}
+		if !g.Workload && holdsClusterScaffolding(g.Objects) {
+			first = append(first, g.Name)
+		}
+		out = append(out, r)
+	}
+	for _, r := range out {
+		if len(r.kimages) > 0 || containsWorkload(r.kobjs) {
+			for _, f := range first {
+				if f != r.name && !contains(r.deps, f) {
+					r.deps = append(r.deps, f)
+				}
+			}
+		}
+		imgs := make([]*model.Image, len(r.kimages))
+		for i, k := range r.kimages {
+			imgs[i] = k.img
+		}
+		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels)
+	}
+	return out, files, nil
+}
+
+// holdsClusterScaffolding reports objects others need first: namespaces and CRDs.
+func holdsClusterScaffolding(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if k := o.GetKind(); k == "Namespace" || k == "CustomResourceDefinition" {
+			return true
+		}
+	}
+	return false
+}
+
+func containsWorkload(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if _, ok, _ := unstructured.NestedMap(o.Object, "spec", "template"); ok || o.GetKind() == "Pod" {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// kubeConn returns the cluster connection, made on first use for these allowed contexts.
+func (e *Engine) kubeConn(allowed []string) (Kube, error) {
+	e.kubeMu.Lock()
+	defer e.kubeMu.Unlock()
+	key := strings.Join(allowed, "\x00")
+	if e.kube != nil && e.kubeKey == key {
+		return e.kube, nil
+	}
+	if e.opts.KubeConnect == nil {
+		return nil, errors.New("this daemon has no Kubernetes connection")
+	}
+	k, err := e.opts.KubeConnect(allowed)
+	if err != nil {
+		return nil, err
+	}
+	e.kube, e.kubeKey = k, key
+	return k, nil
+}
+
+// kubeJob builds the resource's images, substitutes the built refs and deploys its
+// objects; the update is ready when they are healthy.
+func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context) result {
+	name := r.name
+	u := api.Update{Kind: api.UpdateInit, Started: e.now()}
+	if b != nil {
+		u.Kind = api.UpdateRebuild
+		u.Edit, u.Batched, u.Files = b.edit, b.batched, len(b.changes)
+	}
+	logs := e.logWriter(name)
+	objs, kimages, kinds := r.kobjs, r.kimages, r.kinds
+	var allowed []string
+	if e.cfg != nil {
+		allowed = e.cfg.Settings.AllowedK8sContexts
+	}
+	fail := func(err error) result {
+		u.Error = err.Error()
+		return result{name: name, update: u, err: err}
+	}
+	return func(ctx context.Context) result {
+		built := render.Images{}
+		var refs []string
+		for _, k := range kimages {
+			t0 := time.Now()
+			bres, err := e.builder.Build(ctx, k.img, logs)
+			u.Spans = append(u.Spans, api.Span{Name: "build", Duration: time.Since(t0)})
+			if err != nil {
+				return fail(fmt.Errorf("build %s: %w", k.img.Ref, err))
+			}
+			built[k.img.Ref] = bres.Ref
+			refs = append(refs, bres.Ref)
+		}
+		desired := make([]*unstructured.Unstructured, len(objs))
+		for i, o := range objs {
+			desired[i] = o.DeepCopy()
+		}
+		render.SubstituteImages(desired, built, kinds)
+		k, err := e.kubeConn(allowed)
+		if err != nil {
+			return fail(err)
+		}
+		t0 := time.Now()
+		err = k.Deploy(ctx, name, desired, refs, false, logs)
+		u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
+		if err != nil {
+			return fail(err)
+		}
+		u.Ready = e.now()
+		return result{name: name, update: u, apply: func(r *resource) {
+			if len(refs) > 0 {
+				r.ref = refs[0]
+			}
+		}}
+	}
+}

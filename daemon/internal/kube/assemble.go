@@ -1,0 +1,260 @@
+// Package kube owns loop's Kubernetes deploys for the engine: grouping rendered objects
+// into resources the way Tilt does, connecting to the current kube context (refusing a
+// non-local one), getting built images into kind nodes without a registry, and syncing a
+// resource's objects the Argo CD way (daemon/k8s/sync).
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// Uncategorized names the resource that holds the objects no workload claims, as in Tilt.
+const Uncategorized = "uncategorized"
+
+// Group is one Kubernetes resource of the engine: a workload (or a k8s_resource of
+// objects) and the objects that go with it.
+type Group struct {
+	Name     string
+	Objects  []*unstructured.Unstructured
+	Workload bool
+	// Spec is the k8s_resource that configured the group; nil when none did.
+	Spec *model.K8sResource
+}
+
+// workloadKinds are the kinds Tilt treats as workloads: they run pods.
+var workloadKinds = map[string]bool{
+	"Pod": true, "Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true,
+	"ReplicationController": true, "Job": true, "CronJob": true,
+}
+
+// Assemble groups rendered objects into resources as Tilt does: each workload is a
+// resource named after it (name, then name:kind, then name:kind:namespace when names
+// clash); k8s_resource renames a workload, attaches objects to it (objects=, selectors
+// "name[:kind[:namespace]]") or makes a resource of objects alone (new_name + objects);
+// what is left goes to "uncategorized". Objects keep their render order in each group.
+func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, error) {
+	custom := map[string]bool{}
+	for _, k := range cfg.K8sKinds {
+		if len(k.ImageJSONPath) > 0 || k.PodReadiness == "wait" {
+			custom[k.Kind] = true
+		}
+	}
+	var groups []*Group
+	byName := map[string]*Group{}
+	claimed := make([]bool, len(objs))
+	var workloads []int
+	for i, o := range objs {
+		if workloadKinds[o.GetKind()] || custom[o.GetKind()] {
+			workloads = append(workloads, i)
+		}
+	}
+	names := workloadNames(objs, workloads)
+	for _, i := range workloads {
+		g := &Group{Name: names[i], Objects: []*unstructured.Unstructured{objs[i]}, Workload: true}
+		claimed[i] = true
+		groups = append(groups, g)
+		byName[g.Name] = g
+	}
+	for _, kr := range cfg.K8sResources {
+		var g *Group
+		switch {
+		case kr.Workload != "" && byName[kr.Workload] != nil:
+			g = byName[kr.Workload]
+		case kr.Workload != "" && len(kr.Objects) == 0:
+			return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): no workload of that name; workloads: %s", kr.Workload, known(groups)))
+		default:
+			name := kr.NewName
+			if name == "" {
+				name = kr.Workload
+			}
+			if name == "" {
+				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource: objects without a workload need new_name"))
+			}
+			if byName[name] != nil {
+				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): a resource of that name exists already", name))
+			}
+			g = &Group{Name: name}
+			groups = append(groups, g)
+			byName[name] = g
+		}
+		if g.Spec != nil {
+			return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q) is configured twice", g.Name))
+		}
+		g.Spec = kr
+		for _, sel := range kr.Objects {
+			n := 0
+			for i, o := range objs {
+				if claimed[i] || !matches(sel, o) {
+					continue
+				}
+				claimed[i] = true
+				g.Objects = append(g.Objects, o)
+				n++
+			}
+			if n == 0 {
+				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): objects=%q matches no unclaimed object (name[:kind[:namespace]])", g.Name, sel))
+			}
+		}
+	}
+	for _, g := range groups {
+		if g.Spec != nil && g.Spec.NewName != "" && g.Name != g.Spec.NewName {
+			if byName[g.Spec.NewName] != nil && byName[g.Spec.NewName] != g {
+				return nil, posErr(g.Spec.Pos, fmt.Errorf("k8s_resource(%q): new_name %q is taken", g.Name, g.Spec.NewName))
+			}
+			delete(byName, g.Name)
+			g.Name = g.Spec.NewName
+			byName[g.Name] = g
+		}
+	}
+	var rest []*unstructured.Unstructured
+	for i, o := range objs {
+		if !claimed[i] {
+			rest = append(rest, o)
+		}
+	}
+	if len(rest) > 0 {
+		if byName[Uncategorized] != nil {
+			byName[Uncategorized].Objects = append(byName[Uncategorized].Objects, rest...)
+		} else {
+			groups = append(groups, &Group{Name: Uncategorized, Objects: rest})
+		}
+	}
+	return groups, nil
+}
+
+// Render renders the config's Kubernetes sources in declaration order and groups the
+// objects into resources (Assemble). A source that fails names the Tiltfile line.
+func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
+	var objs []*unstructured.Unstructured
+	for _, src := range cfg.K8sSources {
+		o, err := render.Source(ctx, src)
+		if err != nil {
+			return nil, posErr(src.Pos, err)
+		}
+		objs = append(objs, o...)
+	}
+	return Assemble(objs, cfg)
+}
+
+// workloadNames names each workload by its name, adding kind and then namespace where
+// names clash, as Tilt does.
+func workloadNames(objs []*unstructured.Unstructured, idx []int) map[int]string {
+	levels := []func(o *unstructured.Unstructured) string{
+		func(o *unstructured.Unstructured) string { return strings.ToLower(o.GetName()) },
+		func(o *unstructured.Unstructured) string {
+			return strings.ToLower(o.GetName() + ":" + o.GetKind())
+		},
+		func(o *unstructured.Unstructured) string {
+			return strings.ToLower(o.GetName() + ":" + o.GetKind() + ":" + o.GetNamespace())
+		},
+	}
+	out := map[int]string{}
+	for _, i := range idx {
+		for l, name := range levels {
+			n := 0
+			for _, j := range idx {
+				if name(objs[j]) == name(objs[i]) {
+					n++
+				}
+			}
+			if n == 1 || l == len(levels)-1 {
+				out[i] = name(objs[i])
+				break
+			}
+		}
+	}
+	return out
+}
+
+// matches reports whether a k8s_resource objects= selector "name[:kind[:namespace]]"
+// names o (case-insensitive).
+func matches(sel string, o *unstructured.Unstructured) bool {
+	parts := strings.Split(sel, ":")
+	fields := []string{o.GetName(), o.GetKind(), o.GetNamespace()}
+	if len(parts) > len(fields) {
+		return false
+	}
+	for i, p := range parts {
+		if !strings.EqualFold(p, fields[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func known(groups []*Group) string {
+	var names []string
+	for _, g := range groups {
+		if g.Workload {
+			names = append(names, g.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+func posErr(p model.Position, err error) error {
+	if p.File == "" {
+		return err
+	}
+	return fmt.Errorf("%s:%d: %w", p.File, p.Line, err)
+}
+
+// Images returns the images of imgs that the objects use (pod templates and k8s_kind
+// image paths), in the order of imgs: the images a resource must build before it deploys.
+func Images(objs []*unstructured.Unstructured, imgs []*model.Image, kinds []*model.K8sKind) []*model.Image {
+	if len(imgs) == 0 {
+		return nil
+	}
+	paths := KindPaths(kinds)
+	var out []*model.Image
+	for _, img := range imgs {
+		copies := make([]*unstructured.Unstructured, len(objs))
+		for i, o := range objs {
+			copies[i] = o.DeepCopy()
+		}
+		if len(render.SubstituteImages(copies, render.Images{img.Ref: img.Ref}, paths)) > 0 {
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// KindPaths turns k8s_kind declarations into the image paths SubstituteImages reads.
+func KindPaths(kinds []*model.K8sKind) map[string][]render.ImagePath {
+	out := map[string][]render.ImagePath{}
+	for _, k := range kinds {
+		for _, jp := range k.ImageJSONPath {
+			out[k.Kind] = append(out[k.Kind], render.ParseImagePath(jp))
+		}
+	}
+	return out
+}
+
+// SourceRoots are the files and directories the Kubernetes sources of cfg are rendered
+// from: an edit under one re-renders.
+func SourceRoots(cfg *model.Config) []string {
+	var out []string
+	for _, s := range cfg.K8sSources {
+		out = append(out, s.Paths...)
+		if s.Kustomize != nil {
+			out = append(out, s.Kustomize.Dir)
+		}
+		if s.Helm != nil {
+			out = append(out, s.Helm.Chart)
+			out = append(out, s.Helm.Values...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,215 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
+)
+
+// KindClusterLabel marks the node containers of a kind cluster with the cluster's name.
+const KindClusterLabel = "io.x-k8s.kind.cluster"
+
+// Deployer deploys to the cluster of one kube context.
+type Deployer struct {
+	cluster *ksync.Cluster
+	syncer  *ksync.Syncer
+	docker  *client.Client
+
+	mu     sync.Mutex
+	loaded map[string]bool // node container + image ID already imported
+}
+
+// Connect connects to the current kube context (KUBECONFIG or ~/.kube/config), refusing
+// a context that is not local unless allowed names it. docker, when not nil, loads
+// built images into the nodes of a kind cluster.
+func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
+	c, err := ksync.Connect("", allowed)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ksync.NewSyncer(c)
+	if err != nil {
+		return nil, err
+	}
+	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}}, nil
+}
+
+// Context is the kube context deployed to.
+func (d *Deployer) Context() string { return d.cluster.Context }
+
+// Namespace is the default namespace of the context.
+func (d *Deployer) Namespace() string { return d.cluster.Namespace }
+
+// appName makes a resource name a valid label value (the app label keys tracking).
+var invalidLabel = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// AppName is the tracking app of a resource: its name as a label value.
+func AppName(resource string) string {
+	s := strings.Trim(invalidLabel.ReplaceAllString(resource, "-"), "-._")
+	if len(s) > 63 {
+		s = strings.Trim(s[:63], "-._")
+	}
+	if s == "" {
+		s = "loop"
+	}
+	return s
+}
+
+// Deploy loads images (built refs) into kind nodes when the context is a kind cluster,
+// then syncs objs as the resource's app the Argo CD way: ordered waves, hooks, health.
+// It returns when every object is healthy, or an error saying which is not.
+func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error {
+	if len(images) > 0 {
+		if err := d.LoadImages(ctx, images, logs); err != nil {
+			return err
+		}
+	}
+	res, err := d.syncer.Sync(ctx, objs, ksync.Options{App: AppName(resource), Prune: prune})
+	if res != nil {
+		for _, s := range res.Steps {
+			fmt.Fprintf(logs, "%s %s\n", s.Action, s.Key)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", resource, err)
+	}
+	if !res.Succeeded {
+		return fmt.Errorf("sync %s: %s", resource, res.Message)
+	}
+	return nil
+}
+
+// Down deletes what Deploy applied for each resource (objects annotated to be kept
+// stay) and returns the keys it deleted.
+func (d *Deployer) Down(ctx context.Context, resources []string) ([]string, error) {
+	var all []string
+	for _, r := range resources {
+		keys, err := d.syncer.Down(ctx, AppName(r))
+		all = append(all, keys...)
+		if err != nil {
+			return all, err
+		}
+	}
+	return all, nil
+}
+
+// LoadImages gets images into every node of a kind cluster the way `kind load
+// docker-image` does: the image tar streamed from the Docker engine into
+// `ctr --namespace=k8s.io images import` on each node. Other clusters share the
+// engine's images or pull them; nothing to do.
+func (d *Deployer) LoadImages(ctx context.Context, refs []string, logs io.Writer) error {
+	name, ok := strings.CutPrefix(d.cluster.Context, "kind-")
+	if !ok || d.docker == nil {
+		return nil
+	}
+	return LoadIntoKind(ctx, d.docker, name, refs, logs, d.seen)
+}
+
+func (d *Deployer) seen(key string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.loaded[key] {
+		return true
+	}
+	d.loaded[key] = true
+	return false
+}
+
+// LoadIntoKind imports refs into the node containers of kind cluster name. seen, when
+// not nil, reports (and records) a node+image pair imported before, which is skipped.
+func LoadIntoKind(ctx context.Context, docker *client.Client, name string, refs []string, logs io.Writer, seen func(string) bool) error {
+	nodes, err := docker.ContainerList(ctx, container.ListOptions{
+		Filters: filters.NewArgs(filters.Arg("label", KindClusterLabel+"="+name), filters.Arg("status", "running")),
+	})
+	if err != nil {
+		return fmt.Errorf("find the nodes of kind cluster %s: %w", name, err)
+	}
+	if len(nodes) == 0 {
+		fmt.Fprintf(logs, "kind cluster %s: no node containers on this Docker engine; images not loaded\n", name)
+		return nil
+	}
+	for _, ref := range refs {
+		insp, err := docker.ImageInspect(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("load %s into kind: %w", ref, err)
+		}
+		for _, n := range nodes {
+			if seen != nil && seen(n.ID+"/"+insp.ID) {
+				continue
+			}
+			if err := importImage(ctx, docker, n.ID, ref); err != nil {
+				return fmt.Errorf("load %s into kind node %s: %w", ref, strings.TrimPrefix(firstName(n.Names), "/"), err)
+			}
+			fmt.Fprintf(logs, "loaded %s into kind node %s\n", ref, strings.TrimPrefix(firstName(n.Names), "/"))
+		}
+	}
+	return nil
+}
+
+func firstName(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+// importImage streams `docker save ref` into ctr's import on the node.
+func importImage(ctx context.Context, docker *client.Client, node, ref string) error {
+	ex, err := docker.ContainerExecCreate(ctx, node, container.ExecOptions{
+		Cmd:          []string{"ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "-"},
+		AttachStdin:  true,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return err
+	}
+	hj, err := docker.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return err
+	}
+	defer hj.Close()
+	tar, err := docker.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return err
+	}
+	defer tar.Close()
+	var out strings.Builder
+	copied := make(chan error, 1)
+	go func() { // owned here: ends when the exec's output ends, waited below
+		_, err := stdcopy.StdCopy(&out, &out, hj.Reader)
+		copied <- err
+	}()
+	_, werr := io.Copy(hj.Conn, tar)
+	if cerr := hj.CloseWrite(); werr == nil {
+		werr = cerr
+	}
+	rerr := <-copied
+	if werr != nil {
+		return fmt.Errorf("stream the image: %w", werr)
+	}
+	if rerr != nil && !errors.Is(rerr, io.EOF) {
+		return fmt.Errorf("read ctr's output: %w", rerr)
+	}
+	insp, err := docker.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return err
+	}
+	if insp.ExitCode != 0 {
+		return fmt.Errorf("ctr images import: exit code %d: %s", insp.ExitCode, strings.TrimSpace(out.String()))
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/loop-dev/loop/daemon"
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/internal/testenv"
+)
+
+// kubeClient connects to the test control plane (make test-cluster) as a user would,
+// through KUBECONFIG.
+func kubeClient(t *testing.T) dynamic.Interface {
+	t.Helper()
+	if os.Getenv("KUBECONFIG") == "" {
+		def := "/tmp/loop-test-cluster/kubeconfig"
+		if _, err := os.Stat(def); err != nil {
+			t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", def)
+		}
+		t.Setenv("KUBECONFIG", def)
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn
+}
+
+var (
+	gvrDeployment = schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	gvrConfigMap  = schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}
+	gvrService    = schema.GroupVersionResource{Version: "v1", Resource: "services"}
+)
+
+func kubeManifest(ns, greeting string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata:
+  name: %[1]s
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: kapp-config
+  namespace: %[1]s
+data:
+  greeting: %[2]s
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: kapp
+  namespace: %[1]s
+spec:
+  selector: {app: kapp}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kapp
+  namespace: %[1]s
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: kapp}
+  template:
+    metadata:
+      labels: {app: kapp}
+    spec:
+      containers:
+      - name: web
+        image: loop/kapp
+        ports: [{containerPort: 8080}]
+`, ns, greeting)
+}
+
+// TestKubeUpDeploysRebuildsAndRedeploys runs `up` on a project with a docker_build and
+// k8s_yaml against the real control plane: the workload and the object k8s_resource
+// attaches are one resource, the rest "uncategorized"; the built image ref lands in the
+// pod template; an edited manifest is re-rendered and applied; an edited source file
+// rebuilds and rolls the Deployment to the new ref; a broken manifest is an error with
+// its file and line while the deploy stays; `down` deletes what was applied.
+func TestKubeUpDeploysRebuildsAndRedeploys(t *testing.T) {
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	dyn := kubeClient(t)
+	ns := fmt.Sprintf("loop-kube-up-%d", time.Now().UnixNano()%1000000)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": `docker_build('loop/kapp', 'app')
+k8s_yaml('k8s/app.yaml')
+k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
+`,
+		"app/Dockerfile":  "FROM loop/busybox:latest\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+		"app/index.html":  "one\n",
+		"k8s/app.yaml":    kubeManifest(ns, "hello"),
+		"app/.gitkeep":    "",
+		"k8s/README.text": "not a manifest\n",
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	ready := func(names ...string) func() bool {
+		return func() bool {
+			for _, n := range names {
+				if h.status[n].Phase != api.PhaseReady {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	h.waitFor("kapp and uncategorized ready", 3*time.Minute, ready("kapp", "uncategorized"))
+
+	ctx := context.Background()
+	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, "kapp", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image1, policy := containerImage(dep)
+	if !strings.HasPrefix(image1, "loop/kapp:") || policy != "IfNotPresent" {
+		t.Fatalf("deployment image %q policy %q, want the built loop/kapp:<tag> with IfNotPresent", image1, policy)
+	}
+	if st := h.statusOf("kapp"); st.Image != image1 || st.Type != "k8s" || len(st.Labels) != 1 {
+		t.Fatalf("status of kapp = %+v, want type k8s, image %s, label k8s", st, image1)
+	}
+	for _, o := range []struct {
+		gvr  schema.GroupVersionResource
+		name string
+		app  string
+	}{{gvrDeployment, "kapp", "kapp"}, {gvrConfigMap, "kapp-config", "kapp"}, {gvrService, "kapp", "uncategorized"}} {
+		live, err := dyn.Resource(o.gvr).Namespace(ns).Get(ctx, o.name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s %s: %v", o.gvr.Resource, o.name, err)
+		}
+		if got := live.GetLabels()["loop.dev/app"]; got != o.app {
+			t.Errorf("%s %s is tracked as app %q, want %q", o.gvr.Resource, o.name, got, o.app)
+		}
+	}
+
+	// An edited manifest is rendered again and applied.
+	writeFiles(t, dir, map[string]string{"k8s/app.yaml": kubeManifest(ns, "edited")})
+	eventually(t, time.Minute, func() error {
+		cm, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "kapp-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if g, _, _ := unstructured.NestedString(cm.Object, "data", "greeting"); g != "edited" {
+			return fmt.Errorf("greeting is %q", g)
+		}
+		return nil
+	})
+	h.waitFor("kapp ready after the manifest edit", time.Minute, ready("kapp"))
+
+	// An edited source rebuilds the image and rolls the Deployment to it.
+	writeFiles(t, dir, map[string]string{"app/index.html": "two\n"})
+	var image2 string
+	eventually(t, 2*time.Minute, func() error {
+		dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, "kapp", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if image2, _ = containerImage(dep); image2 == image1 {
+			return fmt.Errorf("image still %s", image2)
+		}
+		return nil
+	})
+	h.waitFor("kapp ready after the rebuild", time.Minute, ready("kapp"))
+	t.Logf("image %s, after the edit %s", image1, image2)
+	if !strings.HasPrefix(image2, "loop/kapp:") {
+		t.Fatalf("after the rebuild the image is %q", image2)
+	}
+	if u := h.statusOf("kapp").LastUpdate; u == nil || u.Kind != api.UpdateRebuild || u.Edit.IsZero() {
+		t.Fatalf("last update of kapp = %+v, want a timed rebuild", u)
+	}
+
+	// A broken manifest: an error naming the file and line; what runs stays.
+	writeFiles(t, dir, map[string]string{"k8s/app.yaml": kubeManifest(ns, "edited") + "---\nkind: [broken\n"})
+	eventually(t, time.Minute, func() error {
+		for _, e := range h.configErrors() {
+			if strings.Contains(e, "app.yaml") && strings.Contains(e, "line") {
+				t.Logf("config error: %s", e)
+				return nil
+			}
+		}
+		return fmt.Errorf("no config error naming app.yaml and a line: %q", h.configErrors())
+	})
+	if st := h.statusOf("kapp"); st.Phase != api.PhaseReady {
+		t.Fatalf("kapp is %s while the manifest is broken, want it to keep running", st.Phase)
+	}
+	writeFiles(t, dir, map[string]string{"k8s/app.yaml": kubeManifest(ns, "fixed")})
+	eventually(t, time.Minute, func() error {
+		cm, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "kapp-config", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if g, _, _ := unstructured.NestedString(cm.Object, "data", "greeting"); g != "fixed" {
+			return fmt.Errorf("greeting is %q", g)
+		}
+		return nil
+	})
+
+	h.stop()
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := daemon.Down(dctx, daemon.Options{Tiltfile: filepath.Join(dir, "Tiltfile")}, false); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	for _, o := range []struct {
+		gvr  schema.GroupVersionResource
+		name string
+	}{{gvrDeployment, "kapp"}, {gvrConfigMap, "kapp-config"}, {gvrService, "kapp"}} {
+		live, err := dyn.Resource(o.gvr).Namespace(ns).Get(ctx, o.name, metav1.GetOptions{})
+		if err == nil && live.GetDeletionTimestamp() == nil {
+			t.Errorf("%s %s is still there after down", o.gvr.Resource, o.name)
+		} else if err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("%s %s: %v", o.gvr.Resource, o.name, err)
+		}
+	}
+}
+
+func containerImage(dep *unstructured.Unstructured) (image, policy string) {
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	if len(cs) == 0 {
+		return "", ""
+	}
+	c, _ := cs[0].(map[string]any)
+	image, _ = c["image"].(string)
+	policy, _ = c["imagePullPolicy"].(string)
+	return image, policy
+}
+
+// TestKubeRefusesRemoteContext: a kube context that is not local is refused with a
+// message naming allow_k8s_contexts; once the Tiltfile allows it, the deploy goes
+// through to the cluster.
+func TestKubeRefusesRemoteContext(t *testing.T) {
+	dyn := kubeClient(t)
+	src, err := clientcmd.LoadFromFile(os.Getenv("KUBECONFIG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur := src.Contexts[src.CurrentContext]
+	if cur == nil {
+		t.Fatalf("kubeconfig has no current context")
+	}
+	// The same cluster under a name that is not a local one.
+	remote := src.DeepCopy()
+	remote.Contexts = map[string]*clientcmdapi.Context{"prod-eu": cur}
+	remote.CurrentContext = "prod-eu"
+	kc := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := clientcmd.WriteToFile(*remote, kc); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", kc)
+	name := fmt.Sprintf("loop-remote-%d", time.Now().UnixNano()%1000000)
+	manifest := fmt.Sprintf("k8s_yaml(blob('apiVersion: v1\\nkind: ConfigMap\\nmetadata:\\n  name: %s\\n  namespace: default\\ndata:\\n  a: b\\n'))\n", name)
+	dir := t.TempDir()
+	tf := filepath.Join(dir, "Tiltfile")
+	writeFiles(t, dir, map[string]string{"Tiltfile": manifest})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err = daemon.CI(ctx, daemon.Options{Tiltfile: tf})
+	if !errors.Is(err, daemon.ErrResourceFailed) || !strings.Contains(err.Error(), "allow_k8s_contexts") || !strings.Contains(err.Error(), "prod-eu") {
+		t.Fatalf("ci on a remote context: %v, want a refusal naming prod-eu and allow_k8s_contexts", err)
+	}
+	if _, err := dyn.Resource(gvrConfigMap).Namespace("default").Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the refused deploy reached the cluster: %v", err)
+	}
+
+	writeFiles(t, dir, map[string]string{"Tiltfile": "allow_k8s_contexts('prod-eu')\n" + manifest})
+	t.Cleanup(func() { _ = daemon.Down(context.Background(), daemon.Options{Tiltfile: tf}, false) })
+	if err := daemon.CI(ctx, daemon.Options{Tiltfile: tf}); err != nil {
+		t.Fatalf("ci with the context allowed: %v", err)
+	}
+	if _, err := dyn.Resource(gvrConfigMap).Namespace("default").Get(ctx, name, metav1.GetOptions{}); err != nil {
+		t.Fatalf("the allowed deploy did not reach the cluster: %v", err)
+	}
+}
