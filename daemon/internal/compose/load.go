@@ -105,11 +105,7 @@ func Load(ctx context.Context, p *model.ComposeProject, env []string) (*Project,
 		envFiles []string
 		err      error
 	)
-	if p.Inline != "" {
-		raw, envFiles, err = loadInline(ctx, p, env)
-	} else {
-		raw, envFiles, err = loadFiles(ctx, p, env)
-	}
+	raw, envFiles, err = loadGuarded(ctx, p, env)
 	if err != nil {
 		return nil, err
 	}
@@ -386,4 +382,23 @@ func absAll(paths []string) []string {
 		out = append(out, p)
 	}
 	return out
+}
+
+// loadGuarded runs compose-go on the project's files. compose-go panics on some
+// malformed files (an extends whose file is a number, found by FuzzLoad); a broken
+// compose file must be an error that names it, never a daemon that stops.
+func loadGuarded(ctx context.Context, p *model.ComposeProject, env []string) (raw *types.Project, envFiles []string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			name := "the inline compose file"
+			if len(p.Paths) > 0 {
+				name = strings.Join(p.Paths, ", ")
+			}
+			raw, envFiles, err = nil, nil, fmt.Errorf("load compose file %s: the compose loader failed on it (%v); check the file's structure against the Compose specification", name, r)
+		}
+	}()
+	if p.Inline != "" {
+		return loadInline(ctx, p, env)
+	}
+	return loadFiles(ctx, p, env)
 }

@@ -290,3 +290,18 @@ func loaderName(dir string) string {
 		return -1
 	}, dir), "_-")
 }
+
+// TestLoadExtendsOfANumberIsAnError: compose-go panics on an extends whose file is a
+// number; loop reports the file instead of stopping.
+func TestLoadExtendsOfANumberIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "compose.yaml")
+	if err := os.WriteFile(path, []byte("services:\n  a:\n    image: x\n    extends:\n      file: 000000000000\n      service: a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(context.Background(), &model.ComposeProject{Paths: []string{path}}, []string{})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("load: %v, want an error naming %s", err, path)
+	}
+	t.Log(err)
+}

@@ -343,8 +343,12 @@ func compile(base string, lines []line, sc scope) ([]rule, error) {
 				return nil, fmt.Errorf("%s: bad ignore pattern %q: an exception needs a pattern after \"!\"", l.where(), l.text)
 			}
 		}
-		// Docker's matcher trims the cleaned pattern again ("a /" is "a").
+		// Docker reads .dockerignore (trim, clean) and its matcher trims and
+		// cleans again: "a /" is "a", and "0/ /" is "0/ " then "0".
 		p = strings.TrimSpace(filepath.ToSlash(filepath.Clean(p)))
+		if p != "" {
+			p = filepath.ToSlash(filepath.Clean(p))
+		}
 		rb := base
 		switch {
 		case sc == anywhere && strings.HasPrefix(p, "/"):
