@@ -195,10 +195,12 @@ func TestCIFailureNamesResource(t *testing.T) {
 	}
 }
 
-// TestCIExamples: loop ci on examples/local and examples/compose exits 0.
+// TestCIExamples: loop ci on examples/local, compose, hello and kubernetes (on the
+// test control plane) exits 0.
 func TestCIExamples(t *testing.T) {
 	ensureExampleBase(t)
-	for _, ex := range []string{"local", "compose", "hello"} {
+	kubeClient(t)
+	for _, ex := range []string{"local", "compose", "hello", "kubernetes"} {
 		t.Run(ex, func(t *testing.T) {
 			dir := copyExample(t, ex)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

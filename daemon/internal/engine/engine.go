@@ -163,7 +163,9 @@ type reloadMsg struct {
 	cfg   *model.Config
 	specs []*resource
 	files []string
-	err   error
+	// k8sRoots are what the config's Kubernetes sources render from.
+	k8sRoots []string
+	err      error
 }
 
 // load runs the Tiltfile and derives resource definitions (reading compose
@@ -174,11 +176,12 @@ func (e *Engine) load(ctx context.Context) reloadMsg {
 		m := reloadMsg{cfg: cfg, err: err}
 		if cfg != nil {
 			m.files = cfg.Files
+			m.k8sRoots = kube.SourceRoots(cfg)
 		}
 		return m
 	}
 	specs, files, err := resourcesFor(ctx, cfg, e.opts.Env)
-	return reloadMsg{cfg: cfg, specs: specs, files: files, err: err}
+	return reloadMsg{cfg: cfg, specs: specs, files: files, k8sRoots: kube.SourceRoots(cfg), err: err}
 }
 
 func (e *Engine) emit(ev api.Event) {
@@ -605,7 +608,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 func (e *Engine) onReload(m reloadMsg) {
 	e.reloading = false
 	if m.cfg != nil {
-		roots := kube.SourceRoots(m.cfg)
+		roots := m.k8sRoots
 		if m.err != nil {
 			roots = mergeFiles(e.k8sRoots, roots) // watch the old and the new for a fix
 		}

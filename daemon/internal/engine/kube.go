@@ -39,7 +39,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 	}
 	groups, err := kube.Render(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, kube.SourceRoots(cfg), err
 	}
 	var images []*model.Image
 	for _, img := range cfg.Images {
@@ -48,7 +48,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		}
 	}
 	kinds := kube.KindPaths(cfg.K8sKinds)
-	var files []string
+	files := kube.SourceRoots(cfg)
 	var out []*resource
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {

@@ -20,7 +20,6 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
-	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/internal/localres"
 	"github.com/loop-dev/loop/daemon/internal/watch"
@@ -472,7 +471,6 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 			}
 		}
 	}
-	files = append(files, kube.SourceRoots(cfg)...)
 	kres, kfiles, err := kubeResources(ctx, cfg, defaultTrigger)
 	files = append(files, kfiles...)
 	if err != nil {

@@ -7,10 +7,13 @@ package kube
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	"github.com/loop-dev/loop/daemon/k8s/render"
 	"github.com/loop-dev/loop/daemon/model"
@@ -242,6 +245,46 @@ func KindPaths(kinds []*model.K8sKind) map[string][]render.ImagePath {
 	return out
 }
 
+// kustomizeDirs is dir and every local directory its kustomization builds on
+// (resources, bases, components), so an edit in a base in a parent directory re-renders.
+func kustomizeDirs(dir string, seen map[string]bool) []string {
+	dir = filepath.Clean(dir)
+	if seen[dir] {
+		return nil
+	}
+	seen[dir] = true
+	out := []string{dir}
+	for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			continue
+		}
+		var k struct {
+			Resources  []string `json:"resources"`
+			Bases      []string `json:"bases"`
+			Components []string `json:"components"`
+		}
+		if yaml.Unmarshal(data, &k) != nil {
+			break // the render reports it
+		}
+		for _, r := range append(append(k.Resources, k.Bases...), k.Components...) {
+			p := r
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(dir, r)
+			}
+			if st, err := os.Stat(p); err == nil && st.IsDir() && !within(dir, p) {
+				out = append(out, kustomizeDirs(p, seen)...)
+			}
+		}
+		break
+	}
+	return out
+}
+
+func within(root, path string) bool {
+	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
+}
+
 // SourceRoots are the files and directories the Kubernetes sources of cfg are rendered
 // from: an edit under one re-renders.
 func SourceRoots(cfg *model.Config) []string {
@@ -249,7 +292,7 @@ func SourceRoots(cfg *model.Config) []string {
 	for _, s := range cfg.K8sSources {
 		out = append(out, s.Paths...)
 		if s.Kustomize != nil {
-			out = append(out, s.Kustomize.Dir)
+			out = append(out, kustomizeDirs(s.Kustomize.Dir, map[string]bool{})...)
 		}
 		if s.Helm != nil {
 			out = append(out, s.Helm.Chart)

@@ -198,18 +198,19 @@ func importImage(ctx context.Context, docker *client.Client, node, ref string) e
 		werr = cerr
 	}
 	rerr := <-copied
+	insp, err := docker.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return err
+	}
+	// ctr's own complaint says more than the broken pipe it causes.
+	if insp.ExitCode != 0 {
+		return fmt.Errorf("ctr images import: exit code %d: %s", insp.ExitCode, strings.TrimSpace(out.String()))
+	}
 	if werr != nil {
 		return fmt.Errorf("stream the image: %w", werr)
 	}
 	if rerr != nil && !errors.Is(rerr, io.EOF) {
 		return fmt.Errorf("read ctr's output: %w", rerr)
-	}
-	insp, err := docker.ContainerExecInspect(ctx, ex.ID)
-	if err != nil {
-		return err
-	}
-	if insp.ExitCode != 0 {
-		return fmt.Errorf("ctr images import: exit code %d: %s", insp.ExitCode, strings.TrimSpace(out.String()))
 	}
 	return nil
 }
