@@ -98,7 +98,8 @@ spec:
 // k8s_yaml against the real control plane: the workload and the object k8s_resource
 // attaches are one resource, the rest "uncategorized"; the built image ref lands in the
 // pod template; an edited manifest is re-rendered and applied; an edited source file
-// rebuilds and rolls the Deployment to the new ref; a broken manifest is an error with
+// rebuilds and rolls the Deployment to the new ref; an object changed behind loop's
+// back is reported as drift until the next deploy; a broken manifest is an error with
 // its file and line while the deploy stays; `down` deletes what was applied.
 func TestKubeUpDeploysRebuildsAndRedeploys(t *testing.T) {
 	testenv.BusyboxAs(t, "loop/busybox:latest")
@@ -158,6 +159,25 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 		}
 	}
 
+	// An object edited behind loop's back shows as drift (OutOfSync).
+	cm, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "kapp-config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(cm.Object, "changed by hand", "data", "greeting"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("kapp's ConfigMap out of sync", 30*time.Second, func() bool {
+		d := h.status["kapp"].Drift
+		return len(d) == 1 && d[0] == "/ConfigMap/"+ns+"/kapp-config"
+	})
+	if d := h.statusOf("uncategorized").Drift; len(d) != 0 {
+		t.Fatalf("uncategorized drifted too: %v", d)
+	}
+
 	// An edited manifest is rendered again and applied.
 	writeFiles(t, dir, map[string]string{"k8s/app.yaml": kubeManifest(ns, "edited")})
 	eventually(t, time.Minute, func() error {
@@ -170,7 +190,9 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 		}
 		return nil
 	})
-	h.waitFor("kapp ready after the manifest edit", time.Minute, ready("kapp"))
+	h.waitFor("kapp ready and in sync after the manifest edit", time.Minute, func() bool {
+		return h.status["kapp"].Phase == api.PhaseReady && len(h.status["kapp"].Drift) == 0
+	})
 
 	// An edited source rebuilds the image and rolls the Deployment to it.
 	writeFiles(t, dir, map[string]string{"app/index.html": "two\n"})

@@ -211,5 +211,8 @@ func timing(r *resource, sty styles, width int) []string {
 	if r.status.Phase == api.PhaseError && r.status.Error != "" && r.status.Error != u.Error {
 		out = append(out, sty.bad.Render(ansi.Truncate("✗ "+r.status.Error, width, "…")))
 	}
+	for _, key := range r.status.Drift {
+		out = append(out, sty.warn.Render(ansi.Truncate("≠ out of sync: "+key, width, "…")))
+	}
 	return out
 }

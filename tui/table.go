@@ -40,6 +40,10 @@ func cells(r *resource, frame int, now time.Time) []string {
 	if st.PendingFiles > 0 && st.Phase != api.PhaseUpdating {
 		phase += " +" + itoa(st.PendingFiles)
 	}
+	if len(st.Drift) > 0 {
+		// Live objects differ from what was applied (OutOfSync).
+		phase += " ≠" + itoa(len(st.Drift))
+	}
 	upd, age := "—", "—"
 	if u := st.LastUpdate; u != nil {
 		switch {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 
@@ -215,4 +216,38 @@ func TestReadCoalescesAFlood(t *testing.T) {
 	if _, ok := m.read(0)().(streamEndMsg); !ok {
 		t.Fatal("a closed stream does not end")
 	}
+}
+
+// TestDriftShown: a Kubernetes resource whose live objects differ from what loop
+// applied says so in its row (≠ and the count) and lists them in the Timing tab;
+// back in sync, both go.
+func TestDriftShown(t *testing.T) {
+	m := newModel(t, newFake(), 100, 24, Options{})
+	start := time.Now().Add(-time.Minute)
+	st := api.ResourceStatus{Name: "web", Type: "k8s", Phase: api.PhaseReady, LastUpdate: liveUpdate(start, 300*time.Millisecond),
+		Drift: []string{"apps/Deployment/default/web", "/ConfigMap/default/web-config"}}
+	feed(m, snap(st))
+	press(m, "3")
+	s := screen(m)
+	if !strings.Contains(row(s, "web"), "● ready ≠2") {
+		t.Fatalf("row of web lacks the drift count:\n%s", s)
+	}
+	if !strings.Contains(s, "≠ out of sync: apps/Deployment/default/web") || !strings.Contains(s, "≠ out of sync: /ConfigMap/default/web-config") {
+		t.Fatalf("timing tab lacks the drifted objects:\n%s", s)
+	}
+	st.Drift = nil
+	feed(m, statusMsg(st))
+	if s := screen(m); strings.Contains(s, "≠") {
+		t.Fatalf("drift still shown once in sync:\n%s", s)
+	}
+}
+
+// row returns the table row of a resource on a screen.
+func row(screen, name string) string {
+	for _, l := range strings.Split(screen, "\n") {
+		if f := strings.Fields(strings.TrimPrefix(l, "▸")); len(f) > 0 && f[0] == name {
+			return l
+		}
+	}
+	return ""
 }

@@ -90,7 +90,7 @@ func (u Update) Total() time.Duration {
 // ResourceStatus is a resource's state as the daemon last saw it.
 type ResourceStatus struct {
 	Name        string   `json:"name"`
-	Type        string   `json:"type"` // local, compose
+	Type        string   `json:"type"` // local, compose, k8s
 	Labels      []string `json:"labels,omitempty"`
 	Phase       Phase    `json:"phase"`
 	Error       string   `json:"error,omitempty"`
@@ -99,6 +99,9 @@ type ResourceStatus struct {
 	// PendingFiles counts changes waiting for the next update.
 	PendingFiles int     `json:"pending_files,omitempty"`
 	LastUpdate   *Update `json:"last_update,omitempty"`
+	// Drift lists the Kubernetes objects whose live state differs from what loop
+	// applied (Argo CD's OutOfSync), as group/Kind/namespace/name.
+	Drift []string `json:"drift,omitempty"`
 }
 
 // Version is the path prefix of this API: every endpoint lives under /v1/.

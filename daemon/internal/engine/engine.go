@@ -111,6 +111,7 @@ type Engine struct {
 	stopped   chan struct{} // closed when Run returns
 	readiness chan readyMsg
 	reloads   chan reloadMsg
+	drifts    chan driftMsg
 	workers   sync.WaitGroup
 }
 
@@ -136,6 +137,7 @@ func New(opts Options) *Engine {
 		stopped:   make(chan struct{}),
 		readiness: make(chan readyMsg),
 		reloads:   make(chan reloadMsg),
+		drifts:    make(chan driftMsg),
 	}
 	e.mask.Store(newMasker(opts.Env, nil))
 	return e
@@ -305,6 +307,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			m.reply <- e.onControl(m)
 		case m := <-e.reloads:
 			e.onReload(m)
+		case m := <-e.drifts:
+			e.onDrift(m)
 		case <-timer.C:
 		}
 	}
@@ -326,6 +330,7 @@ func (e *Engine) shutdown() {
 			e.onResult(r)
 		case <-e.readiness:
 		case <-e.reloads:
+		case <-e.drifts:
 		}
 	}
 }

@@ -23,6 +23,19 @@ type Kube interface {
 	// once they are healthy. images are the built refs, for clusters that must be
 	// given them (kind).
 	Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error
+	// Drift lists the objects whose live state differs from objs.
+	Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error)
+}
+
+// DriftInterval is how often a deployed resource's live objects are compared with
+// what loop applied.
+var DriftInterval = 3 * time.Second
+
+// driftMsg reports a resource's out-of-sync objects.
+type driftMsg struct {
+	name string
+	gen  int
+	keys []string
 }
 
 // kubeImage is an image a Kubernetes resource builds, with its context's ignore rules.
@@ -192,6 +205,54 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 			if len(refs) > 0 {
 				r.ref = refs[0]
 			}
+			r.drift = nil
+			e.watchDrift(r, k, desired)
 		}}
 	}
+}
+
+// watchDrift compares the resource's live objects with desired every DriftInterval and
+// tells the engine when the set of out-of-sync objects changes. The loop is owned by
+// the resource (stop ends it) and replaced by the next deploy.
+func (e *Engine) watchDrift(r *resource, k Kube, desired []*unstructured.Unstructured) {
+	if r.bgCancel != nil {
+		r.bgCancel()
+		r.bg.Wait()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.bgCancel = cancel
+	name, gen := r.name, r.gen
+	r.bg.Add(1)
+	go func() {
+		defer r.bg.Done()
+		t := time.NewTicker(DriftInterval)
+		defer t.Stop()
+		var last []string
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			keys, err := k.Drift(ctx, name, desired)
+			if err != nil || strings.Join(keys, "\n") == strings.Join(last, "\n") {
+				continue // the cluster did not answer: keep what was reported
+			}
+			last = keys
+			select {
+			case e.drifts <- driftMsg{name: name, gen: gen, keys: keys}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+func (e *Engine) onDrift(m driftMsg) {
+	r, ok := e.resources[m.name]
+	if !ok || r.gen != m.gen || r.updating {
+		return
+	}
+	r.drift = m.keys
+	e.emitStatus(r)
 }

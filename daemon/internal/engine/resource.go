@@ -91,6 +91,8 @@ type resource struct {
 	kobjs   []*unstructured.Unstructured
 	kimages []kubeImage
 	kinds   map[string][]render.ImagePath
+	// drift are the deployed objects whose live state differs (OutOfSync).
+	drift []string
 
 	runner   *localres.Runner
 	bgCancel context.CancelFunc
@@ -308,7 +310,7 @@ func (r *resource) readyNow() bool {
 func (r *resource) status() api.ResourceStatus {
 	st := api.ResourceStatus{
 		Name: r.name, Type: r.typ, Labels: r.labels, Phase: r.phase, Error: r.errText,
-		ContainerID: r.containerID, Image: r.ref, PendingFiles: len(r.pending),
+		ContainerID: r.containerID, Image: r.ref, PendingFiles: len(r.pending), Drift: r.drift,
 	}
 	if r.last != nil {
 		u := *r.last

@@ -92,6 +92,22 @@ func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstruct
 	return nil
 }
 
+// Drift returns the keys of the resource's objects whose live state differs from a
+// server-side apply of objs (missing ones included), as Argo CD's OutOfSync.
+func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error) {
+	st, err := d.syncer.Compare(ctx, objs, ksync.Options{App: AppName(resource)})
+	if err != nil {
+		return nil, fmt.Errorf("compare %s: %w", resource, err)
+	}
+	var out []string
+	for _, s := range st {
+		if s.Status == ksync.OutOfSync {
+			out = append(out, s.Key)
+		}
+	}
+	return out, nil
+}
+
 // Down deletes what Deploy applied for each resource (objects annotated to be kept
 // stay) and returns the keys it deleted.
 func (d *Deployer) Down(ctx context.Context, resources []string) ([]string, error) {
