@@ -25,6 +25,9 @@ type Kube interface {
 	Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error
 	// Drift lists the objects whose live state differs from objs.
 	Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error)
+	// FollowPods streams the logs of the workloads' pods into logs and keeps the port
+	// forwards pointed at the newest ready pod, until ctx is done.
+	FollowPods(ctx context.Context, objs []*unstructured.Unstructured, forwards []model.PortForward, logs io.Writer, ready func(bool))
 }
 
 // DriftInterval is how often a deployed resource's live objects are compared with
@@ -67,6 +70,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 	for _, g := range groups {
 		r := &resource{name: g.Name, typ: "k8s", trigger: defaultTrigger, autoInit: true, kobjs: g.Objects, kinds: kinds}
 		if s := g.Spec; s != nil {
+			r.kforwards = s.PortForwards
 			r.deps = append(r.deps, s.ResourceDeps...)
 			r.labels = s.Labels
 			if s.TriggerMode != "" {
@@ -101,7 +105,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		for i, k := range r.kimages {
 			imgs[i] = k.img
 		}
-		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels)
+		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels, r.kforwards)
 	}
 	return out, files, nil
 }
@@ -206,15 +210,16 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 				r.ref = refs[0]
 			}
 			r.drift = nil
-			e.watchDrift(r, k, desired)
+			e.watchKube(r, k, desired)
 		}}
 	}
 }
 
-// watchDrift compares the resource's live objects with desired every DriftInterval and
-// tells the engine when the set of out-of-sync objects changes. The loop is owned by
-// the resource (stop ends it) and replaced by the next deploy.
-func (e *Engine) watchDrift(r *resource, k Kube, desired []*unstructured.Unstructured) {
+// watchKube follows a deployed resource: its pods' logs and port forwards, and its
+// drift (every DriftInterval the live objects are compared with desired and the engine
+// told when the set of out-of-sync objects changes). Both loops are owned by the
+// resource (stop ends them) and replaced by the next deploy.
+func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstructured) {
 	if r.bgCancel != nil {
 		r.bgCancel()
 		r.bg.Wait()
@@ -222,7 +227,13 @@ func (e *Engine) watchDrift(r *resource, k Kube, desired []*unstructured.Unstruc
 	ctx, cancel := context.WithCancel(context.Background())
 	r.bgCancel = cancel
 	name, gen := r.name, r.gen
-	r.bg.Add(1)
+	logs := e.resourceLog(ctx, r)
+	forwards := r.kforwards
+	r.bg.Add(2)
+	go func() {
+		defer r.bg.Done()
+		k.FollowPods(ctx, desired, forwards, logs, nil)
+	}()
 	go func() {
 		defer r.bg.Done()
 		t := time.NewTicker(DriftInterval)

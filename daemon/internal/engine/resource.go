@@ -92,7 +92,8 @@ type resource struct {
 	kimages []kubeImage
 	kinds   map[string][]render.ImagePath
 	// drift are the deployed objects whose live state differs (OutOfSync).
-	drift []string
+	drift     []string
+	kforwards []model.PortForward
 
 	runner   *localres.Runner
 	bgCancel context.CancelFunc
