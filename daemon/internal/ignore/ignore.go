@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 )
 
 // source is one set of rules with its own root.
@@ -343,28 +344,41 @@ func compile(base string, lines []line, sc scope) ([]rule, error) {
 				return nil, fmt.Errorf("%s: bad ignore pattern %q: an exception needs a pattern after \"!\"", l.where(), l.text)
 			}
 		}
-		// Docker reads .dockerignore (trim, clean) and its matcher trims and
-		// cleans again: "a /" is "a", and "0/ /" is "0/ " then "0".
-		p = strings.TrimSpace(filepath.ToSlash(filepath.Clean(p)))
-		if p != "" {
-			p = filepath.ToSlash(filepath.Clean(p))
+		p = filepath.ToSlash(filepath.Clean(p))
+		trimmed := strings.TrimSpace(p)
+		if trimmed != "" {
+			trimmed = filepath.ToSlash(filepath.Clean(trimmed))
 		}
 		rb := base
 		switch {
-		case sc == anywhere && strings.HasPrefix(p, "/"):
-			rb, p = "/", p[1:]
-		case sc == insideOnly && strings.HasPrefix(p, base+"/"):
+		case sc == anywhere && strings.HasPrefix(trimmed, "/"):
+			rb, p = "/", trimmed[1:]
+		case sc == insideOnly && strings.HasPrefix(trimmed, base+"/"):
 			// An absolute path inside the base.
-			p = p[len(base)+1:]
-		case sc == anywhere && strings.HasPrefix(p, "../"):
+			p = trimmed[len(base)+1:]
+		case sc == anywhere && strings.HasPrefix(trimmed, "../"):
+			p = trimmed
 			for strings.HasPrefix(p, "../") {
 				rb, p = filepath.Dir(rb), p[3:]
 			}
 		default:
-			// .dockerignore: a leading "/" is the base directory.
-			p = strings.TrimLeft(p, "/")
+			// .dockerignore, exactly as Docker reads it: one leading "/" is the
+			// base directory; then its matcher trims (an exception, whose "!"
+			// leads, only at the end) and cleans once more: "a /" is "a",
+			// "/ 0" is "0", "0 / /" is "0 ".
+			if len(p) > 1 && p[0] == '/' {
+				p = p[1:]
+			}
+			if excl {
+				p = strings.TrimRightFunc(p, unicode.IsSpace)
+			} else {
+				p = strings.TrimSpace(p)
+			}
+			if p != "" {
+				p = filepath.ToSlash(filepath.Clean(p))
+			}
 		}
-		if p == "" || p == "." || p == ".." || strings.HasPrefix(p, "../") {
+		if p == "" || p == "/" || p == "." || p == ".." || strings.HasPrefix(p, "../") {
 			// The base itself is never ignored (as in Docker, where "."
 			// matches nothing), and nothing above it is matched.
 			continue
