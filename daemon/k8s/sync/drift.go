@@ -6,7 +6,9 @@ import (
 	"reflect"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // SyncStatus is whether live state matches desired state.
@@ -34,16 +36,21 @@ func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured,
 		o.Namespace = s.cluster.Namespace
 	}
 	var out []ObjectStatus
+	crds := crdScopes(objs)
 	for _, obj := range objs {
 		if _, isHook, skip := hookPhases(obj); isHook || skip {
 			continue
 		}
 		obj = obj.DeepCopy()
-		if err := s.prepare(obj, o); err != nil {
+		if err := s.prepare(obj, o, crds); err != nil {
 			return nil, err
 		}
 		st := ObjectStatus{Key: Key(obj), Status: OutOfSync}
 		live, err := s.get(ctx, obj)
+		if meta.IsNoMatchError(err) {
+			// Its CRD is not there yet: the object is missing too.
+			err = apierrors.NewNotFound(schema.GroupResource{Group: obj.GroupVersionKind().Group}, obj.GetName())
+		}
 		if err != nil && !apierrors.IsNotFound(err) {
 			return nil, fmt.Errorf("read %s: %w", Key(obj), err)
 		}

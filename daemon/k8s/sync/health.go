@@ -66,6 +66,8 @@ func Assess(o *unstructured.Unstructured) (h Health, ok bool) {
 		return jobHealth(o), true
 	case gvk.Group == "autoscaling" && gvk.Kind == "HorizontalPodAutoscaler":
 		return hpaHealth(o), true
+	case gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition":
+		return crdHealth(o), true
 	case gvk.Group == "apiregistration.k8s.io" && gvk.Kind == "APIService":
 		if c := condition(o, "Available"); c != nil && c["status"] == "True" {
 			return Health{Status: Healthy}, true
@@ -192,6 +194,21 @@ func jobHealth(o *unstructured.Unstructured) Health {
 		return Health{Suspended, "job is suspended"}
 	}
 	return Health{Progressing, "job is running"}
+}
+
+// crdHealth follows Argo CD's CustomResourceDefinition check, except that a CRD not yet
+// Established is Progressing rather than Degraded: right after it is created it is not.
+func crdHealth(o *unstructured.Unstructured) Health {
+	if c := condition(o, "NamesAccepted"); c != nil && c["status"] == "False" {
+		return Health{Degraded, fmt.Sprintf("CRD names have not been accepted: %v", c["message"])}
+	}
+	if c := condition(o, "NonStructuralSchema"); c != nil && c["status"] == "True" {
+		return Health{Degraded, fmt.Sprintf("schema violations found: %v", c["message"])}
+	}
+	if c := condition(o, "Established"); c == nil || c["status"] != "True" {
+		return Health{Progressing, "waiting for the CRD to be established"}
+	}
+	return Health{Status: Healthy}
 }
 
 func hpaHealth(o *unstructured.Unstructured) Health {

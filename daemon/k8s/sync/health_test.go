@@ -37,6 +37,11 @@ func TestAssess(t *testing.T) {
 		{"daemonset", `{apiVersion: apps/v1, kind: DaemonSet, status: {desiredNumberScheduled: 2, updatedNumberScheduled: 2, numberAvailable: 2}}`, Healthy, true},
 		{"replicaset failure", `{apiVersion: apps/v1, kind: ReplicaSet, status: {conditions: [{type: ReplicaFailure, status: "True"}]}}`, Degraded, true},
 		{"apiservice", `{apiVersion: apiregistration.k8s.io/v1, kind: APIService, status: {conditions: [{type: Available, status: "True"}]}}`, Healthy, true},
+		{"crd new", `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition}`, Progressing, true},
+		{"crd established", `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition,
+			status: {conditions: [{type: NamesAccepted, status: "True"}, {type: Established, status: "True"}]}}`, Healthy, true},
+		{"crd names refused", `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition,
+			status: {conditions: [{type: NamesAccepted, status: "False", message: taken}]}}`, Degraded, true},
 		{"configmap has none", `{apiVersion: v1, kind: ConfigMap}`, "", false},
 	}
 	for _, c := range cases {

@@ -70,7 +70,8 @@ type Task struct {
 }
 
 // hookPhases reads the phases an object is a hook of: Argo CD's annotation wins over
-// Helm's. ok is false for a plain resource; skip is true for hook "Skip".
+// Helm's ("crd-install" marks no hook). ok is false for a plain resource; skip is true for
+// hook "Skip" and for Helm hooks of no event that maps to a phase.
 func hookPhases(o *unstructured.Unstructured) (phases []Phase, ok, skip bool) {
 	ann := o.GetAnnotations()
 	if v, has := ann[annHook]; has {
@@ -84,7 +85,7 @@ func hookPhases(o *unstructured.Unstructured) (phases []Phase, ok, skip bool) {
 		}
 		return phases, len(phases) > 0, skip
 	}
-	if v, has := ann[annHelmHook]; has {
+	if v, has := ann[annHelmHook]; has && v != "crd-install" {
 		for _, p := range splitList(v) {
 			switch p {
 			case "pre-install", "pre-upgrade":
@@ -93,7 +94,9 @@ func hookPhases(o *unstructured.Unstructured) (phases []Phase, ok, skip bool) {
 				phases = appendUnique(phases, PostSync)
 			}
 		}
-		return phases, len(phases) > 0, false
+		// A Helm hook of only events Argo CD does not run (test, pre-delete, ...) is
+		// neither run nor applied.
+		return phases, len(phases) > 0, len(phases) == 0
 	}
 	return nil, false, false
 }

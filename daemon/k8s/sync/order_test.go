@@ -45,6 +45,8 @@ func TestPlanOrder(t *testing.T) {
 		obj("example.com/v1", "Widget", "shop", "a", nil),
 		obj("v1", "ConfigMap", "shop", "onfail", map[string]string{annHook: "SyncFail"}),
 		obj("v1", "ConfigMap", "shop", "weight-ignored", map[string]string{annHelmHookWeight: "9", annSyncWave: "1"}),
+		obj("v1", "Pod", "shop", "helm-test", map[string]string{annHelmHook: "test"}),
+		obj("v1", "ConfigMap", "shop", "crd-install", map[string]string{annHelmHook: "crd-install"}),
 	}
 	got := planKeys(Plan(objs))
 	want := []string{
@@ -53,6 +55,7 @@ func TestPlanOrder(t *testing.T) {
 		"PreSync/-5/Job/helm-pre",
 		"PreSync/0/Job/migrate",
 		"Sync/-1/ConfigMap/early",
+		"Sync/0/ConfigMap/crd-install",
 		"Sync/0/Service/web",
 		"Sync/0/Deployment/web",
 		"Sync/0/Widget/a",

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	gosync "sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,15 +17,15 @@ import (
 // AnnKeep on an object keeps it through `loop down`.
 const AnnKeep = "loop.dev/keep"
 
-// Tracked lists every live object stamped with the app's label, across all resource
-// types the server can list (what Argo CD learns from its cluster cache).
+// Tracked lists every live object that loop applied for the app, across all resource types
+// the server can list (what Argo CD learns from its cluster cache). Objects the cluster made
+// are never among them, even when they copy the app's label or tracking annotation.
 func (s *Syncer) Tracked(ctx context.Context, app string) ([]*unstructured.Unstructured, error) {
 	lists, err := s.disc.ServerPreferredResources()
 	if err != nil && len(lists) == 0 {
 		return nil, fmt.Errorf("discover resource types: %w", err)
 	}
-	var out []*unstructured.Unstructured
-	seen := map[string]bool{}
+	var gvrs []schema.GroupVersionResource
 	for _, l := range lists {
 		gv, err := schema.ParseGroupVersion(l.GroupVersion)
 		if err != nil {
@@ -38,39 +39,67 @@ func (s *Syncer) Tracked(ctx context.Context, app string) ([]*unstructured.Unstr
 			if r.Kind == "Event" || r.Kind == "Lease" {
 				continue
 			}
-			ul, err := s.cluster.Dynamic.Resource(gv.WithResource(r.Name)).List(ctx, metav1.ListOptions{LabelSelector: LabelApp + "=" + app})
-			if err != nil {
-				if apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) || apierrors.IsForbidden(err) {
-					continue
-				}
-				return nil, fmt.Errorf("list %s: %w", r.Name, err)
+			gvrs = append(gvrs, gv.WithResource(r.Name))
+		}
+	}
+	// One list per type, a few at a time: sequentially they take most of a second.
+	type listed struct {
+		items []unstructured.Unstructured
+		err   error
+	}
+	results := make([]listed, len(gvrs))
+	var wg gosync.WaitGroup
+	slots := make(chan struct{}, 8)
+	for i, gvr := range gvrs {
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			ul, err := s.cluster.Dynamic.Resource(gvr).List(ctx, metav1.ListOptions{LabelSelector: LabelApp + "=" + app})
+			switch {
+			case err == nil:
+				results[i].items = ul.Items
+			case apierrors.IsNotFound(err) || apierrors.IsMethodNotSupported(err) || apierrors.IsForbidden(err):
+			default:
+				results[i].err = fmt.Errorf("list %s: %w", gvr.Resource, err)
 			}
-			for i := range ul.Items {
-				o := &ul.Items[i]
-				// Only what loop stamped itself (pods of a tracked Deployment copy its labels).
-				if !strings.HasPrefix(o.GetAnnotations()[AnnTrackingID], app+":") || seen[Key(o)] {
-					continue
-				}
-				seen[Key(o)] = true
-				out = append(out, o)
+		}()
+	}
+	wg.Wait()
+	var out []*unstructured.Unstructured
+	seen := map[string]bool{}
+	for _, r := range results {
+		if r.err != nil {
+			return nil, r.err
+		}
+		for i := range r.items {
+			o := &r.items[i]
+			if !appliedBy(o, app) || seen[Key(o)] {
+				continue
 			}
+			seen[Key(o)] = true
+			out = append(out, o)
 		}
 	}
 	return out, nil
 }
 
-// prune deletes tracked objects of the app that desired no longer holds, highest wave
-// first; last selects the PruneLast=true ones, which go after everything else.
-func (s *Syncer) prune(ctx context.Context, desired []*unstructured.Unstructured, o Options, last bool, res *Result) error {
+// appliedBy says whether loop applied o for app: its tracking id names o itself, and no
+// owner reference makes it something a controller made. A ReplicaSet copies its
+// Deployment's annotations, pods and EndpointSlices copy labels; none of them is applied.
+func appliedBy(o *unstructured.Unstructured, app string) bool {
+	return o.GetAnnotations()[AnnTrackingID] == trackingID(app, o) && len(o.GetOwnerReferences()) == 0
+}
+
+// unwanted picks the live objects that desired no longer holds and pruning may delete:
+// not hooks, not Prune=false, not already going.
+func unwanted(live, desired []*unstructured.Unstructured) []*unstructured.Unstructured {
 	want := map[string]bool{}
 	for _, d := range desired {
 		want[Key(d)] = true
 	}
-	live, err := s.Tracked(ctx, o.App)
-	if err != nil {
-		return err
-	}
-	var doomed []*unstructured.Unstructured
+	var out []*unstructured.Unstructured
 	for _, l := range live {
 		if want[Key(l)] || l.GetDeletionTimestamp() != nil || hasSyncOption(l, "Prune=false") {
 			continue
@@ -78,10 +107,19 @@ func (s *Syncer) prune(ctx context.Context, desired []*unstructured.Unstructured
 		if _, isHook, _ := hookPhases(l); isHook {
 			continue
 		}
-		if hasSyncOption(l, "PruneLast=true") != last {
-			continue
+		out = append(out, l)
+	}
+	return out
+}
+
+// prune deletes the app's live objects that desired no longer holds, highest wave first;
+// last selects the PruneLast=true ones, which go after everything else.
+func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstructured, last bool, res *Result) error {
+	var doomed []*unstructured.Unstructured
+	for _, l := range unwanted(live, desired) {
+		if hasSyncOption(l, "PruneLast=true") == last {
+			doomed = append(doomed, l)
 		}
-		doomed = append(doomed, l)
 	}
 	slices.SortStableFunc(doomed, func(a, b *unstructured.Unstructured) int {
 		if c := cmp.Compare(wave(b), wave(a)); c != 0 {

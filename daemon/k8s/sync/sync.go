@@ -101,9 +101,10 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 		o.WaveTimeout = 5 * time.Minute
 	}
 	desired := make([]*unstructured.Unstructured, 0, len(objs))
+	crds := crdScopes(objs)
 	for _, obj := range objs {
 		obj = obj.DeepCopy()
-		if err := s.prepare(obj, o); err != nil {
+		if err := s.prepare(obj, o, crds); err != nil {
 			return nil, err
 		}
 		desired = append(desired, obj)
@@ -113,6 +114,19 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 	started := s.Now()
 	var ran []Task // hooks created, for their delete policies
 	failed := ""
+	// What the app has live is listed once, for both prune passes: it costs a list per type.
+	var live []*unstructured.Unstructured
+	listed := false
+	prune := func(last bool) error {
+		if !listed {
+			var err error
+			if live, err = s.Tracked(ctx, o.App); err != nil {
+				return err
+			}
+			listed = true
+		}
+		return s.prune(ctx, live, desired, last, res)
+	}
 	for _, group := range groups(tasks, func(t Task) bool { return t.Phase != SyncFail }) {
 		created, err := s.runGroup(ctx, group, o, started, res)
 		ran = append(ran, created...)
@@ -124,14 +138,14 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 			break
 		}
 		if group[0].Phase == Sync && !nextIsSync(tasks, group) && o.Prune {
-			if err := s.prune(ctx, desired, o, false, res); err != nil {
+			if err := prune(false); err != nil {
 				failed = err.Error()
 				break
 			}
 		}
 	}
 	if failed == "" && o.Prune {
-		if err := s.prune(ctx, desired, o, true, res); err != nil {
+		if err := prune(true); err != nil {
 			failed = err.Error()
 		}
 	}
@@ -150,13 +164,14 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 	return res, nil
 }
 
-// prepare defaults the namespace and stamps tracking.
-func (s *Syncer) prepare(obj *unstructured.Unstructured, o Options) error {
-	m, err := s.mapping(obj.GroupVersionKind())
+// prepare defaults the namespace and stamps tracking. crds are the scopes of the kinds
+// that CRDs among the desired objects define: the server does not know them yet.
+func (s *Syncer) prepare(obj *unstructured.Unstructured, o Options, crds map[schema.GroupKind]bool) error {
+	namespaced, err := s.namespaced(obj.GroupVersionKind(), crds)
 	if err != nil {
 		return err
 	}
-	if m.Scope.Name() == meta.RESTScopeNameNamespace && obj.GetNamespace() == "" {
+	if namespaced && obj.GetNamespace() == "" {
 		obj.SetNamespace(o.Namespace)
 	}
 	ann := obj.GetAnnotations()
@@ -172,6 +187,37 @@ func (s *Syncer) prepare(obj *unstructured.Unstructured, o Options) error {
 	labels[LabelApp] = o.App
 	obj.SetLabels(labels)
 	return nil
+}
+
+// namespaced says whether objects of gvk live in namespaces, asking the server, or for a
+// kind it does not serve yet, the CRD that is about to define it.
+func (s *Syncer) namespaced(gvk schema.GroupVersionKind, crds map[schema.GroupKind]bool) (bool, error) {
+	m, err := s.mapping(gvk)
+	if err == nil {
+		return m.Scope.Name() == meta.RESTScopeNameNamespace, nil
+	}
+	if ns, ok := crds[gvk.GroupKind()]; ok && meta.IsNoMatchError(err) {
+		return ns, nil
+	}
+	return false, err
+}
+
+// crdScopes maps the kinds that the CRDs among objs define to whether they are namespaced.
+func crdScopes(objs []*unstructured.Unstructured) map[schema.GroupKind]bool {
+	out := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if !isCRD(o) {
+			continue
+		}
+		gk := schema.GroupKind{Group: str(o, "spec", "group"), Kind: str(o, "spec", "names", "kind")}
+		out[gk] = str(o, "spec", "scope") != "Cluster"
+	}
+	return out
+}
+
+func isCRD(o *unstructured.Unstructured) bool {
+	gvk := o.GroupVersionKind()
+	return gvk.Group == "apiextensions.k8s.io" && gvk.Kind == "CustomResourceDefinition"
 }
 
 func trackingID(app string, obj *unstructured.Unstructured) string {
@@ -223,8 +269,12 @@ func (s *Syncer) runGroup(ctx context.Context, group []Task, o Options, started 
 				obj.SetAnnotations(ann)
 			}
 			if slices.Contains(t.DeletePolicies, BeforeHookCreation) {
-				if err := s.deleteAndWait(ctx, obj); err != nil {
+				existed, err := s.deleteAndWait(ctx, obj)
+				if err != nil {
 					return created, err
+				}
+				if existed {
+					res.Steps = append(res.Steps, Step{Action: "delete-hook", Key: Key(obj), Phase: t.Phase, Wave: t.Wave})
 				}
 			}
 		}
@@ -237,8 +287,38 @@ func (s *Syncer) runGroup(ctx context.Context, group []Task, o Options, started 
 		}
 		res.Steps = append(res.Steps, Step{Action: action, Key: Key(obj), Phase: t.Phase, Wave: t.Wave})
 		live = append(live, got)
+		if isCRD(got) {
+			// What follows in this wave may be of the CRD's kind, and can be applied only once
+			// the API server serves it.
+			if err := s.waitServed(ctx, got, o.WaveTimeout); err != nil {
+				return created, err
+			}
+		}
 	}
 	return created, s.waitHealthy(ctx, live, o.WaveTimeout)
+}
+
+// waitServed waits until crd is Established and discovery maps its kind.
+func (s *Syncer) waitServed(ctx context.Context, crd *unstructured.Unstructured, timeout time.Duration) error {
+	if err := s.waitHealthy(ctx, []*unstructured.Unstructured{crd}, timeout); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	gk := schema.GroupKind{Group: str(crd, "spec", "group"), Kind: str(crd, "spec", "names", "kind")}
+	for {
+		s.mapper.Reset()
+		_, err := s.mapper.RESTMapping(gk)
+		if err == nil {
+			return nil
+		}
+		if !meta.IsNoMatchError(err) {
+			return fmt.Errorf("map %s: %w", gk, err)
+		}
+		if err := sleep(ctx, s.PollInterval); err != nil {
+			return fmt.Errorf("wait for the API server to serve %s: %w", gk, err)
+		}
+	}
 }
 
 func shortRev(r string) string {
@@ -303,30 +383,31 @@ func (s *Syncer) get(ctx context.Context, obj *unstructured.Unstructured) (*unst
 	return ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
 }
 
-// deleteAndWait deletes obj (and, for Jobs, its pods) and waits until it is gone.
-func (s *Syncer) deleteAndWait(ctx context.Context, obj *unstructured.Unstructured) error {
+// deleteAndWait deletes obj (and, for Jobs, its pods) and waits until it is gone. existed
+// is false when there was nothing to delete.
+func (s *Syncer) deleteAndWait(ctx context.Context, obj *unstructured.Unstructured) (existed bool, err error) {
 	ri, err := s.resource(obj)
 	if err != nil {
-		return err
+		return false, err
 	}
 	prop := metav1.DeletePropagationForeground
 	err = ri.Delete(ctx, obj.GetName(), metav1.DeleteOptions{PropagationPolicy: &prop})
 	if apierrors.IsNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("delete %s: %w", Key(obj), err)
+		return false, fmt.Errorf("delete %s: %w", Key(obj), err)
 	}
 	for {
 		_, err := ri.Get(ctx, obj.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return nil
+			return true, nil
 		}
 		if err != nil {
-			return fmt.Errorf("wait for deletion of %s: %w", Key(obj), err)
+			return true, fmt.Errorf("wait for deletion of %s: %w", Key(obj), err)
 		}
 		if err := sleep(ctx, s.PollInterval); err != nil {
-			return err
+			return true, fmt.Errorf("wait for deletion of %s: %w", Key(obj), err)
 		}
 	}
 }
