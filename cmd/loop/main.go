@@ -66,6 +66,6 @@ Tiltfile); 2 wrong flags or arguments.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd(),
-		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newRenderCmd())
+		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newRenderCmd(), newDiffCmd())
 	return root
 }

@@ -32,6 +32,12 @@ type Config struct {
 	K8sKinds []*K8sKind `json:"k8s_kinds,omitempty"`
 	// LocalResources are local_resource calls, in order.
 	LocalResources []*LocalResource `json:"local_resources,omitempty"`
+	// ArgoApps are the Argo CD Applications argocd_app read, in declaration
+	// order; a later stage renders each one's source from the working tree.
+	ArgoApps []*ArgoApp `json:"argo_apps,omitempty"`
+	// ArgoAppSets are the ApplicationSets argocd_appset read; a later stage
+	// expands their generators over the working tree into more apps.
+	ArgoAppSets []*ArgoAppSet `json:"argo_app_sets,omitempty"`
 	// Settings collects the project-wide settings builtins.
 	Settings Settings `json:"settings"`
 	// Files is every file the load read (Tiltfile, loaded files, read_file,
@@ -224,6 +230,36 @@ type K8sResource struct {
 	AutoInit     *bool         `json:"auto_init,omitempty"`
 	Links        []Link        `json:"links,omitempty"`
 	Pos          Position      `json:"pos"`
+}
+
+// ArgoApp is one Argo CD Application read by argocd_app.
+type ArgoApp struct {
+	// Name is metadata.name: the app's name in loop (resource, tracking, render dir).
+	Name string `json:"name"`
+	// Manifest is the absolute path of the file that declares the Application.
+	Manifest string `json:"manifest"`
+	// RepoRoot is the absolute directory that spec.source.path is relative to
+	// (the Git work tree of the manifest unless argocd_app(repo_root=) says otherwise).
+	RepoRoot string `json:"repo_root"`
+	// Path is spec.source.path.
+	Path string `json:"path"`
+	// Namespace is spec.destination.namespace.
+	Namespace string `json:"namespace,omitempty"`
+	// Prune and SelfHeal are spec.syncPolicy.automated.prune and .selfHeal.
+	Prune    bool     `json:"prune,omitempty"`
+	SelfHeal bool     `json:"self_heal,omitempty"`
+	Pos      Position `json:"pos"`
+}
+
+// ArgoAppSet is one Argo CD ApplicationSet read by argocd_appset.
+type ArgoAppSet struct {
+	Name string `json:"name"`
+	// Manifest is the absolute path of the file that declares the ApplicationSet.
+	Manifest string `json:"manifest"`
+	// RepoRoot is the absolute directory the generators' paths and the generated
+	// apps' source paths are relative to.
+	RepoRoot string   `json:"repo_root"`
+	Pos      Position `json:"pos"`
 }
 
 // K8sKind is a k8s_kind call: a custom kind that carries images.

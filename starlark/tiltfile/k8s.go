@@ -3,10 +3,13 @@ package tiltfile
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"go.starlark.net/starlark"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -24,7 +27,62 @@ func (l *loader) k8sBuiltins() starlark.StringDict {
 		"allow_k8s_contexts": l.allowK8sContexts,
 		"port_forward":       l.portForward,
 		"link":               l.link,
+		"k8s_context":        l.k8sContext,
+		"k8s_namespace":      l.k8sNamespace,
+		"argocd_app":         l.argocdApp,
+		"argocd_appset":      l.argocdAppSet,
 	})
+}
+
+// kubeconfig loads the kubeconfig as kubectl would (client-go's loading rules): the
+// files of $KUBECONFIG merged in order, else ~/.kube/config, from the loader's
+// environment. No file is an empty config. The files are recorded: switching contexts
+// reloads the Tiltfile.
+func (l *loader) kubeconfig(b *starlark.Builtin) (*clientcmdapi.Config, error) {
+	rules := &clientcmd.ClientConfigLoadingRules{}
+	if kc := l.env[clientcmd.RecommendedConfigPathEnvVar]; kc != "" {
+		rules.Precedence = filepath.SplitList(kc)
+	} else if home := l.env["HOME"]; home != "" {
+		rules.Precedence = []string{filepath.Join(home, clientcmd.RecommendedHomeDir, clientcmd.RecommendedFileName)}
+	}
+	for _, f := range rules.Precedence {
+		if f != "" {
+			l.record(f)
+		}
+	}
+	cfg, err := rules.Load()
+	if err != nil {
+		return nil, errorf(b, "load kubeconfig: %v", err)
+	}
+	return cfg, nil
+}
+
+// k8sContext is k8s_context(): the current kube context's name, "" without one.
+func (l *loader) k8sContext(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	cfg, err := l.kubeconfig(b)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(cfg.CurrentContext), nil
+}
+
+// k8sNamespace is k8s_namespace(): the current context's namespace, "default" when it
+// sets none (or there is no context).
+func (l *loader) k8sNamespace(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs); err != nil {
+		return nil, err
+	}
+	cfg, err := l.kubeconfig(b)
+	if err != nil {
+		return nil, err
+	}
+	if c := cfg.Contexts[cfg.CurrentContext]; c != nil && c.Namespace != "" {
+		return starlark.String(c.Namespace), nil
+	}
+	return starlark.String("default"), nil
 }
 
 func (l *loader) k8sYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -16,6 +17,7 @@ import (
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/downloader"
 	"helm.sh/helm/v3/pkg/getter"
+	"helm.sh/helm/v3/pkg/release"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
@@ -30,9 +32,10 @@ type HelmOptions struct {
 	Namespace   string
 	// ValueFiles are -f files; relative paths resolve against the chart directory.
 	ValueFiles []string
-	// Set are --set arguments, SetString --set-string.
+	// Set are --set arguments, SetString --set-string, SetFile --set-file.
 	Set       []string
 	SetString []string
+	SetFile   []string
 	// ValuesObject is merged last (Argo CD's valuesObject / values).
 	ValuesObject map[string]any
 	KubeVersion  string
@@ -40,6 +43,8 @@ type HelmOptions struct {
 	SkipCRDs     bool
 	// SkipHooks leaves hooks out (Argo CD keeps them: they become sync hooks).
 	SkipHooks bool
+	// SkipTests leaves out test hooks (helm.sh/hook: test), like `helm template --skip-tests`.
+	SkipTests bool
 }
 
 // Helm renders a chart in process like `helm template --include-crds`: dependencies are
@@ -55,7 +60,7 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 		return nil, err
 	}
 	settings := cli.New()
-	vopts := values.Options{Values: o.Set, StringValues: o.SetString}
+	vopts := values.Options{Values: o.Set, StringValues: o.SetString, FileValues: o.SetFile}
 	for _, f := range o.ValueFiles {
 		if !filepath.IsAbs(f) {
 			f = filepath.Join(chartPath, f)
@@ -117,6 +122,9 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 	b.WriteString("\n")
 	if !o.SkipHooks {
 		for _, h := range rel.Hooks {
+			if o.SkipTests && slices.Contains(h.Events, release.HookTest) {
+				continue
+			}
 			fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 		}
 	}

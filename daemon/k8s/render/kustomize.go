@@ -2,7 +2,9 @@ package render
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,6 +28,24 @@ type KustomizeOptions struct {
 	// CommonAnnotations and Namespace are Argo CD's commonAnnotations and namespace.
 	CommonAnnotations map[string]string
 	Namespace         string
+	// ForceCommonLabels/ForceCommonAnnotations let those replace keys the kustomization
+	// already sets (`kustomize edit add label --force`); without them that is an error.
+	ForceCommonLabels      bool
+	ForceCommonAnnotations bool
+	// LabelWithoutSelector adds CommonLabels as `labels` that leave selectors alone.
+	LabelWithoutSelector bool
+	// Replicas are `kustomize edit set replicas NAME=COUNT`.
+	Replicas []KustomizeReplica
+	// Patches are appended to the kustomization's patches; Components are added to its
+	// components (Argo CD's patches and components).
+	Patches    []any
+	Components []string
+}
+
+// KustomizeReplica is one replicas override.
+type KustomizeReplica struct {
+	Name  string
+	Count int64
 }
 
 // KustomizeFlags parses the flags of the Tiltfile's kustomize(dir, flags).
@@ -87,7 +107,8 @@ func Kustomize(dir string, opts KustomizeOptions) ([]*unstructured.Unstructured,
 
 func (o KustomizeOptions) edits() bool {
 	return o.NamePrefix != "" || o.NameSuffix != "" || len(o.Images) > 0 || len(o.CommonLabels) > 0 ||
-		len(o.CommonAnnotations) > 0 || o.Namespace != ""
+		len(o.CommonAnnotations) > 0 || o.Namespace != "" || len(o.Replicas) > 0 || len(o.Patches) > 0 ||
+		len(o.Components) > 0
 }
 
 // overlayFS serves one edited kustomization file in place of the one on disk, so the
@@ -136,8 +157,48 @@ func editedKustomization(fs filesys.FileSystem, dir string, opts KustomizeOption
 	if opts.Namespace != "" {
 		k["namespace"] = opts.Namespace
 	}
-	mergeMap(k, "commonLabels", opts.CommonLabels)
-	mergeMap(k, "commonAnnotations", opts.CommonAnnotations)
+	if opts.LabelWithoutSelector && len(opts.CommonLabels) > 0 {
+		labels, _ := k["labels"].([]any)
+		pairs := map[string]any{}
+		for key, v := range opts.CommonLabels {
+			pairs[key] = v
+		}
+		k["labels"] = append(labels, map[string]any{"pairs": pairs, "includeSelectors": false})
+	} else if err := mergeMap(k, "commonLabels", "label", opts.CommonLabels, opts.ForceCommonLabels); err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+	}
+	if err := mergeMap(k, "commonAnnotations", "annotation", opts.CommonAnnotations, opts.ForceCommonAnnotations); err != nil {
+		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
+	}
+	if len(opts.Replicas) > 0 {
+		reps, _ := k["replicas"].([]any)
+		for _, r := range opts.Replicas {
+			entry := map[string]any{"name": r.Name, "count": r.Count}
+			replaced := false
+			for i, cur := range reps {
+				if m, ok := cur.(map[string]any); ok && m["name"] == r.Name {
+					reps[i], replaced = entry, true
+				}
+			}
+			if !replaced {
+				reps = append(reps, entry)
+			}
+		}
+		k["replicas"] = reps
+	}
+	if len(opts.Patches) > 0 {
+		patches, _ := k["patches"].([]any)
+		k["patches"] = append(patches, opts.Patches...)
+	}
+	if len(opts.Components) > 0 {
+		comps, _ := k["components"].([]any)
+		for _, c := range opts.Components {
+			if !slices.Contains(comps, any(c)) {
+				comps = append(comps, c)
+			}
+		}
+		k["components"] = comps
+	}
 	if len(opts.Images) > 0 {
 		imgs, _ := k["images"].([]any)
 		for _, s := range opts.Images {
@@ -161,18 +222,25 @@ func editedKustomization(fs filesys.FileSystem, dir string, opts KustomizeOption
 	return overlayFS{FileSystem: fs, path: path, data: out}, nil
 }
 
-func mergeMap(k map[string]any, field string, add map[string]string) {
+// mergeMap adds keys to a map field like `kustomize edit add label|annotation`, which
+// refuses to replace an existing key unless forced.
+func mergeMap(k map[string]any, field, what string, add map[string]string, force bool) error {
 	if len(add) == 0 {
-		return
+		return nil
 	}
 	m, _ := k[field].(map[string]any)
 	if m == nil {
 		m = map[string]any{}
 	}
-	for key, v := range add {
-		m[key] = v
+	for _, key := range slices.Sorted(maps.Keys(add)) {
+		if _, ok := m[key]; ok && !force {
+			return fmt.Errorf("%s %s already in kustomization file (Argo CD's force%s would replace it)",
+				what, key, map[string]string{"label": "CommonLabels", "annotation": "CommonAnnotations"}[what])
+		}
+		m[key] = add[key]
 	}
 	k[field] = m
+	return nil
 }
 
 // parseKustomizeImage reads a `kustomize edit set image` argument.

@@ -75,6 +75,15 @@ func Source(ctx context.Context, src *model.K8sSource) ([]*unstructured.Unstruct
 // Parse splits a multi-document YAML (or JSON) stream into objects. Empty documents
 // are dropped and `kind: List` objects are flattened into their items, as Argo CD does.
 func Parse(data []byte) ([]*unstructured.Unstructured, error) {
+	objs, err := parseStream(data)
+	if err != nil {
+		return nil, err
+	}
+	return objs, nil
+}
+
+// parseStream is Parse that also returns the objects read before an error.
+func parseStream(data []byte) ([]*unstructured.Unstructured, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	var out []*unstructured.Unstructured
 	for {
@@ -83,7 +92,7 @@ func Parse(data []byte) ([]*unstructured.Unstructured, error) {
 			if errors.Is(err, io.EOF) {
 				return out, nil
 			}
-			return nil, err
+			return out, err
 		}
 		if t := bytes.TrimSpace(raw); len(t) == 0 || bytes.Equal(t, []byte("null")) {
 			continue
@@ -91,7 +100,7 @@ func Parse(data []byte) ([]*unstructured.Unstructured, error) {
 		// apimachinery's json keeps whole numbers int64, as unstructured objects need.
 		var m map[string]any
 		if err := utiljson.Unmarshal(raw, &m); err != nil {
-			return nil, err
+			return out, err
 		}
 		if len(m) == 0 {
 			continue
@@ -100,7 +109,7 @@ func Parse(data []byte) ([]*unstructured.Unstructured, error) {
 		if u.IsList() {
 			l, err := u.ToList()
 			if err != nil {
-				return nil, err
+				return out, err
 			}
 			for i := range l.Items {
 				out = append(out, &l.Items[i])
@@ -108,16 +117,24 @@ func Parse(data []byte) ([]*unstructured.Unstructured, error) {
 			continue
 		}
 		if u.GetKind() == "" || u.GetAPIVersion() == "" {
-			return nil, fmt.Errorf("object %q has no kind or apiVersion", u.GetName())
+			return out, fmt.Errorf("object %q has no kind or apiVersion", u.GetName())
 		}
 		out = append(out, u)
 	}
 }
 
-func parseFile(path string) ([]*unstructured.Unstructured, error) {
+func readFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return data, nil
+}
+
+func parseFile(path string) ([]*unstructured.Unstructured, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
 	}
 	objs, err := Parse(data)
 	if err != nil {
