@@ -318,3 +318,89 @@ func TestKubeRefusesRemoteContext(t *testing.T) {
 		t.Fatalf("the allowed deploy did not reach the cluster: %v", err)
 	}
 }
+
+// TestKubeArgoAppPrunesAndHeals: an argocd_app is one resource, synced into its
+// destination namespace as its syncPolicy says: a manifest removed from the app's
+// directory is pruned (automated.prune), and an object edited behind loop's back is put
+// back (automated.selfHeal).
+func TestKubeArgoAppPrunesAndHeals(t *testing.T) {
+	dyn := kubeClient(t)
+	ns := fmt.Sprintf("loop-argo-%d", time.Now().UnixNano()%1000000)
+	app := "guestbook-" + ns[len("loop-argo-"):]
+	dir := t.TempDir()
+	cm := func(name, v string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: %s\ndata:\n  v: %q\n", name, v)
+	}
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": "argocd_app('apps/guestbook.yaml')\n",
+		"apps/guestbook.yaml": fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: %s
+spec:
+  source:
+    path: guestbook
+  destination:
+    namespace: %s
+  syncPolicy:
+    automated:
+      prune: true
+      selfHeal: true
+`, app, ns),
+		"guestbook/namespace.yaml": fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", ns),
+		"guestbook/one.yaml":       cm("one", "1"),
+		"guestbook/two.yaml":       cm("two", "2"),
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	h.waitFor(app+" ready", 2*time.Minute, func() bool { return h.status[app].Phase == api.PhaseReady })
+	ctx := context.Background()
+	for _, n := range []string{"one", "two"} {
+		if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, n, metav1.GetOptions{}); err != nil {
+			t.Fatalf("configmap %s in the app's destination namespace: %v", n, err)
+		}
+	}
+
+	// Removed from the tree: pruned.
+	if err := os.Remove(filepath.Join(dir, "guestbook", "two.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		live, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "two", metav1.GetOptions{})
+		if err == nil && live.GetDeletionTimestamp() == nil {
+			return errors.New("configmap two is still there")
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "one", metav1.GetOptions{}); err != nil {
+		t.Fatalf("configmap one went with two: %v", err)
+	}
+	h.waitFor(app+" ready after the prune", time.Minute, func() bool { return h.status[app].Phase == api.PhaseReady })
+
+	// Edited behind loop's back: healed.
+	live, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "one", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(live.Object, "by hand", "data", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Update(ctx, live, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		live, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "one", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if v, _, _ := unstructured.NestedString(live.Object, "data", "v"); v != "1" {
+			return fmt.Errorf("configmap one has v=%q, not healed yet", v)
+		}
+		return nil
+	})
+}

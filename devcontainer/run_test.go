@@ -219,7 +219,7 @@ func TestUpBuildWithLocalFeature(t *testing.T) {
 			imgs, _ := cli.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", ref))})
 			for _, img := range imgs {
 				for _, tag := range img.RepoTags {
-					_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true})
+					_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true})
 				}
 			}
 		}

@@ -190,7 +190,9 @@ func BuildImage(t testing.TB, ref string, files map[string][]byte) string {
 		t.Fatalf("build %s: %v\n%s", ref, err, log.String())
 	}
 	t.Cleanup(func() {
-		_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+		// Untag only: the layers below may be the build cache of a test in another
+		// package building at the same moment (pruning them failed that build).
+		_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true})
 	})
 	return ref
 }

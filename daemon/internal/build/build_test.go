@@ -42,7 +42,7 @@ func build(t *testing.T, b *Builder, img *model.Image) (Result, string) {
 	cli := testenv.Docker(t)
 	t.Cleanup(func() {
 		for _, ref := range append([]string{res.Ref}, img.ExtraTag...) {
-			_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+			_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true})
 		}
 	})
 	return res, logs.String()

@@ -25,6 +25,9 @@ type Kube interface {
 	Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error
 	// Drift lists the objects whose live state differs from objs.
 	Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error)
+	// Heal syncs objs again when the live objects drifted (selfHeal), with back-off;
+	// it returns what had drifted and whether it is back in sync.
+	Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error)
 	// FollowPods streams the logs of the workloads' pods into logs and keeps the port
 	// forwards pointed at the newest ready pod, until ctx is done.
 	FollowPods(ctx context.Context, objs []*unstructured.Unstructured, forwards []model.PortForward, logs io.Writer, ready func(bool))
@@ -50,9 +53,6 @@ type kubeImage struct {
 // kubeResources turns the config's Kubernetes sources into resources: rendered, then
 // grouped by workload as Tilt does. It runs on a worker (rendering reads files).
 func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.TriggerMode) ([]*resource, []string, error) {
-	if len(cfg.K8sSources) == 0 {
-		return nil, nil, nil
-	}
 	groups, err := kube.Render(ctx, cfg)
 	if err != nil {
 		return nil, kube.SourceRoots(cfg), err
@@ -69,6 +69,10 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
 		r := &resource{name: g.Name, typ: "k8s", trigger: defaultTrigger, autoInit: true, kobjs: g.Objects, kinds: kinds}
+		if g.App != nil {
+			// An Argo CD app syncs as its syncPolicy says.
+			r.prune, r.selfHeal = g.App.Prune, g.App.SelfHeal
+		}
 		if s := g.Spec; s != nil {
 			r.kforwards = s.PortForwards
 			r.deps = append(r.deps, s.ResourceDeps...)
@@ -105,7 +109,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		for i, k := range r.kimages {
 			imgs[i] = k.img
 		}
-		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels, r.kforwards)
+		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels, r.kforwards, r.prune, r.selfHeal)
 	}
 	return out, files, nil
 }
@@ -167,7 +171,7 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 		u.Edit, u.Batched, u.Files = b.edit, b.batched, len(b.changes)
 	}
 	logs := e.logWriter(name)
-	objs, kimages, kinds := r.kobjs, r.kimages, r.kinds
+	objs, kimages, kinds, prune := r.kobjs, r.kimages, r.kinds, r.prune
 	var allowed []string
 	if e.cfg != nil {
 		allowed = e.cfg.Settings.AllowedK8sContexts
@@ -199,7 +203,7 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 			return fail(err)
 		}
 		t0 := time.Now()
-		err = k.Deploy(ctx, name, desired, refs, false, logs)
+		err = k.Deploy(ctx, name, desired, refs, prune, logs)
 		u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
 		if err != nil {
 			return fail(err)
@@ -228,7 +232,7 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 	r.bgCancel = cancel
 	name, gen := r.name, r.gen
 	logs := e.resourceLog(ctx, r)
-	forwards := r.kforwards
+	forwards, selfHeal, prune := r.kforwards, r.selfHeal, r.prune
 	r.bg.Add(2)
 	go func() {
 		defer r.bg.Done()
@@ -245,7 +249,16 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 				return
 			case <-t.C:
 			}
-			keys, err := k.Drift(ctx, name, desired)
+			var keys []string
+			var err error
+			if selfHeal {
+				var healed bool
+				if keys, healed, err = k.Heal(ctx, name, desired, prune, logs); healed {
+					keys = nil
+				}
+			} else {
+				keys, err = k.Drift(ctx, name, desired)
+			}
 			if err != nil || strings.Join(keys, "\n") == strings.Join(last, "\n") {
 				continue // the cluster did not answer: keep what was reported
 			}

@@ -94,6 +94,8 @@ type resource struct {
 	// drift are the deployed objects whose live state differs (OutOfSync).
 	drift     []string
 	kforwards []model.PortForward
+	// prune and selfHeal follow an Argo CD app's syncPolicy.automated.
+	prune, selfHeal bool
 
 	runner   *localres.Runner
 	bgCancel context.CancelFunc

@@ -30,6 +30,8 @@ type Group struct {
 	Workload bool
 	// Spec is the k8s_resource that configured the group; nil when none did.
 	Spec *model.K8sResource
+	// App is the Argo CD app the group mirrors; nil for the Tiltfile's own objects.
+	App *render.App
 }
 
 // workloadKinds are the kinds Tilt treats as workloads: they run pods.
@@ -133,18 +135,33 @@ func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, e
 	return groups, nil
 }
 
-// Render renders the config's Kubernetes sources in declaration order and groups the
-// objects into resources (Assemble). A source that fails names the Tiltfile line.
+// Render renders the config's Kubernetes sources and Argo CD apps. The Tiltfile's own
+// objects (k8s_yaml, kustomize, helm) are grouped into resources (Assemble); each Argo CD
+// app (argocd_app, argocd_appset) is one resource of its own. A source that fails names
+// the Tiltfile line.
 func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
-	var objs []*unstructured.Unstructured
-	for _, src := range cfg.K8sSources {
-		o, err := render.Source(ctx, src)
-		if err != nil {
-			return nil, posErr(src.Pos, err)
-		}
-		objs = append(objs, o...)
+	if len(cfg.K8sSources) == 0 && len(cfg.ArgoApps) == 0 && len(cfg.ArgoAppSets) == 0 {
+		return nil, nil
 	}
-	return Assemble(objs, cfg)
+	apps, err := render.Apps(ctx, cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	var own []*unstructured.Unstructured
+	var out []*Group
+	for _, a := range apps {
+		if a.Tool == render.ToolTiltfile {
+			own = append(own, a.Objects...)
+			continue
+		}
+		render.DefaultNamespace(a.Objects, a.Namespace)
+		out = append(out, &Group{Name: a.Name, Objects: a.Objects, App: a})
+	}
+	groups, err := Assemble(own, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return append(groups, out...), nil
 }
 
 // workloadNames names each workload by its name, adding kind and then namespace where
@@ -298,6 +315,11 @@ func SourceRoots(cfg *model.Config) []string {
 			out = append(out, s.Helm.Chart)
 			out = append(out, s.Helm.Values...)
 		}
+	}
+	// An Argo CD app renders from its source directory (and, for Kustomize, the bases
+	// it builds on); its manifest is a config file already.
+	for _, a := range cfg.ArgoApps {
+		out = append(out, kustomizeDirs(filepath.Join(a.RepoRoot, a.Path), map[string]bool{})...)
 	}
 	return out
 }

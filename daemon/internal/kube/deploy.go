@@ -9,7 +9,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/klog/v2"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -18,6 +20,8 @@ import (
 
 	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
 )
+
+var quietClientGo sync.Once
 
 // KindClusterLabel marks the node containers of a kind cluster with the cluster's name.
 const KindClusterLabel = "io.x-k8s.kind.cluster"
@@ -28,14 +32,20 @@ type Deployer struct {
 	syncer  *ksync.Syncer
 	docker  *client.Client
 
-	mu     sync.Mutex
-	loaded map[string]bool // node container + image ID already imported
+	mu      sync.Mutex
+	loaded  map[string]bool          // node container + image ID already imported
+	healers map[string]*ksync.Healer // per resource: its self-heal back-off
 }
 
 // Connect connects to the current kube context (KUBECONFIG or ~/.kube/config), refusing
 // a context that is not local unless allowed names it. docker, when not nil, loads
 // built images into the nodes of a kind cluster.
 func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
+	quietClientGo.Do(func() {
+		// client-go reports retries through klog on stderr, which would write over the
+		// terminal UI; the errors that matter reach the user through loop's own results.
+		klog.SetLogger(logr.Discard())
+	})
 	c, err := ksync.Connect("", allowed)
 	if err != nil {
 		return nil, err
@@ -44,7 +54,7 @@ func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}}, nil
+	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*ksync.Healer{}}, nil
 }
 
 // Context is the kube context deployed to.
@@ -106,6 +116,32 @@ func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructu
 		}
 	}
 	return out, nil
+}
+
+// Heal is Argo CD's automated selfHeal for a resource: when its live objects drifted
+// from objs it syncs them again, holding back per the back-off (5 s doubling to 3 min)
+// after a failed attempt. It returns the objects that had drifted and whether a re-sync
+// put them back.
+func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error) {
+	d.mu.Lock()
+	h := d.healers[resource]
+	if h == nil {
+		h = d.syncer.NewHealer()
+		d.healers[resource] = h
+	}
+	d.mu.Unlock()
+	res, err := h.Heal(ctx, objs, ksync.Options{App: AppName(resource), Prune: prune})
+	if err != nil {
+		return res.Drifted, false, fmt.Errorf("self-heal %s: %w", resource, err)
+	}
+	healed := res.Sync != nil && res.Sync.Succeeded
+	switch {
+	case healed:
+		fmt.Fprintf(logs, "self-heal: synced again: %s\n", strings.Join(res.Drifted, ", "))
+	case res.Sync != nil:
+		fmt.Fprintf(logs, "self-heal failed: %s (next try at %s)\n", res.Sync.Message, res.RetryAt.Format("15:04:05"))
+	}
+	return res.Drifted, healed, nil
 }
 
 // Down deletes what Deploy applied for each resource (objects annotated to be kept
