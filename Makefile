@@ -59,6 +59,10 @@ soak: ## Long no-loss run and resource soak (SOAK_MODE=noloss|leak|all, SEEDS=20
 			$(GO) test -count=1 -timeout 12h -run '^TestSoakResources$$' -v ./daemon ; \
 	fi
 
+.PHONY: bench-render
+bench-render: ## Render time per fixture: in-process Kustomize/Helm against the CLIs (N=20 runs each)
+	@bash scripts/bench-render.sh
+
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...

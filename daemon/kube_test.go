@@ -218,14 +218,15 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 
 	// A broken manifest: an error naming the file and line; what runs stays.
 	writeFiles(t, dir, map[string]string{"k8s/app.yaml": kubeManifest(ns, "edited") + "---\nkind: [broken\n"})
+	brokenLine := fmt.Sprintf("line %d", strings.Count(kubeManifest(ns, "edited"), "\n")+2)
 	eventually(t, time.Minute, func() error {
 		for _, e := range h.configErrors() {
-			if strings.Contains(e, "app.yaml") && strings.Contains(e, "line") {
+			if strings.Contains(e, "app.yaml") && strings.Contains(e, brokenLine) {
 				t.Logf("config error: %s", e)
 				return nil
 			}
 		}
-		return fmt.Errorf("no config error naming app.yaml and a line: %q", h.configErrors())
+		return fmt.Errorf("no config error naming app.yaml and %s: %q", brokenLine, h.configErrors())
 	})
 	if st := h.statusOf("kapp"); st.Phase != api.PhaseReady {
 		t.Fatalf("kapp is %s while the manifest is broken, want it to keep running", st.Phase)

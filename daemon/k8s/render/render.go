@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -82,10 +84,76 @@ func Parse(data []byte) ([]*unstructured.Unstructured, error) {
 	return objs, nil
 }
 
-// parseStream is Parse that also returns the objects read before an error.
+// parseStream is Parse that also returns the objects read before an error. A YAML
+// stream is read one document at a time so that an error names the line in the whole
+// stream, not in its document.
 func parseStream(data []byte) ([]*unstructured.Unstructured, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	if t := bytes.TrimSpace(data); len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return decodeAll(data, 0)
+	}
 	var out []*unstructured.Unstructured
+	for _, d := range splitDocuments(data) {
+		objs, err := decodeAll(d.text, d.line)
+		out = append(out, objs...)
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+type document struct {
+	text []byte
+	line int // the line of the stream its text starts on, from 1
+}
+
+// splitDocuments splits a YAML stream at "---" lines (what follows on the line may
+// only be space or a comment), as apimachinery's YAML reader does.
+func splitDocuments(data []byte) []document {
+	var docs []document
+	docStart, docLine := 0, 1
+	for pos, line := 0, 1; pos < len(data); line++ {
+		next := len(data)
+		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
+			next = pos + i + 1
+		}
+		if rest, ok := bytes.CutPrefix(data[pos:next], []byte("---")); ok {
+			if r := bytes.TrimSpace(rest); len(r) == 0 || r[0] == '#' {
+				docs = append(docs, document{text: data[docStart:pos], line: docLine})
+				docStart, docLine = next, line+1
+			}
+		}
+		pos = next
+	}
+	return append(docs, document{text: data[docStart:], line: docLine})
+}
+
+// lineOf finds "line N" in a YAML error.
+var lineOf = regexp.MustCompile(`\bline (\d+)\b`)
+
+// atLine places a document's error in the stream: its "line N" becomes the stream's
+// line, or the document's first line is named.
+func atLine(err error, first int) error {
+	if first == 0 {
+		return err
+	}
+	msg := err.Error()
+	if m := lineOf.FindStringSubmatchIndex(msg); m != nil {
+		n, _ := strconv.Atoi(msg[m[2]:m[3]])
+		return errors.New(msg[:m[2]] + strconv.Itoa(n+first-1) + msg[m[3]:])
+	}
+	return fmt.Errorf("line %d: %w", first, err)
+}
+
+// decodeAll decodes the objects of a stream; first is the stream line data starts on
+// (0: unknown, errors are not placed).
+func decodeAll(data []byte, first int) (out []*unstructured.Unstructured, err error) {
+	defer func() {
+		if err != nil {
+			err = atLine(err, first)
+		}
+	}()
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
 	for {
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {

@@ -661,3 +661,21 @@ spec:
 		t.Errorf("path = %s", p)
 	}
 }
+
+// TestParseErrorNamesTheStreamLine: an error in a later document of a stream names its
+// line in the whole stream, not in the document.
+func TestParseErrorNamesTheStreamLine(t *testing.T) {
+	stream := "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# second\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n---\napiVersion: v1\nkind: [broken\n"
+	_, err := Parse([]byte(stream))
+	if err == nil || !strings.Contains(err.Error(), "line 13") {
+		t.Fatalf("error %v, want it at line 13 of the stream", err)
+	}
+	_, err = Parse([]byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---  # next\nmetadata: {name: nokind}\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 5") || !strings.Contains(err.Error(), "no kind") {
+		t.Fatalf("error %v, want the object without a kind placed at line 5", err)
+	}
+	objs, err := Parse([]byte("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n"))
+	if err != nil || len(objs) != 2 || objs[1].GetKind() != "Secret" {
+		t.Fatalf("parse with empty documents: %v %v", objs, err)
+	}
+}
