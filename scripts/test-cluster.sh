@@ -2,9 +2,11 @@
 # make test-cluster: a real Kubernetes control plane on loopback for loop's tests.
 # etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager and kube-scheduler built from
 # k8s.io/kubernetes (scripts/build-k8s.sh, cached by version), and kwok faking one node so
-# pods get a status (no containers run). It reuses a running cluster, restarting any piece
-# that died, and writes a kubeconfig whose context is named kind-loop-test so loop treats it
-# as local. Prints what it does; the last line is the kubeconfig path.
+# pods get a status (no containers run). kwok also serves the node's kubelet API, so pod logs
+# and port-forwards through the API server work (see "kwok as the kubelet" below). It reuses
+# a running cluster, restarting any piece that died or runs with outdated flags, and writes a
+# kubeconfig whose context is named kind-loop-test so loop treats it as local. Prints what it
+# does; the last line is the kubeconfig path.
 #   scripts/test-cluster.sh          start (or reuse) the cluster
 #   scripts/test-cluster.sh stop     stop it and delete its state
 set -euo pipefail
@@ -20,6 +22,13 @@ alive() { [[ -f $STATE/$1.pid ]] && kill -0 "$(cat "$STATE/$1.pid")" 2>/dev/null
 stop_one() {
 	if alive "$1"; then kill "$(cat "$STATE/$1.pid")" 2>/dev/null || true; fi
 	rm -f "$STATE/$1.pid"
+}
+stop_wait() { # stop_wait NAME: stop it and wait (up to 30 s) until it has exited and freed its ports
+	local pid
+	alive "$1" || { rm -f "$STATE/$1.pid"; return 0; }
+	pid=$(cat "$STATE/$1.pid")
+	stop_one "$1"
+	for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
 }
 if [[ ${1:-} == stop ]]; then
 	for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$p"; done
@@ -71,10 +80,8 @@ wait_for etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 # would wait that long to Succeed. An API server started without the flag is restarted, with kwok.
 if alive kube-apiserver && ! tr '\0' '\n' <"/proc/$(cat "$STATE/kube-apiserver.pid")/cmdline" | grep -qx -- '--feature-gates=WatchList=false'; then
 	say "restarting kube-apiserver and kwok with --feature-gates=WatchList=false"
-	old_pid=$(cat "$STATE/kube-apiserver.pid")
-	stop_one kwok
-	stop_one kube-apiserver
-	for _ in $(seq 1 120); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.25; done
+	stop_wait kwok
+	stop_wait kube-apiserver
 fi
 launch kube-apiserver "$BIN/kube-apiserver" --feature-gates=WatchList=false --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
 	--bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" --cert-dir "$STATE/pki" \
@@ -107,8 +114,75 @@ launch kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KUB
 	--leader-elect=false --controllers='*,-serviceaccount-token' --bind-address 127.0.0.1 \
 	--secure-port $((API_PORT + 2)) --service-cluster-ip-range 10.96.0.0/16 || true
 
-# One fake node; kwok gives it and every pod bound to it a status.
-if ! api /api/v1/nodes/kwok-node-0; then
+# kwok as the kubelet. The API server serves pods/log and pods/portforward by calling the
+# kubelet of the pod's node: https on the node's address (the first of Hostname, InternalDNS,
+# InternalIP, ... it finds, so our node has only InternalIP 127.0.0.1) and port
+# status.daemonEndpoints.kubeletEndpoint.Port. kwok's --server-address serves that API, and
+# answers it from its simulation objects, which it reads from --config files (no CRDs):
+#  - ClusterLogs: every container of every pod logs $POD_LOGS, followed. kwok reads it with the
+#    kubelet's CRI log reader, so lines must be CRI log lines ("<RFC 3339 time> stdout F <text>")
+#    and the file must exist. It lives in a directory of its own because the reader wakes on
+#    every write in the file's directory, and the state directory takes the control plane's logs.
+#  - ClusterPortForward: container port 8080 of every pod is 127.0.0.1:$FORWARD_PORT, where a
+#    test listens. Other ports have no target, so forwarding them fails.
+# TLS: kwok's own serving cert, self-signed with openssl. The API server checks kubelet certs
+# only with --kubelet-certificate-authority, which it does not get.
+KWOK_PORT=$((API_PORT + 3))
+FORWARD_PORT=$((API_PORT + 5))
+KWOK_STATE=$STATE/kwok
+POD_LOGS=$KWOK_STATE/logs/pod-logs.log
+mkdir -p "$(dirname "$POD_LOGS")"
+touch "$POD_LOGS"
+if [[ ! -f $KWOK_STATE/tls.crt ]]; then
+	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kwok-node-0 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout "$KWOK_STATE/tls.key" -out "$KWOK_STATE/tls.crt" 2>/dev/null
+	say "made kwok's serving cert in $KWOK_STATE"
+fi
+kwok_debug=$(
+	cat <<YAML
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterLogs
+metadata:
+  name: loop-test-logs
+spec:
+  logs:
+    - logsFile: $POD_LOGS
+      follow: true
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterPortForward
+metadata:
+  name: loop-test-port-forward
+spec:
+  forwards:
+    - ports: [8080]
+      target:
+        address: 127.0.0.1
+        port: $FORWARD_PORT
+YAML
+)
+# kwok reads its config once: a changed file, or a kwok started with other flags (one from
+# before kwok served the kubelet API), is restarted.
+restart_kwok=false
+if [[ ! -f $KWOK_STATE/debug.yaml ]] || [[ $(<"$KWOK_STATE/debug.yaml") != "$kwok_debug" ]]; then
+	printf '%s\n' "$kwok_debug" >"$KWOK_STATE/debug.yaml"
+	restart_kwok=true
+fi
+kwok_cmd=("$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true
+	--config "$KWOK_DIR/stages.yaml" --config "$KWOK_STATE/debug.yaml"
+	--server-address "127.0.0.1:$KWOK_PORT" --node-ip 127.0.0.1 --node-port "$KWOK_PORT"
+	--tls-cert-file "$KWOK_STATE/tls.crt" --tls-private-key-file "$KWOK_STATE/tls.key")
+if alive kwok && { $restart_kwok || ! cmp -s <(printf '%s\0' "${kwok_cmd[@]}") "/proc/$(cat "$STATE/kwok.pid")/cmdline"; }; then
+	say "restarting kwok with the current config and flags"
+	stop_wait kwok
+fi
+
+# One fake node; kwok gives it and every pod bound to it a status. Its kubelet address is set
+# here: kwok's node-initialize stage (from --node-ip/--node-port) only runs on a node that is
+# not Ready, so a node from before would keep an empty address and port 0.
+kubelet_status='{"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+	"daemonEndpoints": {"kubeletEndpoint": {"Port": '$KWOK_PORT'}}}'
+if ! api /api/v1/nodes/kwok-node-0 >/dev/null; then
 	api /api/v1/nodes -X POST -H 'Content-Type: application/json' -d '{
 	  "apiVersion": "v1", "kind": "Node",
 	  "metadata": {"name": "kwok-node-0", "annotations": {"kwok.x-k8s.io/node": "fake"},
@@ -118,8 +192,16 @@ if ! api /api/v1/nodes/kwok-node-0; then
 	             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "500"}}}' >/dev/null
 	say "created node kwok-node-0"
 fi
-launch kwok "$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true \
-	--config "$KWOK_DIR/stages.yaml" --server-address "127.0.0.1:$((API_PORT + 3))" || true
+kubelet_set() {
+	api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -q \
+		'"addresses":\[{"type":"InternalIP","address":"127.0.0.1"}\],"daemonEndpoints":{"kubeletEndpoint":{"Port":'$KWOK_PORT'}}'
+}
+if ! kubelet_set; then
+	api /api/v1/nodes/kwok-node-0/status -X PATCH -H 'Content-Type: application/merge-patch+json' \
+		-d '{"status": '"$kubelet_status"'}' >/dev/null
+	say "pointed node kwok-node-0's kubelet at kwok (127.0.0.1:$KWOK_PORT)"
+fi
+launch kwok "${kwok_cmd[@]}" || true
 
 # kwok fakes the node and pod status but does not bind pods: the real scheduler does.
 launch kube-scheduler "$BIN/kube-scheduler" --kubeconfig "$KUBECONFIG_OUT" \
@@ -129,5 +211,6 @@ wait_for kube-controller-manager 60 api /api/v1/namespaces/default/serviceaccoun
 # The API server pretty-prints for curl: fold the JSON before matching.
 node_ready() { api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'; }
 wait_for kwok 60 node_ready || say "warning: node not Ready yet"
+wait_for kwok 30 curl -skf "https://127.0.0.1:$KWOK_PORT/healthz"
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"

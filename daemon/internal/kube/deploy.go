@@ -190,7 +190,9 @@ func LoadIntoKind(ctx context.Context, docker *client.Client, name string, refs 
 		return fmt.Errorf("find the nodes of kind cluster %s: %w", name, err)
 	}
 	if len(nodes) == 0 {
-		fmt.Fprintf(logs, "kind cluster %s: no node containers on this Docker engine; images not loaded\n", name)
+		if seen == nil || !seen("no nodes/"+name) { // said once, not on every deploy
+			fmt.Fprintf(logs, "kind cluster %s: no node containers on this Docker engine; images not loaded\n", name)
+		}
 		return nil
 	}
 	for _, ref := range refs {
