@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -216,5 +215,3 @@ func eventually(t *testing.T, timeout time.Duration, check func() error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var errNotYet = errors.New("not yet")

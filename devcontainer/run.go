@@ -346,7 +346,7 @@ func (r *Runner) create(ctx context.Context, c *Config, img string) (string, err
 		ExtraHosts:  ra.AddHost, NetworkMode: container.NetworkMode(ra.Network), ShmSize: ra.ShmSize,
 		PortBindings: nat.PortMap{},
 	}
-	h.Resources.Devices = ra.Devices
+	h.Devices = ra.Devices
 	for _, f := range c.Features {
 		h.Privileged = h.Privileged || f.Privileged
 		if f.Init {

@@ -499,7 +499,7 @@ func shlexQuote(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	}
 	safe := true
 	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%+=:,./-_", r)) {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("@%+=:,./-_", r) {
 			safe = false
 			break
 		}

@@ -104,25 +104,6 @@ func loadSrc(t *testing.T, src string, opts Options, extra ...map[string]string)
 	return loadResult{cfg: cfg, err: err, out: out.String(), dir: dir}
 }
 
-// mustLoad fails the test on a load error.
-func mustLoad(t *testing.T, src string) loadResult {
-	t.Helper()
-	r := loadSrc(t, src, Options{})
-	if r.err != nil {
-		t.Fatalf("load: %v", r.err)
-	}
-	return r
-}
-
-// loadErr asserts that loading fails with an *Error at line:col of the
-// Tiltfile whose message contains want.
-func loadErr(t *testing.T, src, want string, line int) loadResult {
-	t.Helper()
-	r := loadSrc(t, src, Options{})
-	assertErrAt(t, r, "Tiltfile", line, want)
-	return r
-}
-
 func assertErrAt(t *testing.T, r loadResult, file string, line int, want string) {
 	t.Helper()
 	if r.err == nil {

@@ -139,9 +139,9 @@ func (t *tarHasher) record(hdr *tar.Header) {
 	t.h.Write(num[:4])
 	binary.BigEndian.PutUint64(num[:], uint64(hdr.Size))
 	t.h.Write(num[:])
-	io.WriteString(t.h, hdr.Name)
+	t.h.Write([]byte(hdr.Name)) // a hash.Hash never returns an error
 	t.h.Write([]byte{0})
-	io.WriteString(t.h, hdr.Linkname)
+	t.h.Write([]byte(hdr.Linkname))
 	t.h.Write([]byte{0})
 }
 

@@ -70,8 +70,8 @@ func TestBuildHelloExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ip := insp.NetworkSettings.IPAddress
-	if n, ok := insp.NetworkSettings.Networks["bridge"]; ok && n.IPAddress != "" {
+	var ip string
+	if n, ok := insp.NetworkSettings.Networks["bridge"]; ok {
 		ip = n.IPAddress
 	}
 	if ip == "" {

@@ -608,7 +608,7 @@ func httpGet(t *testing.T, url string) string {
 			if err == nil && resp.StatusCode == http.StatusOK {
 				return string(b)
 			}
-			lastErr = fmt.Errorf("status %d, read %v", resp.StatusCode, err)
+			lastErr = fmt.Errorf("status %d, read: %w", resp.StatusCode, err)
 		} else {
 			lastErr = err
 		}

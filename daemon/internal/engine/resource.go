@@ -107,7 +107,6 @@ type pendingBatch struct {
 	edit    time.Time
 	batched time.Time
 	changes []liveupdate.Change
-	force   bool
 }
 
 func (r *resource) autoTrigger() bool {

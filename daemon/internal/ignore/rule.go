@@ -84,7 +84,7 @@ func (r *rule) matches(abs string) bool {
 	if !ok {
 		return false
 	}
-	if r.literal != "" && p != r.literal && !(strings.HasPrefix(p, r.literal) && p[len(r.literal)] == '/') {
+	if r.literal != "" && p != r.literal && (!strings.HasPrefix(p, r.literal) || p[len(r.literal)] != '/') {
 		return false
 	}
 	ok, err := r.pm.MatchesOrParentMatches(p)

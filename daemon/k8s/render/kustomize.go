@@ -55,7 +55,7 @@ func KustomizeFlags(flags []string) (KustomizeOptions, error) {
 		f := flags[i]
 		name, val, hasVal := strings.Cut(f, "=")
 		if !hasVal && i+1 < len(flags) && !strings.HasPrefix(flags[i+1], "-") {
-			val, hasVal = flags[i+1], true
+			val = flags[i+1]
 			i++
 		}
 		switch name {
@@ -77,7 +77,7 @@ func Kustomize(dir string, opts KustomizeOptions) ([]*unstructured.Unstructured,
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
-	var fs filesys.FileSystem = filesys.MakeFsOnDisk()
+	fs := filesys.MakeFsOnDisk()
 	if opts.edits() {
 		ofs, err := editedKustomization(fs, abs, opts)
 		if err != nil {
