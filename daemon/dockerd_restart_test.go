@@ -4,17 +4,14 @@ package daemon_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/client"
 	"github.com/loop-dev/loop/daemon/api"
-	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -116,45 +113,4 @@ func (h *harness) waitSyncedOn(t *testing.T, cli *client.Client, root string) {
 			t.Fatalf("container tree differs from the host:\n%s", diff)
 		}
 	}
-}
-
-// compareTreesOn returns "" when the container's sync path (listed by a
-// second agent) equals the host's tree, else the differences.
-func compareTreesOn(cli *client.Client, id, root string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	host, err := hostTree(root)
-	if err != nil {
-		return "list host tree: " + err.Error()
-	}
-	sess, err := agent.Start(ctx, cli, id)
-	if err != nil {
-		return "list container tree: " + err.Error()
-	}
-	defer sess.Close()
-	entries, err := sess.List(ctx, nolossSyncPath)
-	if err != nil {
-		return "list container tree: " + err.Error()
-	}
-	ctr := map[string]treeEntry{}
-	for _, e := range entries {
-		if rel := strings.TrimPrefix(strings.TrimPrefix(e.Path, nolossSyncPath), "/"); rel != "" {
-			ctr[rel] = entryOf(e.Mode, e.SHA256, e.LinkTarget)
-		}
-	}
-	var diffs []string
-	for p, he := range host {
-		if ce, ok := ctr[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("missing in container: %s (%s)", p, he))
-		} else if ce != he {
-			diffs = append(diffs, fmt.Sprintf("differs: %s: host %s, container %s", p, he, ce))
-		}
-	}
-	for p, ce := range ctr {
-		if _, ok := host[p]; !ok {
-			diffs = append(diffs, fmt.Sprintf("extra in container: %s (%s)", p, ce))
-		}
-	}
-	sort.Strings(diffs)
-	return strings.Join(diffs, "\n")
 }

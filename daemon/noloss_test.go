@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/client"
+
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/internal/testenv"
@@ -252,8 +254,8 @@ func hostTree(root string) (map[string]treeEntry, error) {
 
 // containerTree lists the sync path through a second agent process (the
 // one loop holds keeps serving).
-func containerTree(ctx context.Context, t *testing.T, id string) (map[string]treeEntry, error) {
-	sess, err := agent.Start(ctx, testenv.Docker(t), id)
+func containerTree(ctx context.Context, cli *client.Client, id string) (map[string]treeEntry, error) {
+	sess, err := agent.Start(ctx, cli, id)
 	if err != nil {
 		return nil, err
 	}
@@ -275,13 +277,18 @@ func containerTree(ctx context.Context, t *testing.T, id string) (map[string]tre
 
 // compareTrees returns "" when the trees match, else the differences.
 func compareTrees(t *testing.T, id, root string) string {
+	return compareTreesOn(testenv.Docker(t), id, root)
+}
+
+// compareTreesOn is compareTrees on the engine cli talks to.
+func compareTreesOn(cli *client.Client, id, root string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	host, err := hostTree(root)
 	if err != nil {
 		return "list host tree: " + err.Error()
 	}
-	ctr, err := containerTree(ctx, t, id)
+	ctr, err := containerTree(ctx, cli, id)
 	if err != nil {
 		return "list container tree: " + err.Error()
 	}
