@@ -116,9 +116,9 @@ launch kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KUB
 
 # kwok as the kubelet. The API server serves pods/log and pods/portforward by calling the
 # kubelet of the pod's node: https on the node's address (the first of Hostname, InternalDNS,
-# InternalIP, ... it finds, so our node has only InternalIP 127.0.0.1) and port
-# status.daemonEndpoints.kubeletEndpoint.Port. kwok's --server-address serves that API, and
-# answers it from its simulation objects, which it reads from --config files (no CRDs):
+# InternalIP, ... it finds) and port status.daemonEndpoints.kubeletEndpoint.Port, which the
+# node gets below. kwok's --server-address serves that API and answers it from its
+# simulation objects, which it reads from --config files (no CRDs needed):
 #  - ClusterLogs: every container of every pod logs $POD_LOGS, followed. kwok reads it with the
 #    kubelet's CRI log reader, so lines must be CRI log lines ("<RFC 3339 time> stdout F <text>")
 #    and the file must exist. It lives in a directory of its own because the reader wakes on
@@ -133,10 +133,14 @@ KWOK_STATE=$STATE/kwok
 POD_LOGS=$KWOK_STATE/logs/pod-logs.log
 mkdir -p "$(dirname "$POD_LOGS")"
 touch "$POD_LOGS"
+# kwok reads its cert and config once: a new cert, a changed config or a kwok started with
+# other flags (one from before kwok served the kubelet API) means a restart.
+restart_kwok=false
 if [[ ! -f $KWOK_STATE/tls.crt ]]; then
 	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj /CN=kwok-node-0 \
-		-addext subjectAltName=IP:127.0.0.1 -keyout "$KWOK_STATE/tls.key" -out "$KWOK_STATE/tls.crt" 2>/dev/null
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$KWOK_STATE/tls.key" -out "$KWOK_STATE/tls.crt" 2>/dev/null
 	say "made kwok's serving cert in $KWOK_STATE"
+	restart_kwok=true
 fi
 kwok_debug=$(
 	cat <<YAML
@@ -161,27 +165,21 @@ spec:
         port: $FORWARD_PORT
 YAML
 )
-# kwok reads its config once: a changed file, or a kwok started with other flags (one from
-# before kwok served the kubelet API), is restarted.
-restart_kwok=false
 if [[ ! -f $KWOK_STATE/debug.yaml ]] || [[ $(<"$KWOK_STATE/debug.yaml") != "$kwok_debug" ]]; then
 	printf '%s\n' "$kwok_debug" >"$KWOK_STATE/debug.yaml"
 	restart_kwok=true
 fi
 kwok_cmd=("$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true
 	--config "$KWOK_DIR/stages.yaml" --config "$KWOK_STATE/debug.yaml"
-	--server-address "127.0.0.1:$KWOK_PORT" --node-ip 127.0.0.1 --node-port "$KWOK_PORT"
+	--server-address "127.0.0.1:$KWOK_PORT" --node-ip 127.0.0.1 --node-name localhost --node-port "$KWOK_PORT"
 	--tls-cert-file "$KWOK_STATE/tls.crt" --tls-private-key-file "$KWOK_STATE/tls.key")
 if alive kwok && { $restart_kwok || ! cmp -s <(printf '%s\0' "${kwok_cmd[@]}") "/proc/$(cat "$STATE/kwok.pid")/cmdline"; }; then
 	say "restarting kwok with the current config and flags"
 	stop_wait kwok
 fi
 
-# One fake node; kwok gives it and every pod bound to it a status. Its kubelet address is set
-# here: kwok's node-initialize stage (from --node-ip/--node-port) only runs on a node that is
-# not Ready, so a node from before would keep an empty address and port 0.
-kubelet_status='{"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-	"daemonEndpoints": {"kubeletEndpoint": {"Port": '$KWOK_PORT'}}}'
+# One fake node; kwok gives it and every pod bound to it a status, and its kubelet address
+# (see after the node is Ready).
 if ! api /api/v1/nodes/kwok-node-0 >/dev/null; then
 	api /api/v1/nodes -X POST -H 'Content-Type: application/json' -d '{
 	  "apiVersion": "v1", "kind": "Node",
@@ -191,15 +189,6 @@ if ! api /api/v1/nodes/kwok-node-0 >/dev/null; then
 	  "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "500"},
 	             "capacity": {"cpu": "32", "memory": "256Gi", "pods": "500"}}}' >/dev/null
 	say "created node kwok-node-0"
-fi
-kubelet_set() {
-	api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -q \
-		'"addresses":\[{"type":"InternalIP","address":"127.0.0.1"}\],"daemonEndpoints":{"kubeletEndpoint":{"Port":'$KWOK_PORT'}}'
-}
-if ! kubelet_set; then
-	api /api/v1/nodes/kwok-node-0/status -X PATCH -H 'Content-Type: application/merge-patch+json' \
-		-d '{"status": '"$kubelet_status"'}' >/dev/null
-	say "pointed node kwok-node-0's kubelet at kwok (127.0.0.1:$KWOK_PORT)"
 fi
 launch kwok "${kwok_cmd[@]}" || true
 
@@ -211,6 +200,21 @@ wait_for kube-controller-manager 60 api /api/v1/namespaces/default/serviceaccoun
 # The API server pretty-prints for curl: fold the JSON before matching.
 node_ready() { api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -q '"type":"Ready","status":"True"'; }
 wait_for kwok 60 node_ready || say "warning: node not Ready yet"
+# The node's kubelet is kwok: addresses InternalIP 127.0.0.1 and Hostname localhost (the API
+# server tries Hostname first), port $KWOK_PORT. kwok's node-initialize stage sets them from
+# --node-ip/--node-name/--node-port, but only on a node that is not Ready, so a node from
+# before kwok served the kubelet API is patched here. Both types, with a flag for each: the
+# stage, finding a type missing and no flag for it, writes "addresses: null", deleting all.
+kubelet_status='{"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": "localhost"}],
+	"daemonEndpoints": {"kubeletEndpoint": {"Port": '$KWOK_PORT'}}}'
+kubelet_set() {
+	api /api/v1/nodes/kwok-node-0 | tr -d ' \n' | grep -qF "$(tr -d ' \n\t' <<<"$kubelet_status" | sed 's/^{//; s/}$//')"
+}
+if ! kubelet_set; then
+	api /api/v1/nodes/kwok-node-0/status -X PATCH -H 'Content-Type: application/merge-patch+json' \
+		-d '{"status": '"$kubelet_status"'}' >/dev/null
+	say "pointed node kwok-node-0's kubelet at kwok (localhost/127.0.0.1:$KWOK_PORT)"
+fi
 wait_for kwok 30 curl -skf "https://127.0.0.1:$KWOK_PORT/healthz"
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"

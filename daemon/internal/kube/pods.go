@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -196,6 +197,9 @@ type forwarder struct {
 	pod    string // namespace/name forwarded to
 	cancel context.CancelFunc
 	done   chan struct{}
+	// failed is set by the forward's goroutine when it ends with an error: the next
+	// poll starts it again.
+	failed atomic.Bool
 }
 
 // point moves the forwards to pod (nil: none ready; the forwards stay down).
@@ -203,6 +207,9 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 	key := ""
 	if pod != nil {
 		key = pod.Namespace + "/" + pod.Name
+	}
+	if f.failed.Load() {
+		f.stop() // the forward ended with an error: retried below
 	}
 	if key == f.pod {
 		return
@@ -218,7 +225,7 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 		defer close(done)
 		if err := f.run(fctx, ns, name); err != nil && fctx.Err() == nil {
 			fmt.Fprintf(f.logs, "port forward to pod %s: %v\n", name, err)
-			f.pod = "" // retried on the next poll
+			f.failed.Store(true)
 		}
 	}(pod.Namespace, pod.Name, f.done)
 }
@@ -230,6 +237,7 @@ func (f *forwarder) stop() {
 		f.cancel = nil
 	}
 	f.pod = ""
+	f.failed.Store(false)
 }
 
 func (f *forwarder) run(ctx context.Context, ns, name string) error {
