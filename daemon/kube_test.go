@@ -97,7 +97,7 @@ spec:
 // TestKubeUpDeploysRebuildsAndRedeploys runs `up` on a project with a docker_build and
 // k8s_yaml against the real control plane: the workload and the object k8s_resource
 // attaches are one resource, the rest "uncategorized"; the built image ref lands in the
-// pod template; an edited manifest is re-rendered and applied; an edited source file
+// pod template; the pod's output reaches the resource's log; an edited manifest is re-rendered and applied; an edited source file
 // rebuilds and rolls the Deployment to the new ref; an object changed behind loop's
 // back is reported as drift until the next deploy; a broken manifest is an error with
 // its file and line while the deploy stays; `down` deletes what was applied.
@@ -158,6 +158,30 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 			t.Errorf("%s %s is tracked as app %q, want %q", o.gvr.Resource, o.name, got, o.app)
 		}
 	}
+
+	// The pod's output reaches the resource's log (on the test cluster kwok serves
+	// every container's log from one file, in the CRI log format).
+	podLine := "hello from the pod in " + ns
+	logFile := filepath.Join(filepath.Dir(os.Getenv("KUBECONFIG")), "kwok", "logs", "pod-logs.log")
+	f, err := os.OpenFile(logFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("the test cluster's pod log file: %v", err)
+	}
+	_, err = fmt.Fprintf(f, "%s stdout F %s\n", time.Now().UTC().Format(time.RFC3339Nano), podLine)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the pod's log line in kapp's log", 30*time.Second, func() bool {
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && ev.Resource == "kapp" && ev.Text == podLine {
+				return true
+			}
+		}
+		return false
+	})
 
 	// An object edited behind loop's back shows as drift (OutOfSync).
 	cm, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "kapp-config", metav1.GetOptions{})
