@@ -13,12 +13,15 @@ import (
 
 	"github.com/loop-dev/loop/daemon"
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
-// harness runs daemon.Up on a project directory and records its events.
+// harness runs daemon.Up (or CI) on a project directory, for tests and
+// benchmarks: it records every event, each resource's last status, and the
+// finished updates in a metrics.Store, the same way the daemon does.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	cancel   context.CancelFunc
 	done     chan error
@@ -28,6 +31,7 @@ type harness struct {
 	events []api.Event
 	status map[string]api.ResourceStatus
 	wake   chan struct{}
+	timing *metrics.Store
 }
 
 // writeFiles writes files (relative paths → contents) below dir.
@@ -52,9 +56,10 @@ func projectName(t *testing.T) string {
 	return fmt.Sprintf("looptest-%s-%d", n, time.Now().UnixNano()%100000)
 }
 
-func startUp(t *testing.T, dir string, mode string) *harness {
+func startUp(t testing.TB, dir string, mode string) *harness {
 	t.Helper()
-	h := &harness{t: t, dir: dir, done: make(chan error, 1), status: map[string]api.ResourceStatus{}, wake: make(chan struct{}, 1)}
+	h := &harness{t: t, dir: dir, done: make(chan error, 1), status: map[string]api.ResourceStatus{}, wake: make(chan struct{}, 1),
+		timing: metrics.Open(metrics.Options{Keep: 100000})}
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	opts := daemon.Options{Tiltfile: filepath.Join(dir, "Tiltfile"), Sink: h.sink}
@@ -93,6 +98,7 @@ func (h *harness) stop() {
 }
 
 func (h *harness) sink(ev api.Event) {
+	h.timing.Observe(ev)
 	h.mu.Lock()
 	h.events = append(h.events, ev)
 	if ev.Kind == api.EventStatus && ev.Status != nil {
@@ -173,6 +179,41 @@ func (h *harness) waitUpdates(name string, n int, timeout time.Duration) api.Res
 		h.t.Fatalf("%s failed: %s", name, st.Error)
 	}
 	return st
+}
+
+// waitReady waits until every named resource is ready with nothing pending
+// and returns the statuses; a resource in error fails at once.
+func (h *harness) waitReady(timeout time.Duration, names ...string) map[string]api.ResourceStatus {
+	h.t.Helper()
+	h.waitFor(strings.Join(names, ", ")+" to be ready", timeout, func() bool {
+		for _, n := range names {
+			if s, ok := h.status[n]; !ok || s.Phase != api.PhaseReady || s.PendingFiles > 0 {
+				if ok && s.Phase == api.PhaseError {
+					h.t.Fatalf("%s failed: %s", n, s.Error)
+				}
+				return false
+			}
+		}
+		return true
+	})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]api.ResourceStatus{}
+	for k, v := range h.status {
+		out[k] = v
+	}
+	return out
+}
+
+// updatesSince returns the finished updates of a resource started after t.
+func (h *harness) updatesSince(name string, t time.Time) []api.Update {
+	var out []api.Update
+	for _, tr := range h.timing.Recent() {
+		if tr.Resource == name && tr.Started.After(t) {
+			out = append(out, tr.Update)
+		}
+	}
+	return out
 }
 
 func (h *harness) statusOf(name string) api.ResourceStatus {

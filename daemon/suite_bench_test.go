@@ -54,7 +54,7 @@ func BenchmarkBranchSwitch(b *testing.B) {
 			}
 		}
 		writeFiles(b, dir, files)
-		p := upProject(b, dir)
+		p := startUp(b, dir, "up")
 		st := p.waitReady(3*time.Minute, "app")["app"]
 		// The switch: 90 directories rewritten, 5 deleted, 5 added.
 		t0 := time.Now()
@@ -184,7 +184,7 @@ func BenchmarkIdle(b *testing.B) {
 	files["Tiltfile"] = "docker_build('loopbench/idle', '.', live_update=[sync('site', '/www')])\n" +
 		fmt.Sprintf("docker_compose('compose.yaml', project_name=%q)\n", uniqueName("loopbench-idle")) + tf.String()
 	writeFiles(b, dir, files)
-	p := upProject(b, dir)
+	p := startUp(b, dir, "up")
 	p.waitReady(5*time.Minute, names...)
 	time.Sleep(2 * time.Second) // let start-up work (log streams, agents) settle
 	var pct float64
@@ -270,7 +270,7 @@ func BenchmarkGoSave(b *testing.B) {
 		}
 		writeFiles(b, side, map[string]string{name: string(data)})
 	}
-	p := upProject(b, dir)
+	p := startUp(b, dir, "up")
 	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
 	url := "http://" + addrOf(b, st.ContainerID) + ":8000/"
 	client := &http.Client{Timeout: time.Second}
