@@ -309,10 +309,11 @@ func TestFaultFullDiskKeepsHistoryWhole(t *testing.T) {
 		record()
 	}
 	eventually(t, 10*time.Second, func() error {
-		if got := checkHistoryWhole(t, mnt); got < before+20 {
-			return fmt.Errorf("%d lines after freeing space, want at least %d", got, before+20)
+		got, err := historyLines(mnt)
+		if err == nil && got < before+20 {
+			err = fmt.Errorf("%d lines after freeing space, want at least %d", got, before+20)
 		}
-		return nil
+		return err
 	})
 	traces, err := metrics.ReadHistory(mnt, time.Time{})
 	if err != nil {
@@ -325,37 +326,46 @@ func TestFaultFullDiskKeepsHistoryWhole(t *testing.T) {
 	t.Logf("%d records: %d lines on disk, %d failed writes, %d dropped", n, len(traces), failed, dropped)
 }
 
-// checkHistoryWhole fails the test on any line of the history files that is
-// not one whole JSON trace, and returns the number of lines.
+// checkHistoryWhole fails the test unless every line of the history files
+// is one whole JSON trace, and returns the number of lines. A reader can catch
+// the writer in the middle of a line (or of cutting back a line the full disk
+// tore), so it looks again for up to 10 s: only a torn line that stays fails.
 func checkHistoryWhole(t *testing.T, dir string) int {
 	t.Helper()
+	var lines int
+	eventually(t, 10*time.Second, func() error {
+		var err error
+		lines, err = historyLines(dir)
+		return err
+	})
+	return lines
+}
+
+// historyLines counts the lines of the history files, or says which is not a
+// whole trace.
+func historyLines(dir string) (int, error) {
 	lines := 0
 	for _, name := range []string{metrics.RotatedFile, metrics.HistoryFile} {
-		f, err := os.Open(filepath.Join(dir, name))
+		b, err := os.ReadFile(filepath.Join(dir, name))
 		if os.IsNotExist(err) {
 			continue
 		}
 		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(f)
-		_ = f.Close()
-		if err != nil {
-			t.Fatal(err)
+			return 0, err
 		}
 		if len(b) > 0 && b[len(b)-1] != '\n' {
-			t.Fatalf("%s ends in a torn line: %q", name, tail(b))
+			return 0, fmt.Errorf("%s ends in a torn line: %q", name, tail(b))
 		}
 		sc := bufio.NewScanner(strings.NewReader(string(b)))
 		for sc.Scan() {
 			var tr api.Trace
 			if err := json.Unmarshal(sc.Bytes(), &tr); err != nil || tr.Resource == "" {
-				t.Fatalf("%s line %d is not a whole trace (%v): %q", name, lines+1, err, sc.Text())
+				return 0, fmt.Errorf("%s line %d is not a whole trace (%v): %q", name, lines+1, err, sc.Text())
 			}
 			lines++
 		}
 	}
-	return lines
+	return lines, nil
 }
 
 func tail(b []byte) []byte {
