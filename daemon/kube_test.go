@@ -97,7 +97,8 @@ spec:
 // TestKubeUpDeploysRebuildsAndRedeploys runs `up` on a project with a docker_build and
 // k8s_yaml against the real control plane: the workload and the object k8s_resource
 // attaches are one resource, the rest "uncategorized"; the built image ref lands in the
-// pod template; the pod's output reaches the resource's log; an edited manifest is re-rendered and applied; an edited source file
+// pod template; the pod's output reaches the resource's log; a workload dropped from
+// the manifest is deleted from the cluster; an edited manifest is re-rendered and applied; an edited source file
 // rebuilds and rolls the Deployment to the new ref; an object changed behind loop's
 // back is reported as drift until the next deploy; a broken manifest is an error with
 // its file and line while the deploy stays; `down` deletes what was applied.
@@ -113,7 +114,7 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 `,
 		"app/Dockerfile":  "FROM loop/busybox:latest\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
 		"app/index.html":  "one\n",
-		"k8s/app.yaml":    kubeManifest(ns, "hello"),
+		"k8s/app.yaml":    kubeManifest(ns, "hello") + extraWorkload(ns),
 		"app/.gitkeep":    "",
 		"k8s/README.text": "not a manifest\n",
 	})
@@ -131,7 +132,7 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 			return true
 		}
 	}
-	h.waitFor("kapp and uncategorized ready", 3*time.Minute, ready("kapp", "uncategorized"))
+	h.waitFor("kapp, extra and uncategorized ready", 3*time.Minute, ready("kapp", "extra", "uncategorized"))
 
 	ctx := context.Background()
 	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, "kapp", metav1.GetOptions{})
@@ -217,6 +218,21 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 	h.waitFor("kapp ready and in sync after the manifest edit", time.Minute, func() bool {
 		return h.status["kapp"].Phase == api.PhaseReady && len(h.status["kapp"].Drift) == 0
 	})
+	// The edit also dropped the workload extra: its resource left the config, and its
+	// Deployment leaves the cluster (as in Tilt).
+	eventually(t, time.Minute, func() error {
+		live, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, "extra", metav1.GetOptions{})
+		if err == nil && live.GetDeletionTimestamp() == nil {
+			return errors.New("deployment extra is still there after its resource left the config")
+		}
+		if err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		return nil
+	})
+	if _, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, "kapp", metav1.GetOptions{}); err != nil {
+		t.Fatalf("deployment kapp went with extra: %v", err)
+	}
 
 	// An edited source rebuilds the image and rolls the Deployment to it.
 	writeFiles(t, dir, map[string]string{"app/index.html": "two\n"})
@@ -284,6 +300,28 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 			t.Errorf("%s %s: %v", o.gvr.Resource, o.name, err)
 		}
 	}
+}
+
+// extraWorkload is a second Deployment, a resource of its own.
+func extraWorkload(ns string) string {
+	return fmt.Sprintf(`---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: extra
+  namespace: %s
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: extra}
+  template:
+    metadata:
+      labels: {app: extra}
+    spec:
+      containers:
+      - name: c
+        image: busybox
+`, ns)
 }
 
 func containerImage(dep *unstructured.Unstructured) (image, policy string) {

@@ -101,6 +101,9 @@ func (s *state) apply(m client.Message) {
 		ev := m.Event
 		switch ev.Kind {
 		case api.EventLog:
+			if ev.Resource == "" {
+				break // the daemon's own lines (objects of a removed resource deleted) have no row
+			}
 			r := s.get(ev.Resource)
 			r.logs.add(ev.Text)
 			if r.status.Phase == api.PhaseUpdating {

@@ -75,6 +75,7 @@ type Engine struct {
 	now  func() time.Time
 
 	// Owned by the Run goroutine.
+	runCtx    context.Context // Run's context, for work started from its handlers
 	cfg       *model.Config
 	resources map[string]*resource
 	order     []string
@@ -238,6 +239,7 @@ func (e *Engine) logWriter(name string) io.Writer {
 func (e *Engine) Run(ctx context.Context) (err error) {
 	defer close(e.stopped)
 	ctx, cancel := context.WithCancel(ctx)
+	e.runCtx = ctx
 	defer cancel()
 
 	first := e.load(ctx)
@@ -379,6 +381,7 @@ func (e *Engine) applyConfig(cfg *model.Config, specs []*resource, files []strin
 		}
 		next[s.name] = s
 	}
+	var gone []string
 	for name, old := range e.resources {
 		if _, keep := next[name]; !keep {
 			if old.updating {
@@ -386,8 +389,13 @@ func (e *Engine) applyConfig(cfg *model.Config, specs []*resource, files []strin
 			} else {
 				old.stop()
 			}
+			if old.typ == "k8s" && old.started {
+				gone = append(gone, name)
+			}
 		}
 	}
+	sort.Strings(gone)
+	e.removeKube(gone)
 	e.resources = next
 	e.order = order
 	e.files = files

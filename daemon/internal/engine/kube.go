@@ -25,6 +25,9 @@ type Kube interface {
 	Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error
 	// Drift lists the objects whose live state differs from objs.
 	Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error)
+	// Remove deletes what was applied for a resource that left the config; it
+	// returns the objects it deleted.
+	Remove(ctx context.Context, resource string) ([]string, error)
 	// Heal syncs objs again when the live objects drifted (selfHeal), with back-off;
 	// it returns what had drifted and whether it is back in sync.
 	Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error)
@@ -279,4 +282,37 @@ func (e *Engine) onDrift(m driftMsg) {
 	}
 	r.drift = m.keys
 	e.emitStatus(r)
+}
+
+// removeKube deletes, on a worker, the objects of Kubernetes resources a reload
+// dropped from the config (as Tilt does). A failed load never gets here, so a broken
+// Tiltfile deletes nothing.
+func (e *Engine) removeKube(names []string) {
+	if len(names) == 0 || e.runCtx == nil {
+		return
+	}
+	var allowed []string
+	if e.cfg != nil {
+		allowed = e.cfg.Settings.AllowedK8sContexts
+	}
+	ctx := e.runCtx
+	logs := e.logWriter("")
+	e.workers.Add(1)
+	go func() {
+		defer e.workers.Done()
+		k, err := e.kubeConn(allowed)
+		if err != nil {
+			fmt.Fprintf(logs, "delete the objects of removed resources: %v\n", err)
+			return
+		}
+		for _, name := range names {
+			keys, err := k.Remove(ctx, name)
+			for _, key := range keys {
+				fmt.Fprintf(logs, "%s left the config: deleted %s\n", name, key)
+			}
+			if err != nil && ctx.Err() == nil {
+				fmt.Fprintf(logs, "delete the objects of %s: %v\n", name, err)
+			}
+		}
+	}()
 }

@@ -144,6 +144,11 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 	return res.Drifted, healed, nil
 }
 
+// Remove deletes what Deploy applied for one resource.
+func (d *Deployer) Remove(ctx context.Context, resource string) ([]string, error) {
+	return d.syncer.Down(ctx, AppName(resource))
+}
+
 // Down deletes what Deploy applied for each resource (objects annotated to be kept
 // stay) and returns the keys it deleted.
 func (d *Deployer) Down(ctx context.Context, resources []string) ([]string, error) {

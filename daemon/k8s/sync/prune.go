@@ -157,8 +157,16 @@ func (s *Syncer) Down(ctx context.Context, app string) ([]string, error) {
 		if err != nil {
 			return deleted, err
 		}
+		// Only the object as listed: one another app applied since (a resource renamed,
+		// an object moved to another resource) has a new resourceVersion and stays.
 		prop := metav1.DeletePropagationBackground
-		if err := ri.Delete(ctx, l.GetName(), metav1.DeleteOptions{PropagationPolicy: &prop}); err != nil && !apierrors.IsNotFound(err) {
+		uid, rv := l.GetUID(), l.GetResourceVersion()
+		err = ri.Delete(ctx, l.GetName(), metav1.DeleteOptions{PropagationPolicy: &prop,
+			Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}})
+		switch {
+		case apierrors.IsConflict(err):
+			continue
+		case err != nil && !apierrors.IsNotFound(err):
 			return deleted, fmt.Errorf("delete %s: %w", Key(l), err)
 		}
 		deleted = append(deleted, Key(l))
