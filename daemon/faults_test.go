@@ -360,7 +360,7 @@ func historyLines(dir string) (int, error) {
 		for sc.Scan() {
 			var tr api.Trace
 			if err := json.Unmarshal(sc.Bytes(), &tr); err != nil || tr.Resource == "" {
-				return 0, fmt.Errorf("%s line %d is not a whole trace (%v): %q", name, lines+1, err, sc.Text())
+				return 0, fmt.Errorf("%s line %d is not a whole trace (%w): %q", name, lines+1, err, sc.Text())
 			}
 			lines++
 		}
