@@ -17,7 +17,6 @@ import (
 	"github.com/loop-dev/loop/daemon/k8s/render"
 	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
 	"github.com/loop-dev/loop/daemon/model"
-	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
 // builtTagPrefix starts the tags of the images loop builds (name:loop-<hash>).
@@ -91,12 +90,8 @@ it) or the comparison failed; 2 wrong flags or arguments.`,
 			if err != nil {
 				return err
 			}
-			path, err := pf.tiltfilePath()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			conf, err := tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Subcommand: "diff"})
+			conf, err := pf.load(ctx, "diff", tiltArgs)
 			if err != nil {
 				return err
 			}

@@ -6,8 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"sigs.k8s.io/yaml"
-
-	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
 func newDumpCmd() *cobra.Command {
@@ -28,13 +26,7 @@ func newDumpCmd() *cobra.Command {
 			if output != "json" && output != "yaml" {
 				return usageError{fmt.Errorf("--output must be json or yaml, got %q", output)}
 			}
-			path, err := pf.tiltfilePath()
-			if err != nil {
-				return err
-			}
-			conf, err := tiltfile.Load(cmd.Context(), path, tiltfile.Options{
-				Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Subcommand: "dump",
-			})
+			conf, err := pf.load(cmd.Context(), "dump", tiltArgs)
 			if err != nil {
 				return err
 			}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+
+	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
 // projectFlags are the flags every command that loads a Tiltfile shares.
@@ -22,6 +26,15 @@ func (f *projectFlags) register(cmd *cobra.Command) {
 // tiltfilePath returns the absolute Tiltfile path.
 func (f *projectFlags) tiltfilePath() (string, error) {
 	return filepath.Abs(f.file)
+}
+
+// load runs the Tiltfile for the command sub, with tiltArgs for config.parse.
+func (f *projectFlags) load(ctx context.Context, sub string, tiltArgs []string) (*model.Config, error) {
+	path, err := f.tiltfilePath()
+	if err != nil {
+		return nil, err
+	}
+	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, Subcommand: sub})
 }
 
 // splitArgs separates positional arguments from those after `--`, which go

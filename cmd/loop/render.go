@@ -9,7 +9,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loop-dev/loop/daemon/k8s/render"
-	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
 func newRenderCmd() *cobra.Command {
@@ -38,11 +37,7 @@ under its app name, APP/NAMESPACE/KIND-NAME.yaml.`,
 			if err != nil {
 				return err
 			}
-			path, err := pf.tiltfilePath()
-			if err != nil {
-				return err
-			}
-			conf, err := tiltfile.Load(cmd.Context(), path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Subcommand: "render"})
+			conf, err := pf.load(cmd.Context(), "render", tiltArgs)
 			if err != nil {
 				return err
 			}
