@@ -75,7 +75,6 @@ type Engine struct {
 	now  func() time.Time
 
 	// Owned by the Run goroutine.
-	runCtx    context.Context // Run's context, for work started from its handlers
 	cfg       *model.Config
 	resources map[string]*resource
 	order     []string
@@ -183,8 +182,10 @@ func (e *Engine) load(ctx context.Context) reloadMsg {
 		}
 		return m
 	}
+	// What Kubernetes sources render from is watched as config: read once per load.
+	roots := kube.SourceRoots(cfg)
 	specs, files, err := resourcesFor(ctx, cfg, e.opts.Env)
-	return reloadMsg{cfg: cfg, specs: specs, files: files, k8sRoots: kube.SourceRoots(cfg), err: err}
+	return reloadMsg{cfg: cfg, specs: specs, files: append(files, roots...), k8sRoots: roots, err: err}
 }
 
 func (e *Engine) emit(ev api.Event) {
@@ -239,7 +240,6 @@ func (e *Engine) logWriter(name string) io.Writer {
 func (e *Engine) Run(ctx context.Context) (err error) {
 	defer close(e.stopped)
 	ctx, cancel := context.WithCancel(ctx)
-	e.runCtx = ctx
 	defer cancel()
 
 	first := e.load(ctx)
@@ -273,7 +273,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		bg.Wait()
 	}()
 
-	e.onReload(first)
+	e.onReload(ctx, first)
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -308,7 +308,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case m := <-e.control:
 			m.reply <- e.onControl(m)
 		case m := <-e.reloads:
-			e.onReload(m)
+			e.onReload(ctx, m)
 		case m := <-e.drifts:
 			e.onDrift(m)
 		case <-timer.C:
@@ -358,7 +358,7 @@ func (e *Engine) ciDone() (bool, error) {
 
 // applyConfig replaces the resource set with specs, keeping resources whose
 // definition did not change and replacing the others.
-func (e *Engine) applyConfig(cfg *model.Config, specs []*resource, files []string) {
+func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, specs []*resource, files []string) {
 	e.cfg = cfg
 	e.mask.Store(newMasker(secretEnv(e.opts.Env, cfg), cfg.Settings.Secrets))
 	next := map[string]*resource{}
@@ -395,7 +395,7 @@ func (e *Engine) applyConfig(cfg *model.Config, specs []*resource, files []strin
 		}
 	}
 	sort.Strings(gone)
-	e.removeKube(gone)
+	e.removeKube(ctx, gone)
 	e.resources = next
 	e.order = order
 	e.files = files
@@ -618,7 +618,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	}
 }
 
-func (e *Engine) onReload(m reloadMsg) {
+func (e *Engine) onReload(ctx context.Context, m reloadMsg) {
 	e.reloading = false
 	if m.cfg != nil {
 		roots := m.k8sRoots
@@ -636,7 +636,7 @@ func (e *Engine) onReload(m reloadMsg) {
 	}
 	e.configErr = ""
 	e.emit(api.Event{Kind: api.EventConfig})
-	e.applyConfig(m.cfg, m.specs, m.files)
+	e.applyConfig(ctx, m.cfg, m.specs, m.files)
 }
 
 func (e *Engine) cfgFiles() []string { return e.files }

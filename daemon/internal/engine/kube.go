@@ -58,7 +58,7 @@ type kubeImage struct {
 func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.TriggerMode) ([]*resource, []string, error) {
 	groups, err := kube.Render(ctx, cfg)
 	if err != nil {
-		return nil, kube.SourceRoots(cfg), err
+		return nil, nil, err
 	}
 	var images []*model.Image
 	for _, img := range cfg.Images {
@@ -67,7 +67,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		}
 	}
 	kinds := kube.KindPaths(cfg.K8sKinds)
-	files := kube.SourceRoots(cfg)
+	var files []string
 	var out []*resource
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
@@ -78,14 +78,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		}
 		if s := g.Spec; s != nil {
 			r.kforwards = s.PortForwards
-			r.deps = append(r.deps, s.ResourceDeps...)
-			r.labels = s.Labels
-			if s.TriggerMode != "" {
-				r.trigger = s.TriggerMode
-			}
-			if s.AutoInit != nil {
-				r.autoInit = *s.AutoInit
-			}
+			r.configure(s.ResourceDeps, s.Labels, s.TriggerMode, s.AutoInit)
 		}
 		for _, img := range kube.Images(g.Objects, images, cfg.K8sKinds) {
 			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
@@ -287,15 +280,14 @@ func (e *Engine) onDrift(m driftMsg) {
 // removeKube deletes, on a worker, the objects of Kubernetes resources a reload
 // dropped from the config (as Tilt does). A failed load never gets here, so a broken
 // Tiltfile deletes nothing.
-func (e *Engine) removeKube(names []string) {
-	if len(names) == 0 || e.runCtx == nil {
+func (e *Engine) removeKube(ctx context.Context, names []string) {
+	if len(names) == 0 {
 		return
 	}
 	var allowed []string
 	if e.cfg != nil {
 		allowed = e.cfg.Settings.AllowedK8sContexts
 	}
-	ctx := e.runCtx
 	logs := e.logWriter("")
 	e.workers.Add(1)
 	go func() {

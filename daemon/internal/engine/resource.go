@@ -109,6 +109,19 @@ type pendingBatch struct {
 	changes []liveupdate.Change
 }
 
+// configure applies what every *_resource call can set: resource_deps, labels,
+// trigger_mode and auto_init (unset ones keep the defaults).
+func (r *resource) configure(deps, labels []string, trigger model.TriggerMode, autoInit *bool) {
+	r.deps = append(r.deps, deps...)
+	r.labels = labels
+	if trigger != "" {
+		r.trigger = trigger
+	}
+	if autoInit != nil {
+		r.autoInit = *autoInit
+	}
+}
+
 func (r *resource) autoTrigger() bool {
 	return r.trigger != model.TriggerManual && r.trigger != model.TriggerManualNoInit
 }
@@ -432,14 +445,7 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 				if dc.NewName != "" {
 					r.name = dc.NewName
 				}
-				r.deps = append(r.deps, dc.ResourceDeps...)
-				r.labels = dc.Labels
-				if dc.TriggerMode != "" {
-					r.trigger = dc.TriggerMode
-				}
-				if dc.AutoInit != nil {
-					r.autoInit = *dc.AutoInit
-				}
+				r.configure(dc.ResourceDeps, dc.Labels, dc.TriggerMode, dc.AutoInit)
 				if dc.ReadyLog != "" {
 					re, err := regexp.Compile(dc.ReadyLog)
 					if err != nil {
