@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -35,7 +36,14 @@ type Deployer struct {
 	mu      sync.Mutex
 	loaded  map[string]bool          // node container + image ID already imported
 	healers map[string]*ksync.Healer // per resource: its self-heal back-off
+	// pruneChecked is when self-heal last looked for a resource's left-over objects.
+	pruneChecked map[string]time.Time
 }
+
+// PruneCheckEvery bounds how often self-heal looks for left-over objects to prune:
+// that look lists every resource type of the cluster (~60 requests), where the drift
+// check reads only the resource's own objects.
+var PruneCheckEvery = 30 * time.Second
 
 // Connect connects to the current kube context (KUBECONFIG or ~/.kube/config), refusing
 // a context that is not local unless allowed names it. docker, when not nil, loads
@@ -54,7 +62,8 @@ func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*ksync.Healer{}}, nil
+	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*ksync.Healer{},
+		pruneChecked: map[string]time.Time{}}, nil
 }
 
 // Context is the kube context deployed to.
@@ -128,6 +137,11 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 	if h == nil {
 		h = d.syncer.NewHealer()
 		d.healers[resource] = h
+	}
+	if prune && time.Since(d.pruneChecked[resource]) < PruneCheckEvery {
+		prune = false
+	} else if prune {
+		d.pruneChecked[resource] = time.Now()
 	}
 	d.mu.Unlock()
 	res, err := h.Heal(ctx, objs, ksync.Options{App: AppName(resource), Prune: prune})
