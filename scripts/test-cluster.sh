@@ -125,6 +125,10 @@ launch kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig "$KUB
 #    every write in the file's directory, and the state directory takes the control plane's logs.
 #  - ClusterPortForward: container port 8080 of every pod is 127.0.0.1:$FORWARD_PORT, where a
 #    test listens. Other ports have no target, so forwarding them fails.
+#  - ClusterExec: exec into a container of a pod in namespace $EXEC_NS runs the command on
+#    this machine, as user nobody (65534), in $EXEC_DIR, with TMPDIR=$EXEC_DIR: the sync
+#    agent installs itself under $TMPDIR/.loop, and a test's live update syncs into a
+#    directory it made for nobody. Exec into pods of other namespaces fails.
 # TLS: kwok's own serving cert, self-signed with openssl. The API server checks kubelet certs
 # only with --kubelet-certificate-authority, which it does not get.
 KWOK_PORT=$((API_PORT + 3))
@@ -132,6 +136,10 @@ FORWARD_PORT=$((API_PORT + 5))
 KWOK_STATE=$STATE/kwok
 POD_LOGS=$KWOK_STATE/logs/pod-logs.log
 mkdir -p "$(dirname "$POD_LOGS")"
+EXEC_NS=loop-exec
+EXEC_DIR=$KWOK_STATE/exec
+mkdir -p "$EXEC_DIR"
+chmod 1777 "$EXEC_DIR"
 touch "$POD_LOGS"
 # kwok reads its cert and config once: a new cert, a changed config or a kwok started with
 # other flags (one from before kwok served the kubelet API) means a restart.
@@ -163,6 +171,19 @@ spec:
       target:
         address: 127.0.0.1
         port: $FORWARD_PORT
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: ClusterExec
+metadata:
+  name: loop-test-exec
+spec:
+  selector:
+    matchNamespaces: [$EXEC_NS]
+  execs:
+    - local:
+        workDir: $EXEC_DIR
+        envs: [{name: TMPDIR, value: $EXEC_DIR}]
+        securityContext: {runAsUser: 65534, runAsGroup: 65534}
 YAML
 )
 if [[ ! -f $KWOK_STATE/debug.yaml ]] || [[ $(<"$KWOK_STATE/debug.yaml") != "$kwok_debug" ]]; then
@@ -216,5 +237,10 @@ if ! kubelet_set; then
 	say "pointed node kwok-node-0's kubelet at kwok (localhost/127.0.0.1:$KWOK_PORT)"
 fi
 wait_for kwok 30 curl -skf "https://127.0.0.1:$KWOK_PORT/healthz"
+if ! api "/api/v1/namespaces/$EXEC_NS" >/dev/null; then
+	api /api/v1/namespaces -X POST -H 'Content-Type: application/json' \
+		-d '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "'$EXEC_NS'"}}' >/dev/null
+	say "created namespace $EXEC_NS (exec runs on this machine, see ClusterExec)"
+fi
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"

@@ -17,7 +17,7 @@ import (
 	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 )
 
-// serve answers requests from r on w, one at a time, until r ends. A frame it
+// serve answers requests from r on w, one at a time, until r ends or a Bye. A frame it
 // cannot decode ends the session: the stream cannot be resynchronised.
 func serve(r io.Reader, w io.Writer) error {
 	for {
@@ -30,6 +30,9 @@ func serve(r io.Reader, w io.Writer) error {
 		}
 		if err := wire.WriteReply(w, handle(req)); err != nil {
 			return fmt.Errorf("write reply: %w", err)
+		}
+		if req.Kind == wire.ReqBye {
+			return nil
 		}
 	}
 }

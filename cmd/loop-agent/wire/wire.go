@@ -23,8 +23,8 @@ import (
 )
 
 // Version is the protocol version the agent reports in its Ping reply.
-// Version 2 added RestartProcess.
-const Version = 2
+// Version 2 added RestartProcess, version 3 Bye.
+const Version = 3
 
 // MaxFrame bounds a frame's payload. Senders split larger batches.
 const MaxFrame = 256 << 20
@@ -41,6 +41,9 @@ const (
 	// agent forwards it to the supervisor and replies once the new process
 	// has started (Reply.PID), or with Err when there is no supervisor.
 	ReqRestartProcess ReqKind = 4
+	// ReqBye ends the session: the agent replies and exits, even when its
+	// stdin stays open (a kubelet that does not pass the end of stdin on).
+	ReqBye ReqKind = 5
 )
 
 // OpKind names one change inside an Apply request.
@@ -139,7 +142,7 @@ func WriteRequest(w io.Writer, r *Request) error {
 	b := make([]byte, 4, 64+requestSize(r))
 	b = append(b, byte(r.Kind))
 	switch r.Kind {
-	case ReqPing:
+	case ReqPing, ReqBye:
 	case ReqApply:
 		b = binary.AppendUvarint(b, uint64(len(r.Roots)))
 		for _, root := range r.Roots {
@@ -184,7 +187,7 @@ func ReadRequest(r io.Reader) (*Request, error) {
 	d := decoder{b: p}
 	req := &Request{Kind: ReqKind(d.byte())}
 	switch req.Kind {
-	case ReqPing:
+	case ReqPing, ReqBye:
 	case ReqApply:
 		n := d.count()
 		for i := 0; i < n && d.err == nil; i++ {

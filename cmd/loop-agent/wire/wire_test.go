@@ -15,6 +15,7 @@ func TestRequestRoundTrip(t *testing.T) {
 		{Kind: ReqPing},
 		{Kind: ReqList, Root: "/app"},
 		{Kind: ReqRestartProcess},
+		{Kind: ReqBye},
 		{Kind: ReqRestartProcess, Grace: 2500 * time.Millisecond},
 		{Kind: ReqApply, Roots: []string{"/app", "/etc/app"}, Ops: []Op{
 			{Kind: OpWrite, Path: "/app/a", Mode: 0o755 | os.ModeSetuid, Data: []byte("data")},

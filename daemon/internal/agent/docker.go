@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
@@ -106,7 +107,9 @@ func Start(ctx context.Context, cli DockerAPI, containerID string) (*Session, er
 	if err != nil {
 		return nil, fmt.Errorf("attach agent exec in %s: %w", short(containerID), err)
 	}
-	s := newSession(containerID, hj)
+	out := &output{}
+	out.r = &demux{r: hj.Reader, other: out}
+	s := newSession(containerID, dockerStream{hj}, out)
 	var captured bytes.Buffer
 	s.out.capture = &captured
 	rep, err := s.do(ctx, pingRequest)
@@ -138,8 +141,16 @@ func Connect(ctx context.Context, cli DockerAPI, containerID string) (*Session, 
 	if err != nil {
 		return nil, err
 	}
+	return connectWith(ctx, bin,
+		func() (*Session, error) { return Start(ctx, cli, containerID) },
+		func() error { return install(ctx, cli, containerID, bin) })
+}
+
+// connectWith starts the agent, installing bin first when the running one is
+// missing or is another binary.
+func connectWith(ctx context.Context, bin []byte, start func() (*Session, error), install func() error) (*Session, error) {
 	want := sha256Hex(bin)
-	s, err := Start(ctx, cli, containerID)
+	s, err := start()
 	if err == nil {
 		if s.ExeSHA256 == want {
 			return s, nil
@@ -148,16 +159,16 @@ func Connect(ctx context.Context, cli DockerAPI, containerID string) (*Session, 
 	} else if !errors.Is(err, ErrNotInstalled) && !errors.Is(err, ErrClosed) {
 		return nil, err
 	}
-	if err := install(ctx, cli, containerID, bin); err != nil {
-		// A read-only root file system, typically: the agent cannot run.
+	if err := install(); err != nil {
+		// A read-only file system, typically: the agent cannot run.
 		return nil, fmt.Errorf("%w: %w", ErrNotInstalled, err)
 	}
-	if s, err = Start(ctx, cli, containerID); err != nil {
+	if s, err = start(); err != nil {
 		return nil, err
 	}
 	if s.ExeSHA256 != want {
 		s.Close()
-		return nil, fmt.Errorf("start agent in %s: runs a binary with sha256 %s after installing %s", short(containerID), s.ExeSHA256, want)
+		return nil, fmt.Errorf("start agent in %s: runs a binary with sha256 %s after installing %s", short(s.containerID), s.ExeSHA256, want)
 	}
 	return s, nil
 }
@@ -168,3 +179,12 @@ func short(id string) string {
 	}
 	return id
 }
+
+// dockerStream is a Docker exec's hijacked connection.
+type dockerStream struct{ hj types.HijackedResponse }
+
+func (d dockerStream) Write(p []byte) (int, error)       { return d.hj.Conn.Write(p) }
+func (d dockerStream) CloseWrite() error                 { return d.hj.CloseWrite() }
+func (d dockerStream) Close() error                      { d.hj.Close(); return nil }
+func (d dockerStream) SetDeadline(t time.Time) error     { return d.hj.Conn.SetDeadline(t) }
+func (d dockerStream) SetReadDeadline(t time.Time) error { return d.hj.Conn.SetReadDeadline(t) }

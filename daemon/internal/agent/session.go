@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/api/types"
-
 	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 )
 
@@ -24,17 +22,18 @@ const chunkBytes = 16 << 20
 
 var pingRequest = &wire.Request{Kind: wire.ReqPing}
 
-// Session is a running agent reached over a held exec stream. It is safe for
-// concurrent use: requests are serialised. Once the stream fails every call
-// returns an error wrapping ErrClosed; start a new Session then.
+// Session is a running agent reached over a held exec stream (Docker's or
+// Kubernetes'). It is safe for concurrent use: requests are serialised. Once
+// the stream fails every call returns an error wrapping ErrClosed; start a
+// new Session then.
 type Session struct {
 	// Version and ExeSHA256 are what the agent reported when it started.
 	Version   uint64
 	ExeSHA256 string
 
 	containerID string
-	hj          types.HijackedResponse
-	out         *demux
+	conn        stream
+	out         *output
 
 	mu     sync.Mutex // serialises requests; guards err
 	err    error      // sticky: set when the stream fails
@@ -42,8 +41,21 @@ type Session struct {
 	once   sync.Once
 }
 
-func newSession(containerID string, hj types.HijackedResponse) *Session {
-	return &Session{containerID: containerID, hj: hj, out: &demux{r: hj.Reader}}
+// stream is the agent's stdin, and the handle that ends or interrupts the
+// exec it runs in.
+type stream interface {
+	io.Writer
+	// CloseWrite ends the agent's stdin: it exits.
+	CloseWrite() error
+	Close() error
+	// SetDeadline makes blocked reads and writes fail once t passes; a zero
+	// t clears it. SetReadDeadline does so for reads only.
+	SetDeadline(t time.Time) error
+	SetReadDeadline(t time.Time) error
+}
+
+func newSession(containerID string, conn stream, out *output) *Session {
+	return &Session{containerID: containerID, conn: conn, out: out}
 }
 
 // ContainerID is the container the agent runs in.
@@ -143,8 +155,18 @@ func (s *Session) Ping(ctx context.Context) error {
 func (s *Session) Close() {
 	s.once.Do(func() {
 		s.closed.Store(true)
-		_ = s.hj.CloseWrite()
-		s.hj.Close()
+		// Say bye when no request is under way, so that the agent exits
+		// even if the end of its stdin never reaches it. Its reply is not
+		// awaited.
+		if s.mu.TryLock() {
+			if s.err == nil {
+				_ = s.conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
+				_ = wire.WriteRequest(s.conn, &wire.Request{Kind: wire.ReqBye})
+			}
+			s.mu.Unlock()
+		}
+		_ = s.conn.CloseWrite()
+		_ = s.conn.Close()
 	})
 }
 
@@ -165,7 +187,7 @@ func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error
 	}
 	fired := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
-		_ = s.hj.Conn.SetDeadline(time.Unix(1, 0))
+		_ = s.conn.SetDeadline(time.Unix(1, 0))
 		close(fired)
 	})
 	defer func() {
@@ -173,10 +195,10 @@ func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error
 			// ctx ended as the request finished: undo the deadline so
 			// a request that did complete leaves the session usable.
 			<-fired
-			_ = s.hj.Conn.SetDeadline(time.Time{})
+			_ = s.conn.SetDeadline(time.Time{})
 		}
 	}()
-	err := wire.WriteRequest(s.hj.Conn, req)
+	err := wire.WriteRequest(s.conn, req)
 	var rep *wire.Reply
 	if err == nil {
 		rep, err = wire.ReadReply(s.out)
@@ -187,7 +209,7 @@ func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error
 	if err != nil {
 		if s.out.capture != nil && ctx.Err() == nil {
 			// Starting: keep the rest of what the runtime said.
-			_ = s.hj.Conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+			_ = s.conn.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
 			_, _ = io.Copy(io.Discard, s.out)
 		}
 		if ctx.Err() != nil {
@@ -203,13 +225,11 @@ func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error
 	return rep, nil
 }
 
-// demux reads the agent's stdout out of Docker's multiplexed exec stream
-// (8-byte header: stream, 3 zero bytes, big-endian length). Anything on
-// stderr, and the runtime's own messages, are kept (the last few KB) for
-// error reports.
-type demux struct {
-	r    *bufio.Reader
-	left int // stdout bytes left in the current frame
+// output is the agent's stdout as the session reads it. What the agent and
+// the runtime say elsewhere (stderr, the runtime's own messages) is kept,
+// the last few KB, for error reports.
+type output struct {
+	r io.Reader
 	// capture, when set, keeps the stdout read (the start's ping reply, or
 	// the runtime's complaint that the agent could not be executed).
 	capture *bytes.Buffer
@@ -219,6 +239,40 @@ type demux struct {
 }
 
 const tailMax = 4 << 10
+
+func (o *output) Read(p []byte) (int, error) {
+	n, err := o.r.Read(p)
+	if o.capture != nil && o.capture.Len() < tailMax {
+		o.capture.Write(p[:n])
+	}
+	return n, err
+}
+
+// Write keeps b as the latest of what was said besides stdout.
+func (o *output) Write(b []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.errs = append(o.errs, b...)
+	if len(o.errs) > tailMax {
+		o.errs = o.errs[len(o.errs)-tailMax:]
+	}
+	return len(b), nil
+}
+
+func (o *output) tail() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return strings.TrimSpace(string(o.errs))
+}
+
+// demux reads stdout out of Docker's multiplexed exec stream (8-byte
+// header: stream, 3 zero bytes, big-endian length); other frames go to
+// other.
+type demux struct {
+	r     *bufio.Reader
+	left  int // stdout bytes left in the current frame
+	other io.Writer
+}
 
 func (d *demux) Read(p []byte) (int, error) {
 	for d.left == 0 {
@@ -231,34 +285,14 @@ func (d *demux) Read(p []byte) (int, error) {
 			d.left = n
 			continue
 		}
-		b := make([]byte, n)
-		if _, err := io.ReadFull(d.r, b); err != nil {
+		if _, err := io.CopyN(d.other, d.r, int64(n)); err != nil {
 			return 0, err
 		}
-		d.keep(b)
 	}
 	if len(p) > d.left {
 		p = p[:d.left]
 	}
 	n, err := d.r.Read(p)
 	d.left -= n
-	if d.capture != nil && d.capture.Len() < tailMax {
-		d.capture.Write(p[:n])
-	}
 	return n, err
-}
-
-func (d *demux) keep(b []byte) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.errs = append(d.errs, b...)
-	if len(d.errs) > tailMax {
-		d.errs = d.errs[len(d.errs)-tailMax:]
-	}
-}
-
-func (d *demux) tail() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return strings.TrimSpace(string(d.errs))
 }

@@ -1,0 +1,113 @@
+package testenv
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// DefaultKubeconfig is where scripts/test-cluster.sh (make test-cluster) writes the
+// test control plane's kubeconfig.
+const DefaultKubeconfig = "/tmp/loop-test-cluster/kubeconfig"
+
+// ExecNamespace is the test cluster's namespace whose pods' execs run on this
+// machine, as user nobody, with TMPDIR set to the exec directory (see the ClusterExec
+// in scripts/test-cluster.sh): the only pods live update can reach there.
+const ExecNamespace = "loop-exec"
+
+// UseTestCluster points KUBECONFIG at the test control plane when it is unset and
+// returns the kubeconfig's path. No cluster is a failure, not a skip.
+func UseTestCluster(t testing.TB) string {
+	t.Helper()
+	if kc := os.Getenv("KUBECONFIG"); kc != "" {
+		return kc
+	}
+	if _, err := os.Stat(DefaultKubeconfig); err != nil {
+		t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", DefaultKubeconfig)
+	}
+	t.Setenv("KUBECONFIG", DefaultKubeconfig)
+	return DefaultKubeconfig
+}
+
+// KubeConfig returns the REST config of the test cluster's current context.
+func KubeConfig(t testing.TB) *rest.Config {
+	t.Helper()
+	UseTestCluster(t)
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
+	if err != nil {
+		t.Fatalf("load the test cluster's kubeconfig: %v", err)
+	}
+	return cfg
+}
+
+// ExecDir makes a directory user nobody may write, under the test cluster's exec
+// directory, for a container path that live update syncs into; removed after the test.
+func ExecDir(t testing.TB) string {
+	t.Helper()
+	base := filepath.Join(filepath.Dir(UseTestCluster(t)), "kwok", "exec")
+	dir, err := os.MkdirTemp(base, "sync-")
+	if err != nil {
+		t.Fatalf("make exec dir (is the test cluster current? make test-cluster): %v", err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
+}
+
+// ExecPod creates a pod with one container in ExecNamespace, waits until it runs and
+// deletes it after the test.
+func ExecPod(t testing.TB, name, image string) *corev1.Pod {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(KubeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pods := cs.CoreV1().Pods(ExecNamespace)
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"loop.dev/test": name}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: image}}},
+	}
+	if err := pods.Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	for {
+		_, err = pods.Create(ctx, pod, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the old one is going
+	}
+	if err != nil {
+		t.Fatalf("create pod %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = pods.Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	})
+	for {
+		p, err := pods.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("wait for pod %s: %v", name, err)
+		}
+		if p.Status.Phase == corev1.PodRunning {
+			return p
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pod %s is not running after 60 s: %s", name, p.Status.Phase)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
