@@ -467,3 +467,140 @@ spec:
 		return nil
 	})
 }
+
+// TestKubeLiveUpdateIntoPods runs `up` on a docker_build with live_update deployed to
+// the real control plane: a save under the sync reaches the pod's container through
+// the sync agent over a Kubernetes exec stream, run() steps run there through exec,
+// and the Deployment keeps its image (no rebuild); a change outside the syncs
+// rebuilds, and live updates then reach the new pod. The test cluster runs execs into
+// pods of testenv.ExecNamespace on this machine as user nobody, so the container
+// paths are a directory made for the test (see scripts/test-cluster.sh).
+func TestKubeLiveUpdateIntoPods(t *testing.T) {
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	dyn := kubeClient(t)
+	ns := testenv.ExecNamespace
+	name := fmt.Sprintf("klive-%d", time.Now().UnixNano()%1000000)
+	target := testenv.ExecDir(t)
+	dir := t.TempDir()
+	manifest := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: %[1]s}
+  template:
+    metadata:
+      labels: {app: %[1]s}
+    spec:
+      containers:
+      - name: web
+        image: loop/klive
+`, name, ns)
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`docker_build('loop/klive', 'app', live_update=[
+    sync('app/src', '%[1]s/app'),
+    run('cat %[1]s/app/main.txt > %[1]s/ran.txt', trigger=['app/src/main.txt']),
+])
+k8s_yaml('k8s.yaml')
+`, target),
+		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY src /app\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/app\"]\n",
+		"app/src/main.txt":  "v1\n",
+		"app/src/other.txt": "other\n",
+		"app/src/gone.txt":  "gone\n",
+		"k8s.yaml":          manifest,
+	})
+	ctx := context.Background()
+	t.Cleanup(func() {
+		_ = dyn.Resource(gvrDeployment).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	h.waitFor(name+" ready", 3*time.Minute, func() bool { return h.status[name].Phase == api.PhaseReady })
+	image := func() string {
+		dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := containerImage(dep)
+		return img
+	}
+	image1 := image()
+	readTarget := func(rel string) string {
+		b, _ := os.ReadFile(filepath.Join(target, rel))
+		return string(b)
+	}
+	waitLive := func(what string, since time.Time) *api.Update {
+		t.Helper()
+		var last *api.Update
+		h.waitFor(what, time.Minute, func() bool {
+			last = h.status[name].LastUpdate
+			return last != nil && last.Started.After(since) && !last.Ready.IsZero()
+		})
+		if last.Kind != api.UpdateLive || last.Error != "" {
+			t.Fatalf("%s: update %+v, want a live update without error", what, last)
+		}
+		return last
+	}
+
+	// A save under the sync: the file reaches the container and the run step runs.
+	t0 := time.Now()
+	writeFiles(t, dir, map[string]string{"app/src/main.txt": "v2\n"})
+	u := waitLive("the first live update", t0)
+	if got := readTarget("app/main.txt"); got != "v2\n" {
+		t.Fatalf("synced file in the pod: %q, want v2", got)
+	}
+	if got := readTarget("ran.txt"); got != "v2\n" {
+		t.Fatalf("run step's output in the pod: %q, want v2", got)
+	}
+	spans := map[string]bool{}
+	for _, s := range u.Spans {
+		spans[s.Name] = true
+	}
+	if !spans["sync"] || !spans["run"] || spans["build"] || spans["deploy"] {
+		t.Fatalf("live update spans %+v, want sync and run only", u.Spans)
+	}
+	// Files the run step does not trigger on: synced (a removal too), nothing run.
+	if err := os.WriteFile(filepath.Join(target, "ran.txt"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t0 = time.Now()
+	writeFiles(t, dir, map[string]string{"app/src/other.txt": "changed\n"})
+	if err := os.Remove(filepath.Join(dir, "app/src/gone.txt")); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("other.txt synced and gone.txt removed in the pod", time.Minute, func() bool {
+		_, err := os.Stat(filepath.Join(target, "app/gone.txt"))
+		return readTarget("app/other.txt") == "changed\n" && os.IsNotExist(err)
+	})
+	waitLive("the second live update", t0)
+	if got := readTarget("ran.txt"); got != "" {
+		t.Fatalf("the run step ran for files it does not trigger on: ran.txt = %q", got)
+	}
+	if got := image(); got != image1 {
+		t.Fatalf("the live updates changed the deployment's image: %s → %s", image1, got)
+	}
+
+	// A change outside the syncs rebuilds and rolls out; live updates reach the new pod.
+	writeFiles(t, dir, map[string]string{
+		"app/Dockerfile":   "FROM loop/busybox:latest\nCOPY src /app\nCMD [\"httpd\", \"-f\", \"-p\", \"8081\", \"-h\", \"/app\"]\n",
+		"app/src/main.txt": "v3\n",
+	})
+	eventually(t, 2*time.Minute, func() error {
+		if got := image(); got == image1 {
+			return fmt.Errorf("image still %s", got)
+		}
+		return nil
+	})
+	h.waitFor(name+" ready after the rebuild", 2*time.Minute, func() bool {
+		u := h.status[name].LastUpdate
+		return h.status[name].Phase == api.PhaseReady && u != nil && u.Kind == api.UpdateRebuild && !u.Ready.IsZero()
+	})
+	t0 = time.Now()
+	writeFiles(t, dir, map[string]string{"app/src/main.txt": "v4\n"})
+	waitLive("a live update after the rebuild", t0)
+	if got := readTarget("app/main.txt"); got != "v4\n" {
+		t.Fatalf("synced file after the rebuild: %q, want v4", got)
+	}
+}

@@ -31,7 +31,7 @@ stop_wait() { # stop_wait NAME: stop it and wait (up to 30 s) until it has exite
 	for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
 }
 if [[ ${1:-} == stop ]]; then
-	for p in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$p"; done
+	for p in registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$p"; done
 	rm -rf "$STATE"
 	say "stopped and removed $STATE"
 	exit 0
@@ -241,6 +241,25 @@ if ! api "/api/v1/namespaces/$EXEC_NS" >/dev/null; then
 	api /api/v1/namespaces -X POST -H 'Content-Type: application/json' \
 		-d '{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "'$EXEC_NS'"}}' >/dev/null
 	say "created namespace $EXEC_NS (exec runs on this machine, see ClusterExec)"
+fi
+# The cluster's image registry (internal/testregistry: go-containerregistry's registry, blobs
+# in $STATE/registry), advertised with a KEP-1755 local-registry-hosting ConfigMap as a kind
+# cluster with a local registry does: loop pushes built images there and names them from it in
+# the manifests. The engine takes plain HTTP from a loopback registry without configuration.
+REGISTRY_PORT=$((API_PORT + 6))
+if ! alive registry; then
+	(cd "$ROOT" && go build -o "$STATE/bin/testregistry" ./internal/testregistry)
+	launch registry "$STATE/bin/testregistry" -addr "127.0.0.1:$REGISTRY_PORT" -blobs "$STATE/registry" || true
+fi
+wait_for registry 30 curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/"
+hosting="host: 127.0.0.1:$REGISTRY_PORT\nhelp: scripts/test-cluster.sh\n" # \n: JSON newlines
+if ! api /api/v1/namespaces/kube-public/configmaps/local-registry-hosting | grep -qF "127.0.0.1:$REGISTRY_PORT"; then
+	api /api/v1/namespaces/kube-public/configmaps/local-registry-hosting -X DELETE >/dev/null || true
+	api /api/v1/namespaces/kube-public/configmaps -X POST -H 'Content-Type: application/json' -d '{
+	  "apiVersion": "v1", "kind": "ConfigMap",
+	  "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
+	  "data": {"localRegistryHosting.v1": "'"$hosting"'"}}' >/dev/null
+	say "advertised the registry 127.0.0.1:$REGISTRY_PORT in kube-public/local-registry-hosting"
 fi
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"

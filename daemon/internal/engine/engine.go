@@ -582,8 +582,15 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.k8sRoots) && (global == nil || !global.Ignored(ev.Path, false))) {
 			// Config files re-run the Tiltfile; resources whose definition
-			// changed are then updated. They never update a resource directly.
+			// changed are then updated. They do not update a resource
+			// directly, except a Dockerfile (docker_build reads it, but the
+			// definition names only its path): its image is rebuilt.
 			reload = true
+			for _, name := range e.order {
+				if r := e.resources[name]; r.phase != api.PhaseDisabled && r.builtFrom(ev.Path) {
+					r.addChange(ev, now)
+				}
+			}
 			continue
 		}
 		if global != nil && global.Ignored(ev.Path, false) {

@@ -88,17 +88,7 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	// what the watcher ignores (editor temp files, .tiltignore), whose
 	// removal would never be seen.
 	skip := ignore.Any(e.ignore, r.imageIgnore)
-	// Decide live update or rebuild now, from the engine's state.
-	var plan *liveupdate.Update
-	if b != nil && r.lu != nil && !r.liveFailed && r.containerID != "" && r.target != nil {
-		d, err := liveupdate.Plan(r.lu, b.changes)
-		if err == nil && d.FallBack == nil && d.Update != nil {
-			plan = d.Update
-			plan.Skip = skip.Ignored
-		} else if err == nil && d.FallBack != nil {
-			e.emit(api.Event{Kind: api.EventLog, Resource: name, Text: fmt.Sprintf("rebuild: %s: %s", d.FallBack.Path, d.FallBack.Reason)})
-		}
-	}
+	plan := e.livePlan(r, b, skip)
 	if b != nil && plan == nil {
 		u.Kind = api.UpdateRebuild
 	}
@@ -107,28 +97,8 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	prevID, prevRef, target := r.containerID, r.ref, r.target
 	first := prevID == ""
 	synced := copyChanges(r.synced)
-
 	if plan != nil {
-		u.Kind = api.UpdateLive
-		return func(ctx context.Context) result {
-			res, err := liveupdate.Apply(ctx, target, *plan, logs)
-			u.Spans = append(u.Spans, liveSpans(res, len(plan.Runs))...)
-			if err != nil {
-				u.Error = err.Error()
-				return result{name: name, update: u, err: fmt.Errorf("live update: %w", err), apply: func(r *resource) {
-					r.liveFailed = true
-				}}
-			}
-			u.Ready = e.now()
-			return result{name: name, update: u, apply: func(r *resource) {
-				if r.synced == nil {
-					r.synced = map[string]liveupdate.Change{}
-				}
-				for _, c := range b.changes {
-					r.synced[c.Path] = c
-				}
-			}}
-		}
+		return e.liveJob(name, u, target, plan, b, logs)
 	}
 
 	return func(ctx context.Context) result {
@@ -213,6 +183,57 @@ func (e *Engine) composeJob(r *resource, b *pendingBatch) func(ctx context.Conte
 	}
 }
 
+// liveTarget is where a resource's live updates go: a container, or the
+// containers of its pods that run the image.
+type liveTarget interface {
+	liveupdate.Target
+	// Connect starts the sync agent now, off the change path.
+	Connect(ctx context.Context) error
+	Close()
+}
+
+// livePlan decides, from the engine's state, whether the batch can be
+// live-updated: the plan, or nil for a rebuild (whose reason is logged).
+func (e *Engine) livePlan(r *resource, b *pendingBatch, skip *ignore.Matcher) *liveupdate.Update {
+	if b == nil || r.lu == nil || r.liveFailed || r.target == nil {
+		return nil
+	}
+	d, err := liveupdate.Plan(r.lu, b.changes)
+	if err == nil && d.FallBack == nil && d.Update != nil {
+		d.Update.Skip = skip.Ignored
+		return d.Update
+	}
+	if err == nil && d.FallBack != nil {
+		e.emit(api.Event{Kind: api.EventLog, Resource: r.name, Text: fmt.Sprintf("rebuild: %s: %s", d.FallBack.Path, d.FallBack.Reason)})
+	}
+	return nil
+}
+
+// liveJob applies a live update plan to the resource's running target. A failed
+// one makes the next update a rebuild.
+func (e *Engine) liveJob(name string, u api.Update, target liveTarget, plan *liveupdate.Update, b *pendingBatch, logs io.Writer) func(ctx context.Context) result {
+	u.Kind = api.UpdateLive
+	return func(ctx context.Context) result {
+		res, err := liveupdate.Apply(ctx, target, *plan, logs)
+		u.Spans = append(u.Spans, liveSpans(res, len(plan.Runs))...)
+		if err != nil {
+			u.Error = err.Error()
+			return result{name: name, update: u, err: fmt.Errorf("live update: %w", err), apply: func(r *resource) {
+				r.liveFailed = true
+			}}
+		}
+		u.Ready = e.now()
+		return result{name: name, update: u, apply: func(r *resource) {
+			if r.synced == nil {
+				r.synced = map[string]liveupdate.Change{}
+			}
+			for _, c := range b.changes {
+				r.synced[c.Path] = c
+			}
+		}}
+	}
+}
+
 // followLogs streams a container's output into the resource's log, from
 // since, and again after each restart of the container (from the moment
 // the previous stream ended, so nothing is shown twice). The stream is
@@ -270,7 +291,7 @@ func (e *Engine) waitRunning(ctx context.Context, id string) bool {
 // replay brings a new container up to date: the files live-updated since
 // its image was built (when the image was not rebuilt) and, with
 // initial_sync(), every synced file.
-func (e *Engine) replay(ctx context.Context, t *liveupdate.DockerTarget, lu *model.LiveUpdate, ign *ignore.Matcher,
+func (e *Engine) replay(ctx context.Context, t liveupdate.Target, lu *model.LiveUpdate, ign *ignore.Matcher,
 	synced map[string]liveupdate.Change, rebuilt bool, logs io.Writer, u *api.Update) error {
 	if lu == nil {
 		return nil

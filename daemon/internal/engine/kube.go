@@ -13,6 +13,7 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/kube"
+	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/k8s/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -34,6 +35,12 @@ type Kube interface {
 	// FollowPods streams the logs of the workloads' pods into logs and keeps the port
 	// forwards pointed at the newest ready pod, until ctx is done.
 	FollowPods(ctx context.Context, objs []*unstructured.Unstructured, forwards []model.PortForward, logs io.Writer, ready func(bool))
+	// LiveTarget is the live update target of the containers running image in the
+	// pods of objs' workloads.
+	LiveTarget(objs []*unstructured.Unstructured, image string) (*liveupdate.KubeTarget, error)
+	// Registry is where built images are pushed for the cluster to pull them (def,
+	// else what the cluster advertises); nil when they are not pushed.
+	Registry(ctx context.Context, def *model.Registry) (*kube.Registry, error)
 }
 
 // DriftInterval is how often a deployed resource's live objects are compared with
@@ -87,6 +94,11 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 			}
 			files = append(files, m.Files()...)
 			r.kimages = append(r.kimages, kubeImage{img: img, ign: m})
+			if img.LiveUpdate != nil && r.lu == nil {
+				// One image's containers are live-updated; changes only another
+				// image's live_update would sync rebuild.
+				r.lu, r.luImage, r.imageIgnore = img.LiveUpdate, img.Ref, m
+			}
 		}
 		if !g.Workload && holdsClusterScaffolding(g.Objects) {
 			first = append(first, g.Name)
@@ -169,50 +181,121 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 	logs := e.logWriter(name)
 	objs, kimages, kinds, prune := r.kobjs, r.kimages, r.kinds, r.prune
 	var allowed []string
+	var defReg *model.Registry
 	if e.cfg != nil {
-		allowed = e.cfg.Settings.AllowedK8sContexts
+		allowed, defReg = e.cfg.Settings.AllowedK8sContexts, e.cfg.Settings.DefaultRegistry
 	}
 	fail := func(err error) result {
 		u.Error = err.Error()
 		return result{name: name, update: u, err: err}
 	}
+	skip := ignore.Any(e.ignore, r.imageIgnore)
+	if plan := e.livePlan(r, b, skip); plan != nil {
+		return e.liveJob(name, u, r.target, plan, b, logs)
+	}
+	lu, luImage, prevRef, target := r.lu, r.luImage, r.ref, r.target
+	synced := copyChanges(r.synced)
 	return func(ctx context.Context) result {
+		k, err := e.kubeConn(allowed)
+		if err != nil {
+			return fail(err)
+		}
+		var reg *kube.Registry
+		if len(kimages) > 0 {
+			if reg, err = k.Registry(ctx, defReg); err != nil {
+				return fail(err)
+			}
+		}
 		built := render.Images{}
-		var refs []string
-		for _, k := range kimages {
+		var load []string // images kind nodes must be given (no registry)
+		for _, ki := range kimages {
 			t0 := time.Now()
-			bres, err := e.builder.Build(ctx, k.img, logs)
+			bres, err := e.builder.Build(ctx, ki.img, logs)
 			u.Spans = append(u.Spans, api.Span{Name: "build", Duration: time.Since(t0)})
 			if err != nil {
-				return fail(fmt.Errorf("build %s: %w", k.img.Ref, err))
+				return fail(fmt.Errorf("build %s: %w", ki.img.Ref, err))
 			}
-			built[k.img.Ref] = bres.Ref
-			refs = append(refs, bres.Ref)
+			ref := bres.Ref
+			if reg != nil {
+				push, pull, err := reg.Refs(bres.Ref)
+				if err != nil {
+					return fail(err)
+				}
+				t0 := time.Now()
+				err = e.builder.Push(ctx, bres.Ref, push, logs)
+				u.Spans = append(u.Spans, api.Span{Name: "push", Duration: time.Since(t0)})
+				if err != nil {
+					return fail(fmt.Errorf("push to the registry of %s: %w", reg.Source, err))
+				}
+				ref = pull
+			} else {
+				load = append(load, ref)
+			}
+			built[ki.img.Ref] = ref
 		}
 		desired := make([]*unstructured.Unstructured, len(objs))
 		for i, o := range objs {
 			desired[i] = o.DeepCopy()
 		}
 		render.SubstituteImages(desired, built, kinds)
-		k, err := e.kubeConn(allowed)
-		if err != nil {
-			return fail(err)
-		}
 		t0 := time.Now()
-		err = k.Deploy(ctx, name, desired, refs, prune, logs)
+		err = k.Deploy(ctx, name, desired, load, prune, logs)
 		u.Spans = append(u.Spans, api.Span{Name: "deploy", Duration: time.Since(t0)})
 		if err != nil {
 			return fail(err)
 		}
+		var newTarget liveTarget
+		rebuilt := false
+		if lu != nil {
+			ref := built[luImage]
+			rebuilt = ref != prevRef
+			if newTarget, err = e.kubeLiveTarget(ctx, k, desired, ref, lu, skip, synced, rebuilt, logs, &u); err != nil {
+				fmt.Fprintf(logs, "live update: %v (changes will rebuild)\n", err)
+			}
+		}
 		u.Ready = e.now()
 		return result{name: name, update: u, apply: func(r *resource) {
-			if len(refs) > 0 {
-				r.ref = refs[0]
+			if len(kimages) > 0 {
+				r.ref = built[kimages[0].img.Ref]
+			}
+			if lu != nil {
+				r.ref = built[luImage]
 			}
 			r.drift = nil
+			r.liveFailed = false
+			if rebuilt {
+				r.synced = nil
+			}
+			if target != nil {
+				target.Close()
+			}
+			r.target = newTarget
 			e.watchKube(r, k, desired)
 		}}
 	}
+}
+
+// kubeLiveTarget connects to the deployed pods' containers that run the live-updated
+// image (off the change path) and brings them up to date: the files live-updated
+// since the image was built, unless it was rebuilt, and with initial_sync() every
+// synced file. nil means live updates cannot reach them.
+func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, desired []*unstructured.Unstructured, ref string, lu *model.LiveUpdate,
+	skip *ignore.Matcher, synced map[string]liveupdate.Change, rebuilt bool, logs io.Writer, u *api.Update) (liveTarget, error) {
+	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
+		return nil, nil
+	}
+	t, err := k.LiveTarget(desired, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Connect(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if err := e.replay(ctx, t, lu, skip, synced, rebuilt, logs, u); err != nil {
+		fmt.Fprintf(logs, "sync files into the new pods: %v\n", err)
+	}
+	return t, nil
 }
 
 // watchKube follows a deployed resource: its pods' logs and port forwards, and its

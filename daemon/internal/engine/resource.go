@@ -81,7 +81,7 @@ type resource struct {
 	// Runtime handles; created by workers, handed over through result.apply.
 	ref         string
 	containerID string
-	target      *liveupdate.DockerTarget
+	target      liveTarget
 	// synced are changes live-updated since the image was built: a new
 	// container from the same image gets them again.
 	synced map[string]liveupdate.Change
@@ -90,6 +90,9 @@ type resource struct {
 	// image paths.
 	kobjs   []*unstructured.Unstructured
 	kimages []kubeImage
+	// luImage is the image whose live_update lu is (a Kubernetes resource
+	// live-updates the containers that run it).
+	luImage string
 	kinds   map[string][]render.ImagePath
 	// drift are the deployed objects whose live state differs (OutOfSync).
 	drift     []string
@@ -179,6 +182,19 @@ func (r *resource) skipsDir(dir string) bool {
 		}
 	}
 	return true
+}
+
+// builtFrom reports whether path is the Dockerfile of an image the resource builds.
+func (r *resource) builtFrom(path string) bool {
+	if r.image != nil && r.image.Dockerfile == path {
+		return true
+	}
+	for _, k := range r.kimages {
+		if k.img.Dockerfile == path {
+			return true
+		}
+	}
+	return false
 }
 
 // concerns reports whether a change of path affects the resource.
@@ -274,7 +290,7 @@ func (r *resource) classify(now time.Time) {
 }
 
 func (r *resource) canLiveUpdate() bool {
-	if r.lu == nil || r.liveFailed || r.containerID == "" {
+	if r.lu == nil || r.liveFailed || r.target == nil {
 		return false
 	}
 	d, err := liveupdate.Plan(r.lu, r.pendingChanges())

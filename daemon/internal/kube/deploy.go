@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/docker/docker/api/types/container"
@@ -19,6 +20,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/loop-dev/loop/daemon/internal/agent"
 	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
 )
 
@@ -38,6 +40,14 @@ type Deployer struct {
 	healers map[string]*ksync.Healer // per resource: its self-heal back-off
 	// pruneChecked is when self-heal last looked for a resource's left-over objects.
 	pruneChecked map[string]time.Time
+	// For live updates into pods: exec and pod clients, made on first use, and the
+	// nodes' architectures.
+	exec *agent.Kube
+	core corev1client.CoreV1Interface
+	arch map[string]string
+	// reg is the registry the cluster advertises (nil: none), once regRead.
+	reg     *Registry
+	regRead bool
 }
 
 // PruneCheckEvery bounds how often self-heal looks for left-over objects to prune:
@@ -63,7 +73,7 @@ func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
 		return nil, err
 	}
 	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*ksync.Healer{},
-		pruneChecked: map[string]time.Time{}}, nil
+		pruneChecked: map[string]time.Time{}, arch: map[string]string{}}, nil
 }
 
 // Context is the kube context deployed to.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
@@ -82,7 +83,7 @@ func (d *Deployer) FollowPods(ctx context.Context, objs []*unstructured.Unstruct
 	t := time.NewTicker(PodPoll)
 	defer t.Stop()
 	for {
-		pods := listPods(ctx, core, sels)
+		pods, _ := listPods(ctx, core, sels) // a failed list is tried again next poll
 		seen := map[string]bool{}
 		for _, p := range pods {
 			uid := string(p.UID)
@@ -125,22 +126,29 @@ func (d *Deployer) FollowPods(ctx context.Context, objs []*unstructured.Unstruct
 	}
 }
 
-func listPods(ctx context.Context, core corev1client.CoreV1Interface, sels []podSelector) []corev1.Pod {
+// listPods lists the selected pods; the first error is returned with what the
+// other selectors found.
+func listPods(ctx context.Context, core corev1client.CoreV1Interface, sels []podSelector) ([]corev1.Pod, error) {
 	var out []corev1.Pod
+	var first error
 	for _, s := range sels {
 		if s.name != "" {
 			p, err := core.Pods(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
 			if err == nil {
 				out = append(out, *p)
+			} else if !apierrors.IsNotFound(err) && first == nil {
+				first = fmt.Errorf("get pod %s/%s: %w", s.namespace, s.name, err)
 			}
 			continue
 		}
 		l, err := core.Pods(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: s.selector.String()})
 		if err == nil {
 			out = append(out, l.Items...)
+		} else if first == nil {
+			first = fmt.Errorf("list pods %s in %s: %w", s.selector, s.namespace, err)
 		}
 	}
-	return out
+	return out, first
 }
 
 // newestReady is the most recently created pod that is Ready and not going away.

@@ -1,0 +1,105 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/internal/liveupdate"
+)
+
+// LiveTarget returns the live update target of the containers that run image in the
+// pods of the workloads among objs (the built ref, as substituted into them).
+func (d *Deployer) LiveTarget(objs []*unstructured.Unstructured, image string) (*liveupdate.KubeTarget, error) {
+	k, core, err := d.execClients()
+	if err != nil {
+		return nil, err
+	}
+	sels := selectors(objs, d.cluster.Namespace)
+	return liveupdate.NewKubeTarget(k, image, func(ctx context.Context) ([]agent.PodContainer, error) {
+		pods, err := listPods(ctx, core, sels)
+		if err != nil {
+			return nil, err
+		}
+		return d.containersOf(ctx, core, pods, image), nil
+	}), nil
+}
+
+func (d *Deployer) execClients() (*agent.Kube, corev1client.CoreV1Interface, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.execClientsLocked()
+}
+
+// execClientsLocked makes the clients on first use; callers hold d.mu.
+func (d *Deployer) execClientsLocked() (*agent.Kube, corev1client.CoreV1Interface, error) {
+	if d.exec == nil {
+		k, err := agent.NewKube(d.cluster.Config)
+		if err != nil {
+			return nil, nil, err
+		}
+		core, err := corev1client.NewForConfig(d.cluster.Config)
+		if err != nil {
+			return nil, nil, fmt.Errorf("make pod client: %w", err)
+		}
+		d.exec, d.core = k, core
+	}
+	return d.exec, d.core, nil
+}
+
+// containersOf lists the running containers of pods that run image, with their
+// node's architecture.
+func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Interface, pods []corev1.Pod, image string) []agent.PodContainer {
+	var out []agent.PodContainer
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		for _, c := range p.Spec.Containers {
+			if c.Image != image || !containerRunning(p, c.Name) {
+				continue
+			}
+			out = append(out, agent.PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: c.Name, UID: string(p.UID),
+				Arch: d.nodeArch(ctx, core, p.Spec.NodeName)})
+		}
+	}
+	return out
+}
+
+// containerRunning is true unless the pod's status says the container is not running
+// (a status without the container, as on a fresh pod, counts as running).
+func containerRunning(p corev1.Pod, name string) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == name {
+			return cs.State.Running != nil
+		}
+	}
+	return true
+}
+
+// nodeArch is the architecture a node reports, read once per node; "" when unknown.
+func (d *Deployer) nodeArch(ctx context.Context, core corev1client.CoreV1Interface, node string) string {
+	if node == "" {
+		return ""
+	}
+	d.mu.Lock()
+	arch, ok := d.arch[node]
+	d.mu.Unlock()
+	if ok {
+		return arch
+	}
+	n, err := core.Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	arch = n.Status.NodeInfo.Architecture
+	d.mu.Lock()
+	d.arch[node] = arch
+	d.mu.Unlock()
+	return arch
+}

@@ -1,0 +1,195 @@
+package liveupdate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/loop-dev/loop/daemon/internal/agent"
+)
+
+// KubeTarget applies updates to every running container, in any pod, that runs one
+// image: the containers are found again on each update (pods come and go with
+// rollouts), and each gets loop's sync agent over a held Kubernetes exec stream,
+// started on first use and kept while its pod lives. Run steps run through exec in
+// each container. Safe for concurrent use.
+type KubeTarget struct {
+	k     *agent.Kube
+	find  func(ctx context.Context) ([]agent.PodContainer, error)
+	image string
+
+	mu   sync.Mutex // serialises Sync and Connect
+	smu  sync.Mutex // guards sess, which each's goroutines share
+	sess map[agent.PodContainer]*agent.Session
+}
+
+// NewKubeTarget returns a target for the containers find lists, which run image.
+func NewKubeTarget(k *agent.Kube, image string, find func(ctx context.Context) ([]agent.PodContainer, error)) *KubeTarget {
+	return &KubeTarget{k: k, find: find, image: image, sess: map[agent.PodContainer]*agent.Session{}}
+}
+
+// ErrRestartInPod refuses restart_container() in a pod: a restarted container starts
+// from its image again, without the synced files.
+var ErrRestartInPod = errors.New("restart_container() cannot restart a container in a pod: Kubernetes would start it from its image again, losing the synced files; restart the process with a run() step or let the change rebuild (fall_back_on)")
+
+// Connect starts the agent in every container now, off the change path.
+func (t *KubeTarget) Connect(ctx context.Context) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pcs, err := t.containers(ctx)
+	if err != nil {
+		return err
+	}
+	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
+		_, err := t.session(ctx, pc)
+		return err
+	})
+}
+
+// Close ends every agent session.
+func (t *KubeTarget) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	for pc, s := range t.sess {
+		s.Close()
+		delete(t.sess, pc)
+	}
+}
+
+// containers lists the running containers and ends the sessions of those gone.
+// Callers hold t.mu.
+func (t *KubeTarget) containers(ctx context.Context) ([]agent.PodContainer, error) {
+	pcs, err := t.find(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find the pods running %s: %w", t.image, err)
+	}
+	if len(pcs) == 0 {
+		return nil, fmt.Errorf("no running pod runs %s", t.image)
+	}
+	live := map[agent.PodContainer]bool{}
+	for _, pc := range pcs {
+		live[pc] = true
+	}
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	for pc, s := range t.sess {
+		if !live[pc] {
+			s.Close()
+			delete(t.sess, pc)
+		}
+	}
+	return pcs, nil
+}
+
+// session returns the container's live session, connecting when there is none.
+// Callers hold t.mu.
+func (t *KubeTarget) session(ctx context.Context, pc agent.PodContainer) (*agent.Session, error) {
+	if s := t.get(pc); s != nil {
+		return s, nil
+	}
+	s, err := agent.ConnectKube(ctx, t.k, pc)
+	if err != nil {
+		if errors.Is(err, agent.ErrNoBinary) || errors.Is(err, agent.ErrNotInstalled) {
+			return nil, fmt.Errorf("live update into pods needs loop's sync agent, which cannot run in %s (the image needs sh, head, chmod and mv, and a writable $TMPDIR or /tmp): %w", pc, err)
+		}
+		return nil, err
+	}
+	t.put(pc, s)
+	return s, nil
+}
+
+func (t *KubeTarget) get(pc agent.PodContainer) *agent.Session {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	return t.sess[pc]
+}
+
+func (t *KubeTarget) put(pc agent.PodContainer, s *agent.Session) {
+	t.smu.Lock()
+	defer t.smu.Unlock()
+	if s == nil {
+		delete(t.sess, pc)
+		return
+	}
+	t.sess[pc] = s
+}
+
+// each runs f for every container at once and joins the errors.
+func (t *KubeTarget) each(ctx context.Context, pcs []agent.PodContainer, f func(context.Context, agent.PodContainer) error) error {
+	errs := make([]error, len(pcs))
+	var wg sync.WaitGroup
+	for i, pc := range pcs {
+		wg.Add(1)
+		go func() { // owned by each: it waits for all
+			defer wg.Done()
+			errs[i] = f(ctx, pc)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Sync implements Target: every container gets the batch.
+func (t *KubeTarget) Sync(ctx context.Context, roots []string, ops []agent.Op, _ io.Writer) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pcs, err := t.containers(ctx)
+	if err != nil {
+		return err
+	}
+	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
+		for attempt := 0; ; attempt++ {
+			s, err := t.session(ctx, pc)
+			if err != nil {
+				return err
+			}
+			err = s.Apply(ctx, roots, ops)
+			if errors.Is(err, agent.ErrClosed) && attempt == 0 && ctx.Err() == nil {
+				// The container restarted or the stream broke; every op is
+				// idempotent, so reconnect and send the batch again.
+				s.Close()
+				t.put(pc, nil)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", pc, err)
+			}
+			return nil
+		}
+	})
+}
+
+// Exec implements Target: argv runs in each container in turn (no shell unless argv
+// names one), output to logs; the first non-zero exit code is returned.
+func (t *KubeTarget) Exec(ctx context.Context, argv []string, logs io.Writer) (int, error) {
+	if logs == nil {
+		logs = io.Discard
+	}
+	t.mu.Lock()
+	pcs, err := t.containers(ctx)
+	t.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	for _, pc := range pcs {
+		code, err := t.k.Exec(ctx, pc, argv, nil, logs, logs)
+		if err != nil {
+			return 0, err
+		}
+		if code != 0 {
+			if len(pcs) > 1 {
+				fmt.Fprintf(logs, "%s in %s exited with code %d\n", strings.Join(argv, " "), pc, code)
+			}
+			return code, nil
+		}
+	}
+	return 0, nil
+}
+
+// Restart implements Target: it refuses (ErrRestartInPod).
+func (t *KubeTarget) Restart(context.Context, io.Writer) error { return ErrRestartInPod }
