@@ -63,14 +63,18 @@ soak: ## Long no-loss run and resource soak (SOAK_MODE=noloss|leak|all, SEEDS=20
 bench-render: ## Render time per fixture: in-process Kustomize/Helm against the CLIs (N=20 runs each)
 	@bash scripts/bench-render.sh
 
+.PHONY: bench-kube
+bench-kube: test-cluster ## One saved file into a pod: held sync agent session against one exec per save (test cluster)
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkKubeSave$$' -benchtime 3s ./daemon/internal/agent
+
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION) run ./...
 
 .PHONY: golden
 golden: ## Rewrite golden files from the current output
-	$(GO) test ./starlark/... -run Golden -update
-	$(GO) test ./tui/... -run Golden -update
+	$(GO) test ./starlark/tiltfile -run Golden -update
+	$(GO) test ./tui -run Golden -update
 
 .PHONY: up
 up: build ## Run `loop up` on examples/hello

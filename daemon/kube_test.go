@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -140,9 +141,13 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 		t.Fatal(err)
 	}
 	image1, policy := containerImage(dep)
-	if !strings.HasPrefix(image1, "loop/kapp:") || policy != "IfNotPresent" {
-		t.Fatalf("deployment image %q policy %q, want the built loop/kapp:<tag> with IfNotPresent", image1, policy)
+	// The test cluster advertises a registry (KEP-1755): the image was pushed there and
+	// the Deployment names it from there.
+	reg := clusterRegistry(t, dyn)
+	if !strings.HasPrefix(image1, reg+"/loop_kapp:loop-") || policy != "IfNotPresent" {
+		t.Fatalf("deployment image %q policy %q, want the built %s/loop_kapp:<tag> with IfNotPresent", image1, policy, reg)
 	}
+	registryHas(t, image1)
 	if st := h.statusOf("kapp"); st.Image != image1 || st.Type != "k8s" || len(st.Labels) != 1 {
 		t.Fatalf("status of kapp = %+v, want type k8s, image %s, label k8s", st, image1)
 	}
@@ -249,9 +254,10 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 	})
 	h.waitFor("kapp ready after the rebuild", time.Minute, ready("kapp"))
 	t.Logf("image %s, after the edit %s", image1, image2)
-	if !strings.HasPrefix(image2, "loop/kapp:") {
+	if !strings.HasPrefix(image2, reg+"/loop_kapp:loop-") {
 		t.Fatalf("after the rebuild the image is %q", image2)
 	}
+	registryHas(t, image2)
 	if u := h.statusOf("kapp").LastUpdate; u == nil || u.Kind != api.UpdateRebuild || u.Edit.IsZero() {
 		t.Fatalf("last update of kapp = %+v, want a timed rebuild", u)
 	}
@@ -322,6 +328,44 @@ spec:
       - name: c
         image: busybox
 `, ns)
+}
+
+// clusterRegistry is the registry host the test cluster advertises in its KEP-1755
+// ConfigMap (scripts/test-cluster.sh).
+func clusterRegistry(t *testing.T, dyn dynamic.Interface) string {
+	t.Helper()
+	cm, err := dyn.Resource(gvrConfigMap).Namespace("kube-public").Get(context.Background(), "local-registry-hosting", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the test cluster's local-registry-hosting ConfigMap: %v", err)
+	}
+	data, _, _ := unstructured.NestedString(cm.Object, "data", "localRegistryHosting.v1")
+	for _, l := range strings.Split(data, "\n") {
+		if h, ok := strings.CutPrefix(l, "host: "); ok {
+			return strings.Trim(h, `"`)
+		}
+	}
+	t.Fatalf("no host in %q", data)
+	return ""
+}
+
+// registryHas checks that the registry in ref serves its manifest.
+func registryHas(t *testing.T, ref string) {
+	t.Helper()
+	host, rest, _ := strings.Cut(ref, "/")
+	name, tag, _ := strings.Cut(rest, ":")
+	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+name+"/manifests/"+tag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("registry has no %s: HTTP %d", ref, resp.StatusCode)
+	}
 }
 
 func containerImage(dep *unstructured.Unstructured) (image, policy string) {

@@ -15,12 +15,17 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
 
 	"github.com/loop-dev/loop/daemon/internal/agent/agentbuild"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
+	// client-go reports a closed exec stream's goroutines through klog; the tests
+	// check what the sessions return.
+	klog.SetLogger(logr.Discard())
 	cleanup, err := agentbuild.TestDir()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"errors"
 	"os"
 	"path/filepath"
@@ -113,4 +115,47 @@ func TestKubeStartOutsideExecNamespaceFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no-such-pod") {
 		t.Fatalf("connect to a missing pod: %v, want an error naming it", err)
 	}
+}
+
+// BenchmarkKubeSave delivers one saved file (2 KB) into a pod's container on the test
+// cluster, two ways over the same Kubernetes exec API: loop's held agent session (one
+// request per save), and one exec per save carrying the file, which is how Tilt's live
+// update reaches a pod (kubectl-exec style `tar -x`; here `head -c` into the file,
+// since the test cluster's kubelet does not pass the end of stdin on). Both write the
+// same file as the same user; run with `make bench-kube`.
+func BenchmarkKubeSave(b *testing.B) {
+	k, err := NewKube(testenv.KubeConfig(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := testenv.ExecPod(b, "agent-bench", "loop/agent-test:1")
+	pc := PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: "app", UID: string(p.UID)}
+	dir := testenv.ExecDir(b)
+	data := bytes.Repeat([]byte("x"), 2048)
+	file := filepath.Join(dir, "app", "main.go")
+	ctx := context.Background()
+
+	b.Run("agent-session", func(b *testing.B) {
+		s, err := ConnectKube(ctx, k, pc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		roots := []string{filepath.Join(dir, "app")}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := s.Apply(ctx, roots, []Op{Write(file, 0o644, data)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("exec-per-save", func(b *testing.B) {
+		script := fmt.Sprintf(`mkdir -p %[1]s && head -c %[2]d > %[3]s.tmp && mv -f %[3]s.tmp %[3]s`, filepath.Dir(file), len(data), file)
+		for i := 0; i < b.N; i++ {
+			code, err := k.Exec(ctx, pc, []string{"sh", "-c", script}, bytes.NewReader(data), nil, nil)
+			if err != nil || code != 0 {
+				b.Fatalf("exec: %d, %v", code, err)
+			}
+		}
+	})
 }

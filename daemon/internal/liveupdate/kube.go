@@ -95,7 +95,7 @@ func (t *KubeTarget) session(ctx context.Context, pc agent.PodContainer) (*agent
 	s, err := agent.ConnectKube(ctx, t.k, pc)
 	if err != nil {
 		if errors.Is(err, agent.ErrNoBinary) || errors.Is(err, agent.ErrNotInstalled) {
-			return nil, fmt.Errorf("live update into pods needs loop's sync agent, which cannot run in %s (the image needs sh, head, chmod and mv, and a writable $TMPDIR or /tmp): %w", pc, err)
+			return nil, fmt.Errorf("loop's sync agent could not be started in %s (it needs sh, head, chmod and mv in the image and a writable $TMPDIR or /tmp): %w", pc, err)
 		}
 		return nil, err
 	}
