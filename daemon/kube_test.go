@@ -111,7 +111,8 @@ func TestKubeUpDeploysRebuildsAndRedeploys(t *testing.T) {
 	writeFiles(t, dir, map[string]string{
 		"Tiltfile": `docker_build('loop/kapp', 'app')
 k8s_yaml('k8s/app.yaml')
-k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
+k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'],
+             port_forwards=[port_forward(18093, 8080, name='web')], links=[link('https://docs.example/kapp', 'docs')])
 `,
 		"app/Dockerfile":  "FROM loop/busybox:latest\nCOPY index.html /www/index.html\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
 		"app/index.html":  "one\n",
@@ -150,6 +151,10 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'])
 	registryHas(t, image1)
 	if st := h.statusOf("kapp"); st.Image != image1 || st.Type != "k8s" || len(st.Labels) != 1 {
 		t.Fatalf("status of kapp = %+v, want type k8s, image %s, label k8s", st, image1)
+	}
+	if l := h.statusOf("kapp").Links; len(l) != 2 || l[0] != (api.Link{URL: "https://docs.example/kapp", Name: "docs"}) ||
+		l[1] != (api.Link{URL: "http://localhost:18093/", Name: "web"}) {
+		t.Fatalf("links of kapp = %+v, want links= then the port forward", l)
 	}
 	for _, o := range []struct {
 		gvr  schema.GroupVersionResource

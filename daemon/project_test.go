@@ -137,13 +137,18 @@ func containerIP(t *testing.T, id string) string {
 }
 
 // TestComposeExample runs examples/compose: store becomes healthy before web
-// starts, develop.watch syncs, and compose's label queries find both.
+// starts, its published port is a link, develop.watch syncs, and compose's label
+// queries find both.
 func TestComposeExample(t *testing.T) {
 	ensureExampleBase(t)
 	dir := copyExample(t, "compose")
 	h := startUp(t, dir, "up")
 	web := h.waitUpdates("web", 1, 3*time.Minute)
 	store := h.statusOf("store")
+	// Published ports are links, as Tilt infers them.
+	if l := web.Links; len(l) != 1 || l[0].URL != "http://127.0.0.1:8080/" {
+		t.Fatalf("links of web = %+v, want its published port", l)
+	}
 	cli := testenv.Docker(t)
 	ctx := context.Background()
 	storeInsp, err := cli.ContainerInspect(ctx, store.ContainerID)

@@ -214,5 +214,12 @@ func timing(r *resource, sty styles, width int) []string {
 	for _, key := range r.status.Drift {
 		out = append(out, sty.warn.Render(ansi.Truncate("≠ out of sync: "+key, width, "…")))
 	}
+	for _, l := range r.status.Links {
+		s := "↗ " + l.URL
+		if l.Name != "" {
+			s += "  " + l.Name
+		}
+		out = append(out, ansi.Truncate(s, width, "…"))
+	}
 	return out
 }

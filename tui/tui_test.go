@@ -242,6 +242,20 @@ func TestDriftShown(t *testing.T) {
 	}
 }
 
+// TestLinksShown: a resource's links (links=, port forwards, published ports)
+// are listed in its Timing tab with their names.
+func TestLinksShown(t *testing.T) {
+	m := newModel(t, newFake(), 100, 24, Options{})
+	st := api.ResourceStatus{Name: "web", Type: "k8s", Phase: api.PhaseReady, LastUpdate: liveUpdate(time.Now().Add(-time.Minute), 300*time.Millisecond),
+		Links: []api.Link{{URL: "http://localhost:8000/", Name: "web"}, {URL: "https://docs.example/"}}}
+	feed(m, snap(st))
+	press(m, "3")
+	s := screen(m)
+	if !strings.Contains(s, "↗ http://localhost:8000/  web") || !strings.Contains(s, "↗ https://docs.example/") {
+		t.Fatalf("timing tab lacks the links:\n%s", s)
+	}
+}
+
 // row returns the table row of a resource on a screen.
 func row(screen, name string) string {
 	for _, l := range strings.Split(screen, "\n") {

@@ -102,6 +102,15 @@ type ResourceStatus struct {
 	// Drift lists the Kubernetes objects whose live state differs from what loop
 	// applied (Argo CD's OutOfSync), as group/Kind/namespace/name.
 	Drift []string `json:"drift,omitempty"`
+	// Links are where the resource can be reached: its links= and, as in Tilt,
+	// its port forwards and Compose's published ports.
+	Links []Link `json:"links,omitempty"`
+}
+
+// Link is a URL shown with a resource, with an optional name.
+type Link struct {
+	URL  string `json:"url"`
+	Name string `json:"name,omitempty"`
 }
 
 // Version is the path prefix of this API: every endpoint lives under /v1/.

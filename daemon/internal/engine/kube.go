@@ -85,6 +85,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		}
 		if s := g.Spec; s != nil {
 			r.kforwards = s.PortForwards
+			r.links = append(apiLinks(s.Links), forwardLinks(s.PortForwards)...)
 			r.configure(s.ResourceDeps, s.Labels, s.TriggerMode, s.AutoInit)
 		}
 		for _, img := range kube.Images(g.Objects, images, cfg.K8sKinds) {
@@ -283,6 +284,9 @@ func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, desired []*unstruct
 	skip *ignore.Matcher, synced map[string]liveupdate.Change, rebuilt bool, logs io.Writer, u *api.Update) (liveTarget, error) {
 	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
 		return nil, nil
+	}
+	if lu.Restart || len(lu.RestartOn) > 0 {
+		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
 	}
 	t, err := k.LiveTarget(desired, ref)
 	if err != nil {

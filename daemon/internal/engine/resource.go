@@ -8,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -38,6 +40,7 @@ type resource struct {
 	trigger  model.TriggerMode
 	autoInit bool
 	labels   []string
+	links    []api.Link
 	hash     string
 
 	local       *model.LocalResource
@@ -341,7 +344,7 @@ func (r *resource) readyNow() bool {
 func (r *resource) status() api.ResourceStatus {
 	st := api.ResourceStatus{
 		Name: r.name, Type: r.typ, Labels: r.labels, Phase: r.phase, Error: r.errText,
-		ContainerID: r.containerID, Image: r.ref, PendingFiles: len(r.pending), Drift: r.drift,
+		ContainerID: r.containerID, Image: r.ref, PendingFiles: len(r.pending), Drift: r.drift, Links: r.links,
 	}
 	if r.last != nil {
 		u := *r.last
@@ -431,7 +434,7 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 		}
 		r := &resource{
 			name: lr.Name, typ: "local", deps: lr.ResourceDeps, trigger: tm, autoInit: lr.AutoInit,
-			labels: lr.Labels, local: lr, localIgnore: ign, hash: specHash("local", lr),
+			labels: lr.Labels, links: apiLinks(lr.Links), local: lr, localIgnore: ign, hash: specHash("local", lr),
 		}
 		if lr.ReadyLog != "" {
 			re, err := regexp.Compile(lr.ReadyLog)
@@ -462,6 +465,7 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 					r.name = dc.NewName
 				}
 				r.configure(dc.ResourceDeps, dc.Labels, dc.TriggerMode, dc.AutoInit)
+				r.links = apiLinks(dc.Links)
 				if dc.ReadyLog != "" {
 					re, err := regexp.Compile(dc.ReadyLog)
 					if err != nil {
@@ -469,6 +473,9 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 					}
 					r.readyLog = re
 				}
+			}
+			if dc := dcOpts[svc.Name]; dc == nil || dc.InferLinks == nil || *dc.InferLinks {
+				r.links = append(r.links, publishedLinks(svc.Ports)...)
 			}
 			for dep := range svc.DependsOn {
 				r.deps = append(r.deps, dep)
@@ -515,6 +522,49 @@ func resourcesFor(ctx context.Context, cfg *model.Config, env []string) ([]*reso
 		}
 	}
 	return out, files, nil
+}
+
+// apiLinks converts the Tiltfile's links.
+func apiLinks(ls []model.Link) []api.Link {
+	var out []api.Link
+	for _, l := range ls {
+		out = append(out, api.Link{URL: l.URL, Name: l.Name})
+	}
+	return out
+}
+
+// publishedLinks are a Compose service's published TCP ports as links (Tilt's
+// infer_links); a port the engine picks has no known number and no link.
+func publishedLinks(ports []compose.Port) []api.Link {
+	var out []api.Link
+	for _, p := range ports {
+		if p.HostPort == "" || (p.Protocol != "" && p.Protocol != "tcp") {
+			continue
+		}
+		host := p.HostIP
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "localhost"
+		}
+		out = append(out, api.Link{URL: "http://" + net.JoinHostPort(host, p.HostPort) + "/"})
+	}
+	return out
+}
+
+// forwardLinks are a Kubernetes resource's port forwards as links.
+func forwardLinks(pfs []model.PortForward) []api.Link {
+	var out []api.Link
+	for _, pf := range pfs {
+		host := pf.Host
+		if host == "" {
+			host = "localhost"
+		}
+		path := pf.LinkPath
+		if path == "" {
+			path = "/"
+		}
+		out = append(out, api.Link{URL: "http://" + net.JoinHostPort(host, strconv.Itoa(pf.LocalPort)) + path, Name: pf.Name})
+	}
+	return out
 }
 
 func (r *resource) underSync(p string) bool {
