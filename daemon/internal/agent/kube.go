@@ -13,12 +13,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 )
 
 // PodContainer names one container of a pod.
@@ -128,7 +128,7 @@ func StartKube(ctx context.Context, k *Kube, pc PodContainer) (*Session, error) 
 		var ce utilexec.CodeExitError
 		if end := ks.end(); errors.As(end, &ce) && (ce.Code == 126 || ce.Code == 127) ||
 			end != nil && strings.Contains(end.Error(), "executable file not found") {
-			return nil, fmt.Errorf("start the sync agent in %s: %w: %v %s", pc, ErrNotInstalled, end, said)
+			return nil, fmt.Errorf("start the sync agent in %s: %w: %w %s", pc, ErrNotInstalled, end, said)
 		}
 		return nil, fmt.Errorf("start the sync agent in %s: %w", pc, err)
 	}
