@@ -631,6 +631,42 @@ k8s_yaml('k8s.yaml')
 		t.Fatalf("the live updates changed the deployment's image: %s → %s", image1, got)
 	}
 
+	// A pod that replaces the live-updated one starts from the image: the next update
+	// first gives it every file synced since the deploy. (Its "file system" is this
+	// machine's, so the test removes what the new container would not have.)
+	gvrPod := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	pods, err := dyn.Resource(gvrPod).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods of %s: %v, %v", name, pods, err)
+	}
+	oldUID := pods.Items[0].GetUID()
+	if err := os.RemoveAll(filepath.Join(target, "app")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dyn.Resource(gvrPod).Namespace(ns).Delete(ctx, pods.Items[0].GetName(), metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		pods, err := dyn.Resource(gvrPod).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		if err != nil {
+			return err
+		}
+		for _, p := range pods.Items {
+			if phase, _, _ := unstructured.NestedString(p.Object, "status", "phase"); p.GetUID() != oldUID && phase == "Running" && p.GetDeletionTimestamp() == nil {
+				return nil
+			}
+		}
+		return errors.New("no new running pod yet")
+	})
+	t0 = time.Now()
+	writeFiles(t, dir, map[string]string{"app/src/third.txt": "3\n"})
+	waitLive("the live update after the pod was replaced", t0)
+	_, goneErr := os.Stat(filepath.Join(target, "app/gone.txt"))
+	if readTarget("app/main.txt") != "v2\n" || readTarget("app/other.txt") != "changed\n" || readTarget("app/third.txt") != "3\n" || !os.IsNotExist(goneErr) {
+		t.Fatalf("the new pod lacks the files synced before it started: main %q, other %q, third %q, gone %v",
+			readTarget("app/main.txt"), readTarget("app/other.txt"), readTarget("app/third.txt"), goneErr)
+	}
+
 	// A change outside the syncs rebuilds and rolls out; live updates reach the new pod.
 	writeFiles(t, dir, map[string]string{
 		"app/Dockerfile":   "FROM loop/busybox:latest\nCOPY src /app\nCMD [\"httpd\", \"-f\", \"-p\", \"8081\", \"-h\", \"/app\"]\n",

@@ -24,8 +24,9 @@ import (
 // PodContainer names one container of a pod.
 type PodContainer struct {
 	Namespace, Pod, Container string
-	// UID tells a pod from a later one of the same name.
-	UID string
+	// UID tells a pod from a later one of the same name, Instance a container
+	// from itself restarted (the runtime's container ID).
+	UID, Instance string
 	// Arch is the (Go-named) architecture of the pod's node; "" means this
 	// machine's.
 	Arch string

@@ -61,25 +61,30 @@ func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Int
 			continue
 		}
 		for _, c := range p.Spec.Containers {
-			if c.Image != image || !containerRunning(p, c.Name) {
+			running, instance := containerState(p, c.Name)
+			if c.Image != image || !running {
 				continue
 			}
 			out = append(out, agent.PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: c.Name, UID: string(p.UID),
-				Arch: d.nodeArch(ctx, core, p.Spec.NodeName)})
+				Instance: instance, Arch: d.nodeArch(ctx, core, p.Spec.NodeName)})
 		}
 	}
 	return out
 }
 
-// containerRunning is true unless the pod's status says the container is not running
-// (a status without the container, as on a fresh pod, counts as running).
-func containerRunning(p corev1.Pod, name string) bool {
+// containerState says whether the container runs (unless the pod's status says it
+// does not: a status without the container, as on a fresh pod, counts as running) and
+// which instance of it: the runtime's container ID, else the restart count.
+func containerState(p corev1.Pod, name string) (bool, string) {
 	for _, cs := range p.Status.ContainerStatuses {
 		if cs.Name == name {
-			return cs.State.Running != nil
+			if cs.ContainerID != "" {
+				return cs.State.Running != nil, cs.ContainerID
+			}
+			return cs.State.Running != nil, fmt.Sprint(cs.RestartCount)
 		}
 	}
-	return true
+	return true, ""
 }
 
 // nodeArch is the architecture a node reports, read once per node; "" when unknown.

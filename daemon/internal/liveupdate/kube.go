@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 
@@ -14,21 +15,95 @@ import (
 // KubeTarget applies updates to every running container, in any pod, that runs one
 // image: the containers are found again on each update (pods come and go with
 // rollouts), and each gets loop's sync agent over a held Kubernetes exec stream,
-// started on first use and kept while its pod lives. Run steps run through exec in
-// each container. Safe for concurrent use.
+// started on first use and kept while its pod lives. A container that appears later
+// (a new pod, or a restart, which starts it from the image again) first gets every
+// file synced through the target before the update's own. Run steps run through exec
+// in each container. Safe for concurrent use.
 type KubeTarget struct {
 	k     *agent.Kube
 	find  func(ctx context.Context) ([]agent.PodContainer, error)
 	image string
 
-	mu   sync.Mutex // serialises Sync and Connect
+	mu   sync.Mutex // serialises Sync and Connect; guards the fields below
 	smu  sync.Mutex // guards sess, which each's goroutines share
 	sess map[agent.PodContainer]*agent.Session
+	// known are the containers that have every file synced so far; seeded says
+	// the first list of containers (which start from the deployed image) was taken.
+	known  map[agent.PodContainer]bool
+	seeded bool
+	hist   history
+}
+
+// HistoryMax bounds the file data a KubeTarget keeps to bring a later container up
+// to date; beyond it such a container fails the update, and the next one rebuilds.
+var HistoryMax = 64 << 20
+
+// history is the latest op per path synced through a target, in the order a replay
+// must apply them (a path written again moves to the end, after a removal of its
+// directory).
+type history struct {
+	ops   []agent.Op     // Path "" marks a superseded slot
+	idx   map[string]int // path → slot
+	roots map[string]bool
+	bytes int
+	lost  bool // more than HistoryMax: dropped
+}
+
+func (h *history) add(roots []string, ops []agent.Op) {
+	if h.lost {
+		return
+	}
+	if h.idx == nil {
+		h.idx, h.roots = map[string]int{}, map[string]bool{}
+	}
+	for _, r := range roots {
+		h.roots[r] = true
+	}
+	for _, op := range ops {
+		if i, ok := h.idx[op.Path]; ok {
+			h.bytes -= len(h.ops[i].Data)
+			h.ops[i] = agent.Op{}
+		}
+		h.idx[op.Path] = len(h.ops)
+		h.ops = append(h.ops, op)
+		h.bytes += len(op.Data)
+	}
+	if h.bytes > HistoryMax {
+		*h = history{lost: true}
+		return
+	}
+	if len(h.ops) > 64 && len(h.ops) > 2*len(h.idx) {
+		live := h.ops[:0]
+		for _, op := range h.ops {
+			if op.Path != "" {
+				h.idx[op.Path] = len(live)
+				live = append(live, op)
+			}
+		}
+		clear(h.ops[len(live):])
+		h.ops = live
+	}
+}
+
+// replay returns what brings a new container up to date.
+func (h *history) replay() ([]string, []agent.Op) {
+	var ops []agent.Op
+	for _, op := range h.ops {
+		if op.Path != "" {
+			ops = append(ops, op)
+		}
+	}
+	roots := make([]string, 0, len(h.roots))
+	for r := range h.roots {
+		roots = append(roots, r)
+	}
+	sort.Strings(roots)
+	return roots, ops
 }
 
 // NewKubeTarget returns a target for the containers find lists, which run image.
 func NewKubeTarget(k *agent.Kube, image string, find func(ctx context.Context) ([]agent.PodContainer, error)) *KubeTarget {
-	return &KubeTarget{k: k, find: find, image: image, sess: map[agent.PodContainer]*agent.Session{}}
+	return &KubeTarget{k: k, find: find, image: image, sess: map[agent.PodContainer]*agent.Session{}, known: map[agent.PodContainer]bool{}}
 }
 
 // ErrRestartInPod refuses restart_container() in a pod: a restarted container starts
@@ -74,6 +149,15 @@ func (t *KubeTarget) containers(ctx context.Context) ([]agent.PodContainer, erro
 	live := map[agent.PodContainer]bool{}
 	for _, pc := range pcs {
 		live[pc] = true
+		if !t.seeded {
+			t.known[pc] = true
+		}
+	}
+	t.seeded = true
+	for pc := range t.known {
+		if !live[pc] {
+			delete(t.known, pc)
+		}
 	}
 	t.smu.Lock()
 	defer t.smu.Unlock()
@@ -142,26 +226,55 @@ func (t *KubeTarget) Sync(ctx context.Context, roots []string, ops []agent.Op, _
 	if err != nil {
 		return err
 	}
-	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
-		for attempt := 0; ; attempt++ {
-			s, err := t.session(ctx, pc)
-			if err != nil {
-				return err
-			}
-			err = s.Apply(ctx, roots, ops)
-			if errors.Is(err, agent.ErrClosed) && attempt == 0 && ctx.Err() == nil {
-				// The container restarted or the stream broke; every op is
-				// idempotent, so reconnect and send the batch again.
-				s.Close()
-				t.put(pc, nil)
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", pc, err)
-			}
-			return nil
+	t.hist.add(roots, ops)
+	var fresh []agent.PodContainer
+	for _, pc := range pcs {
+		if !t.known[pc] {
+			fresh = append(fresh, pc)
 		}
+	}
+	var hroots []string
+	var hops []agent.Op
+	if len(fresh) > 0 {
+		hroots, hops = t.hist.replay()
+	}
+	err = t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
+		if !t.known[pc] {
+			// Started after the deploy (or restarted): it has the image's files.
+			if t.hist.lost {
+				return fmt.Errorf("%s started after the deploy, and the files synced since are more than loop keeps to replay (%d MB)", pc, HistoryMax>>20)
+			}
+			return t.apply(ctx, pc, hroots, hops)
+		}
+		return t.apply(ctx, pc, roots, ops)
 	})
+	for _, pc := range fresh {
+		t.known[pc] = true // even on an error: a failed update rebuilds next
+	}
+	return err
+}
+
+// apply sends a batch to one container, once more on a fresh session when the held
+// one turns out to be dead.
+func (t *KubeTarget) apply(ctx context.Context, pc agent.PodContainer, roots []string, ops []agent.Op) error {
+	for attempt := 0; ; attempt++ {
+		s, err := t.session(ctx, pc)
+		if err != nil {
+			return err
+		}
+		err = s.Apply(ctx, roots, ops)
+		if errors.Is(err, agent.ErrClosed) && attempt == 0 && ctx.Err() == nil {
+			// The stream broke; every op is idempotent, so reconnect and send
+			// the batch again.
+			s.Close()
+			t.put(pc, nil)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", pc, err)
+		}
+		return nil
+	}
 }
 
 // Exec implements Target: argv runs in each container in turn (no shell unless argv
