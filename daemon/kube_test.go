@@ -28,18 +28,7 @@ import (
 // through KUBECONFIG.
 func kubeClient(t *testing.T) dynamic.Interface {
 	t.Helper()
-	if os.Getenv("KUBECONFIG") == "" {
-		def := "/tmp/loop-test-cluster/kubeconfig"
-		if _, err := os.Stat(def); err != nil {
-			t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", def)
-		}
-		t.Setenv("KUBECONFIG", def)
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(clientcmd.NewDefaultClientConfigLoadingRules(), nil).ClientConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, err := dynamic.NewForConfig(testenv.KubeConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,8 @@ func UseTestCluster(t testing.TB) string {
 	if _, err := os.Stat(DefaultKubeconfig); err != nil {
 		t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", DefaultKubeconfig)
 	}
-	t.Setenv("KUBECONFIG", DefaultKubeconfig)
+	// Not t.Setenv: parallel tests call this too, and every caller sets the same value.
+	_ = os.Setenv("KUBECONFIG", DefaultKubeconfig)
 	return DefaultKubeconfig
 }
 

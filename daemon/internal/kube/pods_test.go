@@ -23,6 +23,7 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/testenv"
 )
 
 // TestFollowPods follows a Deployment's pod on the test control plane, where kwok serves the
@@ -33,14 +34,7 @@ import (
 // that a request to the local port reaches a server the test runs on API_PORT+5, and that
 // the forward moves to the ReplicaSet's new pod when the pod is deleted.
 func TestFollowPods(t *testing.T) {
-	kubeconfig := os.Getenv("KUBECONFIG")
-	if kubeconfig == "" {
-		kubeconfig = "/tmp/loop-test-cluster/kubeconfig"
-		if _, err := os.Stat(kubeconfig); err != nil {
-			t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", kubeconfig)
-		}
-		t.Setenv("KUBECONFIG", kubeconfig)
-	}
+	kubeconfig := testenv.UseTestCluster(t)
 	d, err := Connect(nil, nil)
 	if err != nil {
 		t.Fatal(err)

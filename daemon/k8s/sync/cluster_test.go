@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,20 +20,14 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/internal/testenv"
 )
 
 // connect connects to the test control plane (make test-cluster). Without KUBECONFIG it
 // falls back to the kubeconfig that scripts/test-cluster.sh writes; no cluster is a failure.
 func connect(t *testing.T) *Syncer {
 	t.Helper()
-	if os.Getenv("KUBECONFIG") == "" {
-		def := "/tmp/loop-test-cluster/kubeconfig"
-		if _, err := os.Stat(def); err != nil {
-			t.Fatalf("no test cluster: KUBECONFIG is unset and %s is missing; run make test-cluster (make test does)", def)
-		}
-		// Not t.Setenv: parallel subtests connect too, and they share the same value.
-		os.Setenv("KUBECONFIG", def)
-	}
+	testenv.UseTestCluster(t)
 	c, err := Connect("", nil)
 	if err != nil {
 		t.Fatal(err)
