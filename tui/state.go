@@ -60,6 +60,9 @@ type state struct {
 	disconnect  string
 	dirty       map[string]bool // resources whose logs changed since the last frame
 	statusDirty bool
+	// note is the daemon's latest line of its own (no resource: the objects of
+	// a resource that left the config deleted, ...), shown under the table.
+	note string
 }
 
 func newState(logCap int) *state {
@@ -90,6 +93,10 @@ func (s *state) apply(m client.Message) {
 			s.setStatus(r, st)
 		}
 		for _, l := range snap.Logs {
+			if l.Resource == "" {
+				s.note = l.Text
+				continue
+			}
 			s.get(l.Resource).logs.add(l.Text)
 		}
 		snap.Resources, snap.Logs = nil, nil
@@ -102,7 +109,9 @@ func (s *state) apply(m client.Message) {
 		switch ev.Kind {
 		case api.EventLog:
 			if ev.Resource == "" {
-				break // the daemon's own lines (objects of a removed resource deleted) have no row
+				s.note = ev.Text // the daemon's own lines have no row
+				s.statusDirty = true
+				break
 			}
 			r := s.get(ev.Resource)
 			r.logs.add(ev.Text)

@@ -303,6 +303,9 @@ func (m *Model) footerLines() []string {
 func (m *Model) configLines() []string {
 	e := m.st.info.ConfigError
 	if e == "" {
+		if n := strings.TrimSpace(m.st.note); n != "" {
+			return []string{m.sty.dim.Render(ansi.Truncate("· "+n, m.width, "…"))}
+		}
 		return nil
 	}
 	var out []string

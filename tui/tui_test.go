@@ -256,6 +256,23 @@ func TestLinksShown(t *testing.T) {
 	}
 }
 
+// TestDaemonLinesShown: a line the daemon logs for no resource (the objects of a
+// resource that left the config deleted) shows under the header, not as a row.
+func TestDaemonLinesShown(t *testing.T) {
+	m := newModel(t, newFake(), 100, 24, Options{})
+	feed(m, snap(api.ResourceStatus{Name: "web", Type: "k8s", Phase: api.PhaseReady}))
+	feed(m, logMsg("", "extra left the config: deleted apps/Deployment/default/extra"))
+	s := screen(m)
+	if !strings.Contains(s, "· extra left the config: deleted apps/Deployment/default/extra") {
+		t.Fatalf("the daemon's line is not shown:\n%s", s)
+	}
+	for _, l := range strings.Split(s, "\n") {
+		if f := strings.Fields(strings.TrimPrefix(l, "▸")); len(f) > 0 && f[0] == "○" {
+			t.Fatalf("the daemon's line made a row:\n%s", s)
+		}
+	}
+}
+
 // row returns the table row of a resource on a screen.
 func row(screen, name string) string {
 	for _, l := range strings.Split(screen, "\n") {
