@@ -2,6 +2,8 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"reflect"
 
@@ -55,6 +57,14 @@ func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured,
 			return nil, fmt.Errorf("read %s: %w", Key(obj), err)
 		}
 		if err == nil {
+			// The dry run's answer depends only on the live object (its
+			// resourceVersion) and the desired one: while neither changed, the
+			// last comparison holds and the server is not asked again.
+			want, rv := fingerprint(obj), live.GetResourceVersion()
+			if c, ok := s.compared(st.Key, rv, want); ok {
+				out = append(out, c)
+				continue
+			}
 			st.Live = normalise(live)
 			dry, err := s.apply(ctx, obj, true)
 			if err != nil {
@@ -64,6 +74,7 @@ func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured,
 			if reflect.DeepEqual(st.Live.Object, st.Desired.Object) {
 				st.Status = Synced
 			}
+			s.remember(st, rv, want)
 		} else {
 			st.Desired = normalise(obj)
 		}
@@ -84,4 +95,41 @@ func normalise(o *unstructured.Unstructured) *unstructured.Unstructured {
 		unstructured.RemoveNestedField(o.Object, "metadata", "annotations")
 	}
 	return o
+}
+
+// comparison is a Compare result kept for as long as neither side changes.
+type comparison struct {
+	rv   string   // the live object's resourceVersion
+	want [32]byte // the prepared desired object's fingerprint
+	st   ObjectStatus
+}
+
+// compareKeep bounds the comparisons kept (one per object a daemon follows).
+const compareKeep = 4096
+
+func fingerprint(obj *unstructured.Unstructured) [32]byte {
+	b, err := json.Marshal(obj.Object)
+	if err != nil {
+		return [32]byte{} // never equal to a real fingerprint's cached twin: see compared
+	}
+	return sha256.Sum256(b)
+}
+
+func (s *Syncer) compared(key, rv string, want [32]byte) (ObjectStatus, bool) {
+	s.cmpMu.Lock()
+	defer s.cmpMu.Unlock()
+	c, ok := s.cmp[key]
+	if !ok || rv == "" || c.rv != rv || c.want != want || want == ([32]byte{}) {
+		return ObjectStatus{}, false
+	}
+	return c.st, true
+}
+
+func (s *Syncer) remember(st ObjectStatus, rv string, want [32]byte) {
+	s.cmpMu.Lock()
+	defer s.cmpMu.Unlock()
+	if s.cmp == nil || len(s.cmp) >= compareKeep {
+		s.cmp = map[string]comparison{}
+	}
+	s.cmp[st.Key] = comparison{rv: rv, want: want, st: st}
 }

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	gosync "sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -42,6 +43,9 @@ type Syncer struct {
 	Now func() time.Time
 	// PollInterval is how often health is read while waiting for a wave.
 	PollInterval time.Duration
+
+	cmpMu gosync.Mutex
+	cmp   map[string]comparison // Compare's last results, by object key
 }
 
 // NewSyncer makes a Syncer for a connected cluster.
