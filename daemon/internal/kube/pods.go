@@ -25,8 +25,9 @@ import (
 	"github.com/loop-dev/loop/daemon/model"
 )
 
-// PodPoll is how often a resource's pods are listed while it is followed.
-var PodPoll = time.Second
+// PodPoll is how often a followed resource's pods are looked at again without a
+// change reported by the watch (a failed port forward is retried then).
+var PodPoll = 10 * time.Second
 
 // podSelector says which pods belong to a workload.
 type podSelector struct {
@@ -80,10 +81,14 @@ func (d *Deployer) FollowPods(ctx context.Context, objs []*unstructured.Unstruct
 	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs}
 	defer fwd.stop()
 	wasReady := false
+	pw := watchPods(ctx, core, sels)
+	defer pw.wait()
+	// The watch says when pods change; the slow tick retries a port forward that
+	// failed and catches anything a watch could miss.
 	t := time.NewTicker(PodPoll)
 	defer t.Stop()
 	for {
-		pods, _ := listPods(ctx, core, sels) // a failed list is tried again next poll
+		pods := pw.pods()
 		seen := map[string]bool{}
 		for _, p := range pods {
 			uid := string(p.UID)
@@ -121,6 +126,7 @@ func (d *Deployer) FollowPods(ctx context.Context, objs []*unstructured.Unstruct
 				cancel()
 			}
 			return
+		case <-pw.changed:
 		case <-t.C:
 		}
 	}

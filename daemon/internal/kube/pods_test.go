@@ -109,9 +109,7 @@ func TestFollowPods(t *testing.T) {
 		t.Fatalf("deploy: %v\n%s", err, deployLog.String())
 	}
 
-	oldPoll := PodPoll
-	PodPoll = 200 * time.Millisecond
-	defer func() { PodPoll = oldPoll }()
+	// PodPoll stays at its 10 s: the pods' watch must bring every change sooner.
 	localPort := freeTCPPort(t)
 	out := &syncBuffer{}
 	var readyMu sync.Mutex
