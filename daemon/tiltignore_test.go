@@ -26,3 +26,25 @@ func TestTiltIgnoreEditedWhileUp(t *testing.T) {
 		t.Fatalf("a file .tiltignore names reached the container: %q", got)
 	}
 }
+
+// TestDockerignoreEditedWhileUp: an image's .dockerignore edited while up runs
+// applies to the next changes, as Tilt does (the definition is the same, but the
+// rules it read changed).
+func TestDockerignoreEditedWhileUp(t *testing.T) {
+	dir := webProject(t, `sync('site', '/www')`)
+	h := startUp(t, dir, "up")
+	h.waitUpdates("web", 1, 2*time.Minute)
+	// .dockerignore is in the build context: the edit rebuilds (and reloads).
+	writeFiles(t, dir, map[string]string{".dockerignore": "site/private.txt\n"})
+	st := h.waitUpdates("web", 2, 2*time.Minute)
+	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n", "site/public.txt": "hello\n"})
+	eventually(t, 20*time.Second, func() error {
+		if got, _ := containerFile(t, st.ContainerID, "/www/public.txt"); got != "hello\n" {
+			return fmt.Errorf("/www/public.txt = %q", got)
+		}
+		return nil
+	})
+	if got, ok := containerFile(t, st.ContainerID, "/www/private.txt"); ok {
+		t.Fatalf("a file .dockerignore names reached the container: %q", got)
+	}
+}

@@ -367,6 +367,9 @@ func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, specs []*re
 		order = append(order, s.name)
 		old, found := e.resources[s.name]
 		if found && old.hash == s.hash {
+			// Same definition; but the ignore files (.dockerignore) were read
+			// again and may say otherwise now.
+			old.localIgnore, old.imageIgnore, old.kimages = s.localIgnore, s.imageIgnore, s.kimages
 			next[s.name] = old
 			continue
 		}

@@ -187,13 +187,15 @@ func (r *resource) skipsDir(dir string) bool {
 	return true
 }
 
-// builtFrom reports whether path is the Dockerfile of an image the resource builds.
+// builtFrom reports whether path is the Dockerfile or an ignore file
+// (.dockerignore) of an image the resource builds: config files that also change
+// what the image is built from.
 func (r *resource) builtFrom(path string) bool {
-	if r.image != nil && r.image.Dockerfile == path {
+	if r.image != nil && (r.image.Dockerfile == path || r.imageIgnore.Reads(path)) {
 		return true
 	}
 	for _, k := range r.kimages {
-		if k.img.Dockerfile == path {
+		if k.img.Dockerfile == path || k.ign.Reads(path) {
 			return true
 		}
 	}

@@ -81,6 +81,20 @@ func (m *Matcher) Files() []string {
 	return append([]string(nil), m.files...)
 }
 
+// Reads reports whether path is one of the files the rules were read from (or
+// looked for).
+func (m *Matcher) Reads(path string) bool {
+	if m == nil {
+		return false
+	}
+	for _, f := range m.files {
+		if f == path {
+			return true
+		}
+	}
+	return false
+}
+
 // Any returns a Matcher that ignores a path when any of ms does. Nil entries
 // are allowed.
 func Any(ms ...*Matcher) *Matcher {
