@@ -96,7 +96,11 @@ func (k *Kube) Exec(ctx context.Context, pc PodContainer, argv []string, stdin i
 	if stderr == nil {
 		stderr = io.Discard
 	}
-	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	// The executor copies stdout and stderr on goroutines of their own; callers
+	// pass one log writer for both.
+	var mu sync.Mutex
+	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdin: stdin,
+		Stdout: &lockedWriter{mu: &mu, w: stdout}, Stderr: &lockedWriter{mu: &mu, w: stderr}})
 	var ce utilexec.CodeExitError
 	if errors.As(err, &ce) {
 		return ce.Code, nil
@@ -245,4 +249,16 @@ func (ks *kubeStream) deadline(t time.Time, writes bool) error {
 		}
 	}))
 	return nil
+}
+
+// lockedWriter serialises writes that share mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
