@@ -229,7 +229,12 @@ type K8sResource struct {
 	TriggerMode  TriggerMode   `json:"trigger_mode,omitempty"`
 	AutoInit     *bool         `json:"auto_init,omitempty"`
 	Links        []Link        `json:"links,omitempty"`
-	Pos          Position      `json:"pos"`
+	// ExtraPodSelectors are label sets whose pods also belong to the resource
+	// (logs, port forwards, live update); SelectorsOnly (discovery_strategy=
+	// 'selectors-only') makes them the only ones.
+	ExtraPodSelectors []map[string]string `json:"extra_pod_selectors,omitempty"`
+	SelectorsOnly     bool                `json:"selectors_only,omitempty"`
+	Pos               Position            `json:"pos"`
 }
 
 // ArgoApp is one Argo CD Application read by argocd_app.

@@ -125,6 +125,8 @@ k8s_resource(new_name='config', objects=['demo:namespace'])`, func(t *testing.T,
 				t.Errorf("auto_init = %v, want false", k.AutoInit)
 			}
 			eq(t, "links", k.Links, []model.Link{{URL: "http://a"}, {URL: "http://b", Name: "B"}})
+			eq(t, "extra selectors", k.ExtraPodSelectors, []map[string]string{{"app": "web"}})
+			eq(t, "selectors only", k.SelectorsOnly, true)
 			eq(t, "objects", r.cfg.K8sResources[1].Objects, []string{"demo:namespace"})
 			eq(t, "unset auto_init", r.cfg.K8sResources[1].AutoInit, (*bool)(nil))
 		}},

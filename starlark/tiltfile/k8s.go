@@ -229,24 +229,59 @@ func (l *loader) k8sResource(thread *starlark.Thread, b *starlark.Builtin, args 
 	default:
 		return nil, errorf(b, "discovery_strategy must be 'default' or 'selectors-only', got %q", discovery)
 	}
-	switch extraSelectors.(type) {
-	case starlark.NoneType, *starlark.Dict, *starlark.List, starlark.Tuple:
-	default:
-		return nil, fmt.Errorf("%s: for parameter \"extra_pod_selectors\": got %s, want dict or list of dicts", b.Name(), extraSelectors.Type())
+	extra, err := podSelectors(extraSelectors)
+	if err != nil {
+		return nil, fmt.Errorf("%s: for parameter \"extra_pod_selectors\": %w", b.Name(), err)
 	}
 	l.cfg.K8sResources = append(l.cfg.K8sResources, &model.K8sResource{
-		Workload:     workload,
-		NewName:      newName,
-		Objects:      objects.vals,
-		PortForwards: portForwards.pfs,
-		ResourceDeps: resourceDeps.vals,
-		Labels:       labels.vals,
-		TriggerMode:  trigger.mode,
-		AutoInit:     autoInit.ptr(),
-		Links:        links.links,
-		Pos:          pos(thread),
+		Workload:          workload,
+		NewName:           newName,
+		Objects:           objects.vals,
+		PortForwards:      portForwards.pfs,
+		ResourceDeps:      resourceDeps.vals,
+		Labels:            labels.vals,
+		TriggerMode:       trigger.mode,
+		AutoInit:          autoInit.ptr(),
+		Links:             links.links,
+		ExtraPodSelectors: extra,
+		SelectorsOnly:     discovery == "selectors-only",
+		Pos:               pos(thread),
 	})
 	return starlark.None, nil
+}
+
+// podSelectors reads extra_pod_selectors: a dict of labels, or a list of them.
+func podSelectors(v starlark.Value) ([]map[string]string, error) {
+	var items []starlark.Value
+	switch v := v.(type) {
+	case starlark.NoneType:
+		return nil, nil
+	case *starlark.Dict:
+		items = []starlark.Value{v}
+	case *starlark.List:
+		for i := 0; i < v.Len(); i++ {
+			items = append(items, v.Index(i))
+		}
+	case starlark.Tuple:
+		items = v
+	default:
+		return nil, fmt.Errorf("got %s, want dict or list of dicts", v.Type())
+	}
+	var out []map[string]string
+	for _, it := range items {
+		var d strDict
+		if _, ok := it.(*starlark.Dict); !ok {
+			return nil, fmt.Errorf("got a list holding %s, want dicts", it.Type())
+		}
+		if err := d.Unpack(it); err != nil {
+			return nil, err
+		}
+		if len(d.m) == 0 {
+			return nil, fmt.Errorf("an empty selector would select every pod")
+		}
+		out = append(out, d.m)
+	}
+	return out, nil
 }
 
 func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

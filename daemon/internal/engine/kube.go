@@ -34,10 +34,10 @@ type Kube interface {
 	Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error)
 	// FollowPods streams the logs of the workloads' pods into logs and keeps the port
 	// forwards pointed at the newest ready pod, until ctx is done.
-	FollowPods(ctx context.Context, objs []*unstructured.Unstructured, forwards []model.PortForward, logs io.Writer, ready func(bool))
+	FollowPods(ctx context.Context, w kube.Workloads, forwards []model.PortForward, logs io.Writer, ready func(bool))
 	// LiveTarget is the live update target of the containers running image in the
 	// pods of objs' workloads.
-	LiveTarget(objs []*unstructured.Unstructured, image string) (*liveupdate.KubeTarget, error)
+	LiveTarget(w kube.Workloads, image string) (*liveupdate.KubeTarget, error)
 	// Registry is where built images are pushed for the cluster to pull them (def,
 	// else what the cluster advertises); nil when they are not pushed.
 	Registry(ctx context.Context, def *model.Registry) (*kube.Registry, error)
@@ -85,6 +85,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		}
 		if s := g.Spec; s != nil {
 			r.kforwards = s.PortForwards
+			r.kextra, r.kselOnly = s.ExtraPodSelectors, s.SelectorsOnly
 			r.links = append(apiLinks(s.Links), forwardLinks(s.PortForwards)...)
 			r.configure(s.ResourceDeps, s.Labels, s.TriggerMode, s.AutoInit)
 		}
@@ -118,7 +119,7 @@ func kubeResources(ctx context.Context, cfg *model.Config, defaultTrigger model.
 		for i, k := range r.kimages {
 			imgs[i] = k.img
 		}
-		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels, r.kforwards, r.prune, r.selfHeal)
+		r.hash = specHash("k8s", r.kobjs, imgs, r.deps, r.trigger, r.autoInit, r.labels, r.kforwards, r.prune, r.selfHeal, r.links, r.kextra, r.kselOnly)
 	}
 	return out, files, nil
 }
@@ -195,6 +196,7 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 		return e.liveJob(name, u, r.target, plan, b, logs)
 	}
 	lu, luImage, prevRef, target := r.lu, r.luImage, r.ref, r.target
+	extra, selOnly := r.kextra, r.kselOnly
 	synced := copyChanges(r.synced)
 	return func(ctx context.Context) result {
 		k, err := e.kubeConn(allowed)
@@ -250,7 +252,8 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 		if lu != nil {
 			ref := built[luImage]
 			rebuilt = ref != prevRef
-			if newTarget, err = e.kubeLiveTarget(ctx, k, desired, ref, lu, skip, synced, rebuilt, logs, &u); err != nil {
+			w := kube.Workloads{Objects: desired, Extra: extra, SelectorsOnly: selOnly}
+			if newTarget, err = e.kubeLiveTarget(ctx, k, w, ref, lu, skip, synced, rebuilt, logs, &u); err != nil {
 				fmt.Fprintf(logs, "live update: %v (changes will rebuild)\n", err)
 			}
 		}
@@ -280,7 +283,7 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 // image (off the change path) and brings them up to date: the files live-updated
 // since the image was built, unless it was rebuilt, and with initial_sync() every
 // synced file. nil means live updates cannot reach them.
-func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, desired []*unstructured.Unstructured, ref string, lu *model.LiveUpdate,
+func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, w kube.Workloads, ref string, lu *model.LiveUpdate,
 	skip *ignore.Matcher, synced map[string]liveupdate.Change, rebuilt bool, logs io.Writer, u *api.Update) (liveTarget, error) {
 	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
 		return nil, nil
@@ -288,7 +291,7 @@ func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, desired []*unstruct
 	if lu.Restart || len(lu.RestartOn) > 0 {
 		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
 	}
-	t, err := k.LiveTarget(desired, ref)
+	t, err := k.LiveTarget(w, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -316,10 +319,11 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 	name, gen := r.name, r.gen
 	logs := e.resourceLog(ctx, r)
 	forwards, selfHeal, prune := r.kforwards, r.selfHeal, r.prune
+	extra, selOnly := r.kextra, r.kselOnly
 	r.bg.Add(2)
 	go func() {
 		defer r.bg.Done()
-		k.FollowPods(ctx, desired, forwards, logs, nil)
+		k.FollowPods(ctx, kube.Workloads{Objects: desired, Extra: extra, SelectorsOnly: selOnly}, forwards, logs, nil)
 	}()
 	go func() {
 		defer r.bg.Done()

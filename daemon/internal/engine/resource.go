@@ -100,6 +100,10 @@ type resource struct {
 	// drift are the deployed objects whose live state differs (OutOfSync).
 	drift     []string
 	kforwards []model.PortForward
+	// kextra and kselOnly are k8s_resource's extra_pod_selectors and
+	// discovery_strategy='selectors-only'.
+	kextra   []map[string]string
+	kselOnly bool
 	// prune and selfHeal follow an Argo CD app's syncPolicy.automated.
 	prune, selfHeal bool
 

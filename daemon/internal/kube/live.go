@@ -6,21 +6,20 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 )
 
-// LiveTarget returns the live update target of the containers that run image in the
-// pods of the workloads among objs (the built ref, as substituted into them).
-func (d *Deployer) LiveTarget(objs []*unstructured.Unstructured, image string) (*liveupdate.KubeTarget, error) {
+// LiveTarget returns the live update target of the containers that run image (the
+// built ref, as substituted into the objects) in the pods of w.
+func (d *Deployer) LiveTarget(w Workloads, image string) (*liveupdate.KubeTarget, error) {
 	k, core, err := d.execClients()
 	if err != nil {
 		return nil, err
 	}
-	sels := selectors(objs, d.cluster.Namespace)
+	sels := w.selectors(d.cluster.Namespace)
 	return liveupdate.NewKubeTarget(k, image, func(ctx context.Context) ([]agent.PodContainer, error) {
 		pods, err := listPods(ctx, core, sels)
 		if err != nil {

@@ -36,15 +36,27 @@ type podSelector struct {
 	selector  labels.Selector // a controller's spec.selector
 }
 
-// selectors finds the pod selectors of the workloads among objs.
-func selectors(objs []*unstructured.Unstructured, defaultNS string) []podSelector {
+// Workloads says which pods belong to a resource: those of its workload objects
+// (a bare Pod by name, a controller by its spec.selector) and those the extra label
+// sets (k8s_resource extra_pod_selectors) select in the workloads' namespaces; with
+// SelectorsOnly (discovery_strategy='selectors-only') only the extra ones.
+type Workloads struct {
+	Objects       []*unstructured.Unstructured
+	Extra         []map[string]string
+	SelectorsOnly bool
+}
+
+// selectors finds the pod selectors of w.
+func (w Workloads) selectors(defaultNS string) []podSelector {
 	var out []podSelector
-	for _, o := range objs {
+	nss := map[string]bool{}
+	for _, o := range w.Objects {
 		ns := o.GetNamespace()
 		if ns == "" {
 			ns = defaultNS
 		}
 		if o.GetKind() == "Pod" {
+			nss[ns] = true
 			out = append(out, podSelector{namespace: ns, name: o.GetName()})
 			continue
 		}
@@ -54,19 +66,46 @@ func selectors(objs []*unstructured.Unstructured, defaultNS string) []podSelecto
 			ml, found, _ = unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
 		}
 		if found && len(ml) > 0 {
+			nss[ns] = true
 			out = append(out, podSelector{namespace: ns, selector: labels.SelectorFromSet(ml)})
+		}
+	}
+	if w.SelectorsOnly {
+		out = nil
+	}
+	if len(w.Extra) == 0 {
+		return out
+	}
+	if len(nss) == 0 {
+		for _, o := range w.Objects {
+			if ns := o.GetNamespace(); ns != "" {
+				nss[ns] = true
+			}
+		}
+	}
+	if len(nss) == 0 {
+		nss[defaultNS] = true
+	}
+	names := make([]string, 0, len(nss))
+	for ns := range nss {
+		names = append(names, ns)
+	}
+	sort.Strings(names)
+	for _, ns := range names {
+		for _, set := range w.Extra {
+			out = append(out, podSelector{namespace: ns, selector: labels.SelectorFromSet(set)})
 		}
 	}
 	return out
 }
 
-// FollowPods follows the pods of a resource's workloads until ctx is done: the output
+// FollowPods follows the pods of a resource (w) until ctx is done: the output
 // of every container of every running pod goes to logs (a pod that appears later,
 // after a rollout, too), and each port forward listens on 127.0.0.1 and reaches the
 // newest ready pod, moving to the next pod when it changes. ready, when not nil, is
 // called with whether a ready pod exists each time that changes.
-func (d *Deployer) FollowPods(ctx context.Context, objs []*unstructured.Unstructured, forwards []model.PortForward, logs io.Writer, ready func(bool)) {
-	sels := selectors(objs, d.cluster.Namespace)
+func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer, ready func(bool)) {
+	sels := w.selectors(d.cluster.Namespace)
 	if len(sels) == 0 {
 		return
 	}

@@ -119,7 +119,7 @@ func TestFollowPods(t *testing.T) {
 	followed := make(chan struct{})
 	go func() { // stopped by stop(); the test waits on followed
 		defer close(followed)
-		d.FollowPods(fctx, objs, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out, func(r bool) {
+		d.FollowPods(fctx, Workloads{Objects: objs}, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out, func(r bool) {
 			readyMu.Lock()
 			readyCalls = append(readyCalls, r)
 			readyMu.Unlock()
