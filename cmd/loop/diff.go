@@ -74,7 +74,8 @@ annotation, for every object that differs, is missing, or was applied for an app
 earlier and is no longer rendered (it would be pruned).
 
 A docker_build image not given with --image is taken to be the one running: when the
-live container runs a ref loop built for it (NAME:loop-...), that ref is desired.
+live container runs a ref loop built for it (NAME:loop-..., or pushed to a registry,
+REGISTRY/ESCAPED_NAME:loop-...), that ref is desired.
 
 Exit codes: 0 when everything is in sync; 1 when something differs (stderr counts
 it) or the comparison failed; 2 wrong flags or arguments.`,
@@ -263,20 +264,29 @@ func kindPaths(conf *model.Config) map[string][]render.ImagePath {
 // liveBuiltRefs maps each adoptable image that desired uses to the loop-built ref of it
 // that live runs.
 func liveBuiltRefs(desired, live *unstructured.Unstructured, adopt map[string]bool) render.Images {
-	want := map[string]bool{}
+	want := map[string]string{} // a name live may run the image under → the image
 	for _, ref := range containerImages(desired.Object) {
-		if n := imageName(ref); adopt[n] {
-			want[n] = true
+		named, err := reference.ParseNormalizedNamed(ref)
+		if err != nil || !adopt[named.Name()] {
+			continue
 		}
+		want[named.Name()] = named.Name()
+		// Pushed to a registry (default_registry, the cluster's local one), it
+		// runs as <registry>/<escaped name>.
+		want["/"+render.RegistryRepo(named)] = named.Name()
 	}
 	refs := render.Images{}
 	for _, ref := range containerImages(live.Object) {
 		named, err := reference.ParseNormalizedNamed(ref)
-		if err != nil || !want[named.Name()] {
+		if err != nil {
 			continue
 		}
-		if t, ok := named.(reference.Tagged); ok && strings.HasPrefix(t.Tag(), builtTagPrefix) {
-			refs[named.Name()] = ref
+		img, ok := want[named.Name()]
+		if !ok {
+			img, ok = want["/"+reference.Path(named)]
+		}
+		if t, tagged := named.(reference.Tagged); ok && tagged && strings.HasPrefix(t.Tag(), builtTagPrefix) {
+			refs[img] = ref
 		}
 	}
 	return refs

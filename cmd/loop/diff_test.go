@@ -179,12 +179,13 @@ spec:
 		"manifests/cm.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-argo}\ndata: {k: v}\n",
 		"manifests/old.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: old}\ndata: {k: old}\n",
 	})
-	// Apply what loop would: the built ref in the Deployment, each app synced under its name.
+	// Apply what loop would: the built ref in the Deployment (as pushed to the test
+	// cluster's registry), each app synced under its name.
 	conf, err := tiltfile.Load(ctx, filepath.Join(dir, "Tiltfile"), tiltfile.Options{Output: &strings.Builder{}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	apps, err := render.Apps(ctx, conf, render.Images{"example/diffweb": "example/diffweb:loop-0123456789ab"})
+	apps, err := render.Apps(ctx, conf, render.Images{"example/diffweb": "127.0.0.1:5001/example_diffweb:loop-0123456789ab"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +310,33 @@ func TestDiffWithoutKubernetesObjects(t *testing.T) {
 	_, errOut, code := runLoop(t, dir, "diff")
 	if code != 0 || !strings.Contains(errOut, "declares no Kubernetes objects") {
 		t.Fatalf("exit %d, stderr %s", code, errOut)
+	}
+}
+
+// TestLiveBuiltRefs: the live loop-built ref of an image the Tiltfile builds is
+// adopted as desired whether it runs under the image's name or pushed to a registry
+// under Tilt's escaped name; other images and tags are not.
+func TestLiveBuiltRefs(t *testing.T) {
+	pod := func(images ...string) *unstructured.Unstructured {
+		var cs []any
+		for i, img := range images {
+			cs = append(cs, map[string]any{"name": fmt.Sprint("c", i), "image": img})
+		}
+		return &unstructured.Unstructured{Object: map[string]any{"kind": "Pod", "spec": map[string]any{"containers": cs}}}
+	}
+	adopt := map[string]bool{"docker.io/loop/web": true, "docker.io/library/api": true}
+	desired := pod("loop/web", "api", "redis:7")
+	for _, c := range []struct {
+		live []string
+		want render.Images
+	}{
+		{[]string{"loop/web:loop-1", "api:loop-2", "redis:7"}, render.Images{"docker.io/loop/web": "loop/web:loop-1", "docker.io/library/api": "api:loop-2"}},
+		{[]string{"localhost:5001/loop_web:loop-1", "kind-registry:5000/api:loop-2"}, render.Images{"docker.io/loop/web": "localhost:5001/loop_web:loop-1", "docker.io/library/api": "kind-registry:5000/api:loop-2"}},
+		{[]string{"loop/web:v1", "localhost:5001/other:loop-3", "redis:loop-4"}, render.Images{}},
+	} {
+		got := liveBuiltRefs(desired, pod(c.live...), adopt)
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("live %v: adopted %v, want %v", c.live, got, c.want)
+		}
 	}
 }

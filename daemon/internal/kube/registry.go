@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/distribution/reference"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/loop-dev/loop/daemon/k8s/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
@@ -93,8 +92,6 @@ func parseRegistryHosting(data string) (*Registry, error) {
 	return &Registry{Host: v.Host, HostFromCluster: from, Source: "the cluster's " + registryConfigMapNS + "/" + registryConfigMapName}, nil
 }
 
-var escapeRe = regexp.MustCompile(`[/:@]`)
-
 // Refs returns the name to push a built image (name:tag) as, and the name the
 // cluster pulls it by: the registry, then the image's familiar name with '/', ':' and
 // '@' as '_' (Tilt's naming: loop/web → localhost:5000/loop_web), or SingleName.
@@ -107,10 +104,10 @@ func (r *Registry) Refs(built string) (push, cluster string, err error) {
 	if !ok {
 		return "", "", errors.New("image " + built + " has no tag")
 	}
-	repo := escapeRe.ReplaceAllString(reference.FamiliarName(named), "_")
+	repo := render.RegistryRepo(named)
 	if r.SingleName != "" {
 		repo = r.SingleName
 	}
-	tail := "/" + strings.ToLower(repo) + ":" + tagged.Tag()
+	tail := "/" + repo + ":" + tagged.Tag()
 	return r.Host + tail, r.HostFromCluster + tail, nil
 }

@@ -1,6 +1,7 @@
 package render
 
 import (
+	"regexp"
 	"strings"
 
 	"github.com/distribution/reference"
@@ -130,4 +131,14 @@ func normalizedName(ref string) string {
 		return ref
 	}
 	return named.Name()
+}
+
+var registryEscape = regexp.MustCompile(`[/:@]`)
+
+// RegistryRepo is the repository an image is pushed to in a registry that is not its
+// own (default_registry, a cluster's local registry), as Tilt names it: the image's
+// familiar name, lower-case, with '/', ':' and '@' as '_' (loop/web → loop_web,
+// gcr.io/team/web → gcr.io_team_web).
+func RegistryRepo(named reference.Named) string {
+	return strings.ToLower(registryEscape.ReplaceAllString(reference.FamiliarName(named), "_"))
 }
