@@ -7,6 +7,9 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -525,10 +528,63 @@ func (e *Engine) updateRoots(configFiles []string) {
 		}
 		return false
 	}
-	if err := e.watcher.SetRoots(roots, ign); err != nil {
+	var watchIgnore []string
+	if e.cfg != nil {
+		watchIgnore = e.cfg.Settings.WatchIgnore
+	}
+	key := rootsKey(configFiles, global, watchIgnore, resources)
+	if err := e.watcher.SetRoots(roots, ign, key); err != nil {
 		e.emit(api.Event{Kind: api.EventConfig, Text: fmt.Sprintf("watch: %v", err)})
 	}
 	e.configFiles = cfgFiles
+}
+
+// rootsKey names everything the watcher's ignore predicate depends on: the config
+// files, the project-wide rules and what each resource watches and ignores, with
+// the contents of the ignore files they were read from. A reload that changes none
+// of it (a manifest, a command or a port edited) keeps the watches without walking
+// the tree again.
+func rootsKey(configFiles []string, global *ignore.Matcher, watchIgnore []string, resources []*resource) string {
+	h := sha256.New()
+	put := func(b []byte) {
+		h.Write(b)
+		h.Write([]byte{0})
+	}
+	files := append([]string(nil), configFiles...)
+	sort.Strings(files)
+	for _, f := range files {
+		put([]byte(f))
+	}
+	for _, p := range watchIgnore {
+		put([]byte(p))
+	}
+	var ignoreFiles []string
+	ignoreFiles = append(ignoreFiles, global.Files()...)
+	rs := append([]*resource(nil), resources...)
+	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
+	for _, r := range rs {
+		var imgs []*model.Image
+		for _, k := range r.kimages {
+			imgs = append(imgs, k.img)
+			ignoreFiles = append(ignoreFiles, k.ign.Files()...)
+		}
+		ignoreFiles = append(ignoreFiles, r.localIgnore.Files()...)
+		ignoreFiles = append(ignoreFiles, r.imageIgnore.Files()...)
+		b, err := json.Marshal([]any{r.name, r.roots(), r.local, r.image, r.lu, imgs})
+		if err != nil {
+			return "" // no key: walk
+		}
+		put(b)
+	}
+	for _, f := range ignoreFiles {
+		put([]byte(f))
+		if b, err := os.ReadFile(f); err == nil {
+			put(b)
+		} else {
+			put([]byte("\x00missing"))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // loadGlobalIgnore reads the project-wide ignore rules: editor temp files and

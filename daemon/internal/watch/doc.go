@@ -29,6 +29,12 @@
 // picked up, with its contents, when it appears. Roots themselves are never
 // subject to the ignore predicate; everything below them is.
 //
+// SetRoots (a config reload) walks the roots again with the new predicate,
+// unless the caller's key says the roots and the ignore rules are what they
+// were: the engine's key covers the config files, each resource's watched paths
+// and ignore rules and the ignore files' contents, so editing a manifest or a
+// command does not re-read a large tree.
+//
 // # Batcher
 //
 // A Batcher groups events: a batch is due `quiet` after its last event or

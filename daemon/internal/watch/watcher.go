@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type Stats struct {
 	Overflows int           // kernel queue overflows, each followed by a rescan
 	Events    uint64        // events delivered on Events
 	Walk      time.Duration // duration of the last full walk
+	Walks     int           // full walks for SetRoots after Run started
 	Errors    int           // errors that did not stop the watcher
 	LastError string        // the latest of those
 }
@@ -65,6 +67,7 @@ type Watcher struct {
 	tree
 	queue []Event // events produced under mu, moved to Run's delivery queue
 	stats Stats
+	key   string // the key of the roots' last walk (SetRoots)
 }
 
 // New validates opts and returns a Watcher that does nothing until Run.
@@ -131,8 +134,11 @@ func (w *Watcher) Stats() Stats {
 // and adds and removes watches for the difference. It reports no events for
 // what it finds: files in a new root were not changed by anyone. Before Run
 // it only records the roots; after Run returned it returns ErrStopped.
-// It reads every watched directory again, so it takes as long as the walk.
-func (w *Watcher) SetRoots(roots []string, ignore IgnoreFunc) error {
+// It reads every watched directory again, so it takes as long as the walk,
+// unless key says nothing changed: a non-empty key names the ignore rules, and
+// the same roots with the same key as the last successful call keep the watches
+// (and the predicate) as they are.
+func (w *Watcher) SetRoots(roots []string, ignore IgnoreFunc, key string) error {
 	rs, err := cleanRoots(roots)
 	if err != nil {
 		return err
@@ -142,13 +148,22 @@ func (w *Watcher) SetRoots(roots []string, ignore IgnoreFunc) error {
 	if w.stopped {
 		return ErrStopped
 	}
+	if key != "" && key == w.key && slices.Equal(rs, w.rootList) {
+		return nil
+	}
 	w.setRoots(rs, ignore)
+	w.key = ""
 	if w.fsw == nil {
+		w.key = key
 		return nil // Run walks these roots when it starts.
 	}
 	start := time.Now()
 	err = w.walkAll(false, w.now())
 	w.stats.Walk = time.Since(start)
+	w.stats.Walks++
+	if err == nil {
+		w.key = key
+	}
 	return err
 }
 

@@ -456,7 +456,7 @@ func TestSetRoots(t *testing.T) {
 		t.Fatalf("watches = %d, want 2", got)
 	}
 
-	if err := w.SetRoots([]string{a, b}, nil); err != nil {
+	if err := w.SetRoots([]string{a, b}, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := w.Stats().Watches; got != 4 {
@@ -470,7 +470,7 @@ func TestSetRoots(t *testing.T) {
 	mark := len(c.waitPath(t, s1, Create))
 
 	// Drop a, and ignore b/gen.
-	if err := w.SetRoots([]string{b}, func(p string, isDir bool) bool { return filepath.Base(p) == "gen" }); err != nil {
+	if err := w.SetRoots([]string{b}, func(p string, isDir bool) bool { return filepath.Base(p) == "gen" }, ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := watched(w); !slices.Equal(got, []string{b}) {
@@ -486,8 +486,45 @@ func TestSetRoots(t *testing.T) {
 			t.Errorf("event from a dropped root or ignored directory: %s %s", e.Op, e.Path)
 		}
 	}
-	if err := w.SetRoots([]string{"relative"}, nil); err == nil {
+	if err := w.SetRoots([]string{"relative"}, nil, ""); err == nil {
 		t.Error("SetRoots accepted a relative root")
+	}
+}
+
+// TestSetRootsSameKeySkipsWalk: a config reload that changes neither the roots nor
+// the ignore rules (same key) does not walk the tree again; another key, other
+// roots, or no key does.
+func TestSetRootsSameKeySkipsWalk(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	mkdir(t, a)
+	mkdir(t, b)
+	w, _ := start(t, Options{})
+	set := func(key string, roots ...string) int {
+		t.Helper()
+		if err := w.SetRoots(roots, nil, key); err != nil {
+			t.Fatal(err)
+		}
+		return w.Stats().Walks
+	}
+	n := set("k1", a)
+	for _, c := range []struct {
+		key   string
+		roots []string
+		walks bool
+	}{
+		{"k1", []string{a}, false},
+		{"k2", []string{a}, true},
+		{"k2", []string{a, b}, true},
+		{"k2", []string{b, a}, false}, // the same roots in another order
+		{"", []string{a, b}, true},
+		{"", []string{a, b}, true},
+	} {
+		m := set(c.key, c.roots...)
+		if walked := m > n; walked != c.walks {
+			t.Errorf("SetRoots(%v, key %q): walked %v, want %v", c.roots, c.key, walked, c.walks)
+		}
+		n = m
 	}
 }
 
@@ -497,7 +534,7 @@ func TestSetRootsBeforeRunAndAfterStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetRoots([]string{dir}, nil); err != nil {
+	if err := w.SetRoots([]string{dir}, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -515,7 +552,7 @@ func TestSetRootsBeforeRunAndAfterStop(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := w.SetRoots([]string{dir}, nil); !errors.Is(err, ErrStopped) {
+	if err := w.SetRoots([]string{dir}, nil, ""); !errors.Is(err, ErrStopped) {
 		t.Errorf("SetRoots after stop: %v, want ErrStopped", err)
 	}
 	if err := w.Run(context.Background()); err == nil {
