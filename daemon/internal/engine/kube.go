@@ -249,7 +249,7 @@ func (e *Engine) kubeJob(r *resource, b *pendingBatch) func(ctx context.Context)
 		}
 		var newTarget liveTarget
 		rebuilt := false
-		if lu != nil {
+		if lu != nil && e.opts.Mode != ModeCI { // ci watches nothing: no live updates
 			ref := built[luImage]
 			rebuilt = ref != prevRef
 			w := kube.Workloads{Objects: desired, Extra: extra, SelectorsOnly: selOnly}
