@@ -194,7 +194,8 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'],
 	if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h.waitFor("kapp's ConfigMap out of sync", 30*time.Second, func() bool {
+	// Well before the 30 s periodic compare: the objects' watch reports the edit.
+	h.waitFor("kapp's ConfigMap out of sync", 10*time.Second, func() bool {
 		d := h.status["kapp"].Drift
 		return len(d) == 1 && d[0] == "/ConfigMap/"+ns+"/kapp-config"
 	})

@@ -38,14 +38,21 @@ type Kube interface {
 	// LiveTarget is the live update target of the containers running image in the
 	// pods of objs' workloads.
 	LiveTarget(w kube.Workloads, image string) (*liveupdate.KubeTarget, error)
+	// WatchDrift calls changed whenever a live object of the resource changes, until
+	// ctx is done; wait waits for its watches to end.
+	WatchDrift(ctx context.Context, resource string, objs []*unstructured.Unstructured, changed func()) (wait func())
 	// Registry is where built images are pushed for the cluster to pull them (def,
 	// else what the cluster advertises); nil when they are not pushed.
 	Registry(ctx context.Context, def *model.Registry) (*kube.Registry, error)
 }
 
-// DriftInterval is how often a deployed resource's live objects are compared with
-// what loop applied.
-var DriftInterval = 3 * time.Second
+// A deployed resource's live objects are compared with what loop applied when a watch
+// reports a change to one of them (DriftSettle later, so that a burst of changes, a
+// rollout's, is one comparison), and every DriftInterval in case a watch missed one.
+var (
+	DriftInterval = 30 * time.Second
+	DriftSettle   = 250 * time.Millisecond
+)
 
 // driftMsg reports a resource's out-of-sync objects.
 type driftMsg struct {
@@ -306,9 +313,10 @@ func (e *Engine) kubeLiveTarget(ctx context.Context, k Kube, w kube.Workloads, r
 }
 
 // watchKube follows a deployed resource: its pods' logs and port forwards, and its
-// drift (every DriftInterval the live objects are compared with desired and the engine
-// told when the set of out-of-sync objects changes). Both loops are owned by the
-// resource (stop ends them) and replaced by the next deploy.
+// drift (the live objects are compared with desired when a watch reports a change,
+// and every DriftInterval, and the engine told when the set of out-of-sync objects
+// changes). Both loops are owned by the resource (stop ends them) and replaced by the
+// next deploy.
 func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstructured) {
 	if r.bgCancel != nil {
 		r.bgCancel()
@@ -327,6 +335,14 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 	}()
 	go func() {
 		defer r.bg.Done()
+		changed := make(chan struct{}, 1)
+		wait := k.WatchDrift(ctx, name, desired, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		defer wait()
 		t := time.NewTicker(DriftInterval)
 		defer t.Stop()
 		var last []string
@@ -335,6 +351,16 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			case <-changed:
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(DriftSettle):
+				}
+				select { // what changed meanwhile is part of this comparison
+				case <-changed:
+				default:
+				}
 			}
 			var keys []string
 			var err error

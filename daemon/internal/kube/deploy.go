@@ -137,6 +137,13 @@ func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructu
 	return out, nil
 }
 
+// WatchDrift calls changed whenever a live object of the resource changes (a watch of
+// the types its objects have, selecting its app label), until ctx is done; wait waits
+// for the watches to end.
+func (d *Deployer) WatchDrift(ctx context.Context, resource string, objs []*unstructured.Unstructured, changed func()) (wait func()) {
+	return d.syncer.WatchApp(ctx, objs, ksync.Options{App: AppName(resource)}, changed)
+}
+
 // Heal is Argo CD's automated selfHeal for a resource: when its live objects drifted
 // from objs it syncs them again, holding back per the back-off (5 s doubling to 3 min)
 // after a failed attempt. It returns the objects that had drifted and whether a re-sync
