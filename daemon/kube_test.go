@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,7 +136,7 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'],
 	if !strings.HasPrefix(image1, reg+"/loop_kapp:loop-") || policy != "IfNotPresent" {
 		t.Fatalf("deployment image %q policy %q, want the built %s/loop_kapp:<tag> with IfNotPresent", image1, policy, reg)
 	}
-	registryHas(t, image1)
+	testenv.RegistryHas(t, image1)
 	if st := h.statusOf("kapp"); st.Image != image1 || st.Type != "k8s" || len(st.Labels) != 1 {
 		t.Fatalf("status of kapp = %+v, want type k8s, image %s, label k8s", st, image1)
 	}
@@ -252,7 +251,7 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'],
 	if !strings.HasPrefix(image2, reg+"/loop_kapp:loop-") {
 		t.Fatalf("after the rebuild the image is %q", image2)
 	}
-	registryHas(t, image2)
+	testenv.RegistryHas(t, image2)
 	if u := h.statusOf("kapp").LastUpdate; u == nil || u.Kind != api.UpdateRebuild || u.Edit.IsZero() {
 		t.Fatalf("last update of kapp = %+v, want a timed rebuild", u)
 	}
@@ -341,26 +340,6 @@ func clusterRegistry(t *testing.T, dyn dynamic.Interface) string {
 	}
 	t.Fatalf("no host in %q", data)
 	return ""
-}
-
-// registryHas checks that the registry in ref serves its manifest.
-func registryHas(t *testing.T, ref string) {
-	t.Helper()
-	host, rest, _ := strings.Cut(ref, "/")
-	name, tag, _ := strings.Cut(rest, ":")
-	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+name+"/manifests/"+tag, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("registry has no %s: HTTP %d", ref, resp.StatusCode)
-	}
 }
 
 func containerImage(dep *unstructured.Unstructured) (image, policy string) {

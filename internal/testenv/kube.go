@@ -2,8 +2,10 @@ package testenv
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,26 @@ func ExecPod(t testing.TB, name, image string) *corev1.Pod {
 			t.Fatalf("pod %s is not running after 60 s: %s", name, p.Status.Phase)
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// RegistryHas checks that the registry a ref names (host/name:tag, a plain-HTTP
+// registry such as the test cluster's) serves its manifest.
+func RegistryHas(t testing.TB, ref string) {
+	t.Helper()
+	host, rest, _ := strings.Cut(ref, "/")
+	name, tag, _ := strings.Cut(rest, ":")
+	req, err := http.NewRequest(http.MethodHead, "http://"+host+"/v2/"+name+"/manifests/"+tag, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("ask the registry for %s: %v", ref, err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the registry has no %s: HTTP %d", ref, resp.StatusCode)
 	}
 }

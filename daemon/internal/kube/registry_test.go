@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -105,15 +104,5 @@ func TestRegistryPushToClusterRegistry(t *testing.T) {
 	if !strings.Contains(logs.String(), "pushed "+push+" (sha256:") {
 		t.Fatalf("push logs: %q", logs.String())
 	}
-	name, ref, _ := strings.Cut(strings.TrimPrefix(pull, reg.Host+"/"), ":")
-	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, "http://"+reg.Host+"/v2/"+name+"/manifests/"+ref, nil)
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("manifest of %s in the registry: HTTP %d", pull, resp.StatusCode)
-	}
+	testenv.RegistryHas(t, pull)
 }
