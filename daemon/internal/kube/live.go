@@ -13,30 +13,34 @@ import (
 )
 
 // LiveTarget returns the live update target of the containers that run image (the
-// built ref, as substituted into the objects) in the pods of w.
+// built ref, as substituted into the objects) in the pods of w. It watches those pods
+// (an informer per selector), so finding them on each update asks the API server
+// nothing; Close on the target stops the watch.
 func (d *Deployer) LiveTarget(w Workloads, image string) (*liveupdate.KubeTarget, error) {
-	k, core, err := d.execClients()
+	k, core, err := d.clients()
 	if err != nil {
 		return nil, err
 	}
-	sels := w.selectors(d.cluster.Namespace)
-	return liveupdate.NewKubeTarget(k, image, func(ctx context.Context) ([]agent.PodContainer, error) {
-		pods, err := listPods(ctx, core, sels)
-		if err != nil {
-			return nil, err
+	ctx, cancel := context.WithCancel(context.Background())
+	pw := watchPods(ctx, core, w.selectors(d.cluster.Namespace))
+	find := func(ctx context.Context) ([]agent.PodContainer, error) {
+		if !pw.synced(ctx) {
+			return nil, fmt.Errorf("pods not listed within %v", SyncWait)
 		}
-		return d.containersOf(ctx, core, pods, image), nil
-	}), nil
+		return d.containersOf(ctx, core, pw.pods(), image), nil
+	}
+	return liveupdate.NewKubeTarget(k, image, find, func() { cancel(); pw.wait() }), nil
 }
 
-func (d *Deployer) execClients() (*agent.Kube, corev1client.CoreV1Interface, error) {
+// clients returns the exec and core clients, made on first use.
+func (d *Deployer) clients() (*agent.Kube, corev1client.CoreV1Interface, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.execClientsLocked()
+	return d.clientsLocked()
 }
 
-// execClientsLocked makes the clients on first use; callers hold d.mu.
-func (d *Deployer) execClientsLocked() (*agent.Kube, corev1client.CoreV1Interface, error) {
+// clientsLocked makes the clients on first use; callers hold d.mu.
+func (d *Deployer) clientsLocked() (*agent.Kube, corev1client.CoreV1Interface, error) {
 	if d.exec == nil {
 		k, err := agent.NewKube(d.cluster.Config)
 		if err != nil {

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -109,7 +107,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	if len(sels) == 0 {
 		return
 	}
-	core, err := corev1client.NewForConfig(d.cluster.Config)
+	_, core, err := d.clients()
 	if err != nil {
 		fmt.Fprintf(logs, "follow pods: %v\n", err)
 		return
@@ -169,31 +167,6 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 		case <-t.C:
 		}
 	}
-}
-
-// listPods lists the selected pods; the first error is returned with what the
-// other selectors found.
-func listPods(ctx context.Context, core corev1client.CoreV1Interface, sels []podSelector) ([]corev1.Pod, error) {
-	var out []corev1.Pod
-	var first error
-	for _, s := range sels {
-		if s.name != "" {
-			p, err := core.Pods(s.namespace).Get(ctx, s.name, metav1.GetOptions{})
-			if err == nil {
-				out = append(out, *p)
-			} else if !apierrors.IsNotFound(err) && first == nil {
-				first = fmt.Errorf("get pod %s/%s: %w", s.namespace, s.name, err)
-			}
-			continue
-		}
-		l, err := core.Pods(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: s.selector.String()})
-		if err == nil {
-			out = append(out, l.Items...)
-		} else if first == nil {
-			first = fmt.Errorf("list pods %s in %s: %w", s.selector, s.namespace, err)
-		}
-	}
-	return out, first
 }
 
 // newestReady is the most recently created pod that is Ready and not going away.

@@ -35,14 +35,7 @@ import (
 // the forward moves to the ReplicaSet's new pod when the pod is deleted.
 func TestFollowPods(t *testing.T) {
 	kubeconfig := testenv.UseTestCluster(t)
-	d, err := Connect(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err := corev1client.NewForConfig(d.cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, core := testDeployer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := core.Namespaces().List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
@@ -174,6 +167,21 @@ func TestFollowPods(t *testing.T) {
 	if strings.Contains(out.String(), "port forward to pod") || strings.Contains(out.String(), "logs of pod") {
 		t.Errorf("FollowPods reported errors:\n%s", out.String())
 	}
+}
+
+// testDeployer connects to the test cluster as a user's kube context.
+func testDeployer(t *testing.T) (*Deployer, corev1client.CoreV1Interface) {
+	t.Helper()
+	testenv.UseTestCluster(t)
+	d, err := Connect(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, core, err := d.clients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, core
 }
 
 // onlyReadyPod waits until the namespace has exactly one Ready pod that is not being deleted

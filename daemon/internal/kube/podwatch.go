@@ -3,11 +3,13 @@ package kube
 import (
 	"context"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -70,17 +72,34 @@ func watchPods(ctx context.Context, core corev1client.CoreV1Interface, sels []po
 	return w
 }
 
-// pods lists the pods the informers hold.
+// pods lists the pods the informers hold, each once (selectors may overlap).
 func (w *podWatch) pods() []corev1.Pod {
 	var out []corev1.Pod
+	seen := map[types.UID]bool{}
 	for _, inf := range w.infs {
 		for _, o := range inf.GetStore().List() {
-			if p, ok := o.(*corev1.Pod); ok {
+			if p, ok := o.(*corev1.Pod); ok && !seen[p.UID] {
+				seen[p.UID] = true
 				out = append(out, *p)
 			}
 		}
 	}
 	return out
+}
+
+// SyncWait bounds how long synced waits for the first list of pods.
+var SyncWait = 10 * time.Second
+
+// synced waits until every informer has listed its pods once; false when that did
+// not happen within SyncWait (the API server refuses, say) or ctx ended.
+func (w *podWatch) synced(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, SyncWait)
+	defer cancel()
+	fns := make([]cache.InformerSynced, len(w.infs))
+	for i, inf := range w.infs {
+		fns[i] = inf.HasSynced
+	}
+	return cache.WaitForCacheSync(ctx.Done(), fns...)
 }
 
 func (w *podWatch) wait() { w.wg.Wait() }

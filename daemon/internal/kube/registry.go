@@ -49,7 +49,7 @@ func (d *Deployer) Registry(ctx context.Context, def *model.Registry) (*Registry
 	if d.regRead {
 		return d.reg, nil
 	}
-	_, core, err := d.execClientsLocked()
+	_, core, err := d.clientsLocked()
 	if err != nil {
 		return nil, err
 	}

@@ -69,11 +69,7 @@ func TestRegistryRefs(t *testing.T) {
 // a built image there through the real Docker engine and finds its manifest in the
 // registry under the name the cluster would pull. default_registry() wins over it.
 func TestRegistryPushToClusterRegistry(t *testing.T) {
-	testenv.UseTestCluster(t)
-	d, err := Connect(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, _ := testDeployer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	reg, err := d.Registry(ctx, nil)

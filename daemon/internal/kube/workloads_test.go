@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/loop-dev/loop/internal/testenv"
 )
@@ -45,32 +45,34 @@ func TestWorkloadSelectors(t *testing.T) {
 }
 
 // TestExtraSelectorFindsPods: on the test cluster, a pod no workload of the resource
-// owns is found through an extra selector, with its container, for logs, forwards and
-// live update; without the selector it is not.
+// owns is found through an extra selector by the pods' watch, with its container, for
+// logs, forwards and live update; without the selector it is not.
 func TestExtraSelectorFindsPods(t *testing.T) {
-	testenv.UseTestCluster(t)
-	d, err := Connect(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	core, err := corev1client.NewForConfig(d.cluster.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, core := testDeployer(t)
 	name := fmt.Sprintf("extra-sel-%d", time.Now().UnixNano()%1000000)
 	p := testenv.ExecPod(t, name, "loop/extra:1")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	objs := []*unstructured.Unstructured{deployment(p.Namespace, map[string]any{"app": "nothing-" + name})}
-
-	pods, err := listPods(ctx, core, Workloads{Objects: objs}.selectors(d.cluster.Namespace))
-	if err != nil || len(pods) != 0 {
-		t.Fatalf("without the extra selector: %d pods, %v; want none", len(pods), err)
+	watched := func(w Workloads) []corev1.Pod {
+		t.Helper()
+		wctx, stop := context.WithCancel(ctx)
+		pw := watchPods(wctx, core, w.selectors(d.cluster.Namespace))
+		defer func() { stop(); pw.wait() }()
+		if !pw.synced(ctx) {
+			t.Fatal("pods not listed")
+		}
+		return pw.pods()
 	}
-	w := Workloads{Objects: objs, Extra: []map[string]string{{"loop.dev/test": name}}}
-	pods, err = listPods(ctx, core, w.selectors(d.cluster.Namespace))
-	if err != nil || len(pods) != 1 || pods[0].Name != name {
-		t.Fatalf("with the extra selector: %d pods, %v; want %s", len(pods), err, name)
+
+	if pods := watched(Workloads{Objects: objs}); len(pods) != 0 {
+		t.Fatalf("without the extra selector: %d pods, want none", len(pods))
+	}
+	// Selected twice (the extra selector given twice): listed once.
+	w := Workloads{Objects: objs, Extra: []map[string]string{{"loop.dev/test": name}, {"loop.dev/test": name}}}
+	pods := watched(w)
+	if len(pods) != 1 || pods[0].Name != name {
+		t.Fatalf("with the extra selector: %d pods, want %s once", len(pods), name)
 	}
 	pcs := d.containersOf(ctx, core, pods, "loop/extra:1")
 	if len(pcs) != 1 || pcs[0].Pod != name || pcs[0].Container != "app" || pcs[0].UID != string(p.UID) || pcs[0].Arch == "" {

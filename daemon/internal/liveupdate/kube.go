@@ -23,6 +23,7 @@ type KubeTarget struct {
 	k     *agent.Kube
 	find  func(ctx context.Context) ([]agent.PodContainer, error)
 	image string
+	stop  func() // ends what find uses; once, on Close
 
 	mu   sync.Mutex // serialises Sync and Connect; guards the fields below
 	smu  sync.Mutex // guards sess, which each's goroutines share
@@ -101,9 +102,10 @@ func (h *history) replay() ([]string, []agent.Op) {
 	return roots, ops
 }
 
-// NewKubeTarget returns a target for the containers find lists, which run image.
-func NewKubeTarget(k *agent.Kube, image string, find func(ctx context.Context) ([]agent.PodContainer, error)) *KubeTarget {
-	return &KubeTarget{k: k, find: find, image: image, sess: map[agent.PodContainer]*agent.Session{}, known: map[agent.PodContainer]bool{}}
+// NewKubeTarget returns a target for the containers find lists, which run image;
+// Close calls stop (when not nil) once.
+func NewKubeTarget(k *agent.Kube, image string, find func(ctx context.Context) ([]agent.PodContainer, error), stop func()) *KubeTarget {
+	return &KubeTarget{k: k, find: find, image: image, stop: stop, sess: map[agent.PodContainer]*agent.Session{}, known: map[agent.PodContainer]bool{}}
 }
 
 // ErrRestartInPod refuses restart_container() in a pod: a restarted container starts
@@ -124,15 +126,19 @@ func (t *KubeTarget) Connect(ctx context.Context) error {
 	})
 }
 
-// Close ends every agent session.
+// Close ends every agent session, and what find uses.
 func (t *KubeTarget) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.smu.Lock()
-	defer t.smu.Unlock()
 	for pc, s := range t.sess {
 		s.Close()
 		delete(t.sess, pc)
+	}
+	t.smu.Unlock()
+	if t.stop != nil {
+		t.stop()
+		t.stop = nil
 	}
 }
 
