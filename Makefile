@@ -64,8 +64,9 @@ bench-render: ## Render time per fixture: in-process Kustomize/Helm against the 
 	@bash scripts/bench-render.sh
 
 .PHONY: bench-kube
-bench-kube: test-cluster ## One saved file into a pod: held sync agent session against one exec per save (test cluster)
+bench-kube: test-cluster ## One saved file into a pod: held agent session vs one exec per save; loop up's save → file in the pod (test cluster)
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkKubeSave$$' -benchtime 3s ./daemon/internal/agent
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkKubeSaveToSynced$$' -benchtime 200x ./daemon
 
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)

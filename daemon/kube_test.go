@@ -25,7 +25,7 @@ import (
 
 // kubeClient connects to the test control plane (make test-cluster) as a user would,
 // through KUBECONFIG.
-func kubeClient(t *testing.T) dynamic.Interface {
+func kubeClient(t testing.TB) dynamic.Interface {
 	t.Helper()
 	dyn, err := dynamic.NewForConfig(testenv.KubeConfig(t))
 	if err != nil {
