@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types"
@@ -110,21 +109,14 @@ func Start(ctx context.Context, cli DockerAPI, containerID string) (*Session, er
 	out := &output{}
 	out.r = &demux{r: hj.Reader, other: out}
 	s := newSession(containerID, dockerStream{hj}, out)
-	var captured bytes.Buffer
-	s.out.capture = &captured
-	rep, err := s.do(ctx, pingRequest)
-	s.out.capture = nil
-	if err != nil {
-		s.Close()
+	if said, err := s.greet(ctx); err != nil {
 		// The runtime reports an exec it could not start on the stream and
 		// as exit code 126/127; the inspect tells the two failures apart.
 		if insp, ierr := cli.ContainerExecInspect(ctx, ex.ID); ierr == nil && !insp.Running && (insp.ExitCode == 126 || insp.ExitCode == 127) {
-			return nil, fmt.Errorf("start %s in %s: exit code %d: %w: %s", Path, short(containerID), insp.ExitCode, ErrNotInstalled,
-				strings.TrimSpace(captured.String()+" "+s.out.tail()))
+			return nil, fmt.Errorf("start %s in %s: exit code %d: %w: %s", Path, short(containerID), insp.ExitCode, ErrNotInstalled, said)
 		}
 		return nil, fmt.Errorf("start %s in %s: %w", Path, short(containerID), err)
 	}
-	s.Version, s.ExeSHA256 = rep.Version, rep.ExeSHA256
 	return s, nil
 }
 

@@ -121,13 +121,7 @@ func StartKube(ctx context.Context, k *Kube, pc PodContainer) (*Session, error) 
 	out := &output{}
 	ks := openKubeStream(ex, out)
 	s := newSession(pc.String(), ks, out)
-	var captured bytes.Buffer
-	s.out.capture = &captured
-	rep, err := s.do(ctx, pingRequest)
-	s.out.capture = nil
-	if err != nil {
-		s.Close()
-		said := strings.TrimSpace(captured.String() + " " + s.out.tail())
+	if said, err := s.greet(ctx); err != nil {
 		// sh reports a missing agent as exit code 127; a runtime that
 		// cannot run sh says "executable file not found".
 		var ce utilexec.CodeExitError
@@ -137,7 +131,6 @@ func StartKube(ctx context.Context, k *Kube, pc PodContainer) (*Session, error) 
 		}
 		return nil, fmt.Errorf("start the sync agent in %s: %w", pc, err)
 	}
-	s.Version, s.ExeSHA256 = rep.Version, rep.ExeSHA256
 	return s, nil
 }
 

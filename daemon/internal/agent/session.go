@@ -58,6 +58,22 @@ func newSession(containerID string, conn stream, out *output) *Session {
 	return &Session{containerID: containerID, conn: conn, out: out}
 }
 
+// greet pings a new session's agent and records what it reports. On failure
+// the session is closed and said holds what the agent and the runtime wrote
+// (the runtime's complaint that the agent could not be executed, typically).
+func (s *Session) greet(ctx context.Context) (said string, err error) {
+	var captured bytes.Buffer
+	s.out.capture = &captured
+	rep, err := s.do(ctx, pingRequest)
+	s.out.capture = nil
+	if err != nil {
+		s.Close()
+		return strings.TrimSpace(captured.String() + " " + s.out.tail()), err
+	}
+	s.Version, s.ExeSHA256 = rep.Version, rep.ExeSHA256
+	return "", nil
+}
+
 // ContainerID is the container the agent runs in.
 func (s *Session) ContainerID() string { return s.containerID }
 
