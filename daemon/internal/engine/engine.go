@@ -528,11 +528,7 @@ func (e *Engine) updateRoots(configFiles []string) {
 		}
 		return false
 	}
-	var watchIgnore []string
-	if e.cfg != nil {
-		watchIgnore = e.cfg.Settings.WatchIgnore
-	}
-	key := rootsKey(configFiles, global, watchIgnore, resources)
+	key := rootsKey(configFiles, global, resources)
 	if err := e.watcher.SetRoots(roots, ign, key); err != nil {
 		e.emit(api.Event{Kind: api.EventConfig, Text: fmt.Sprintf("watch: %v", err)})
 	}
@@ -540,49 +536,29 @@ func (e *Engine) updateRoots(configFiles []string) {
 }
 
 // rootsKey names everything the watcher's ignore predicate depends on: the config
-// files, the project-wide rules and what each resource watches and ignores, with
-// the contents of the ignore files they were read from. A reload that changes none
-// of it (a manifest, a command or a port edited) keeps the watches without walking
-// the tree again.
-func rootsKey(configFiles []string, global *ignore.Matcher, watchIgnore []string, resources []*resource) string {
+// files, the project-wide rules and what each resource watches and ignores (each
+// Matcher's Key covers the rules as read, so no file is read again here). A reload
+// that changes none of it (a manifest, a command or a port edited) keeps the
+// watches without walking the tree again.
+func rootsKey(configFiles []string, global *ignore.Matcher, resources []*resource) string {
 	h := sha256.New()
-	put := func(b []byte) {
-		h.Write(b)
-		h.Write([]byte{0})
-	}
 	files := append([]string(nil), configFiles...)
 	sort.Strings(files)
-	for _, f := range files {
-		put([]byte(f))
-	}
-	for _, p := range watchIgnore {
-		put([]byte(p))
-	}
-	var ignoreFiles []string
-	ignoreFiles = append(ignoreFiles, global.Files()...)
+	fmt.Fprintf(h, "%q\n%s\n", files, global.Key())
 	rs := append([]*resource(nil), resources...)
 	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
 	for _, r := range rs {
 		var imgs []*model.Image
+		keys := []string{r.localIgnore.Key(), r.imageIgnore.Key()}
 		for _, k := range r.kimages {
 			imgs = append(imgs, k.img)
-			ignoreFiles = append(ignoreFiles, k.ign.Files()...)
+			keys = append(keys, k.ign.Key())
 		}
-		ignoreFiles = append(ignoreFiles, r.localIgnore.Files()...)
-		ignoreFiles = append(ignoreFiles, r.imageIgnore.Files()...)
-		b, err := json.Marshal([]any{r.name, r.roots(), r.local, r.image, r.lu, imgs})
+		b, err := json.Marshal([]any{r.name, r.roots(), r.local, r.image, r.lu, imgs, keys})
 		if err != nil {
 			return "" // no key: walk
 		}
-		put(b)
-	}
-	for _, f := range ignoreFiles {
-		put([]byte(f))
-		if b, err := os.ReadFile(f); err == nil {
-			put(b)
-		} else {
-			put([]byte("\x00missing"))
-		}
+		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -16,8 +16,11 @@
 package ignore
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +31,8 @@ import (
 type source interface {
 	ignored(abs string, isDir bool) bool
 	skipDir(abs string) bool
+	// describe writes what decides the answers (for Key).
+	describe(w io.Writer)
 }
 
 // Matcher says whether a path is ignored. The zero value and a nil *Matcher
@@ -93,6 +98,22 @@ func (m *Matcher) Reads(path string) bool {
 		}
 	}
 	return false
+}
+
+// Key is a digest of the rules and the files they were read from: two Matchers
+// with the same Key answer alike, so a caller can tell that rules read again are
+// the rules it has (without reading the files once more).
+func (m *Matcher) Key() string {
+	h := sha256.New()
+	if m != nil {
+		for _, f := range m.files {
+			fmt.Fprintf(h, "file %q\n", f)
+		}
+		for _, s := range m.srcs {
+			s.describe(h)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Any returns a Matcher that ignores a path when any of ms does. Nil entries
@@ -250,6 +271,8 @@ func (defaults) ignored(abs string, isDir bool) bool {
 }
 
 func (defaults) skipDir(abs string) bool { return hasGitComponent(abs) }
+
+func (defaults) describe(w io.Writer) { fmt.Fprintln(w, "defaults") }
 
 func hasGitComponent(abs string) bool {
 	for p := abs; ; {

@@ -415,3 +415,49 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestKey: rules read again from unchanged files have the same Key; an edited
+// .dockerignore, other ignore= patterns, another context or a Dockerfile-specific
+// ignore file appearing give another.
+func TestKey(t *testing.T) {
+	ctx := t.TempDir()
+	write(t, ctx, map[string]string{".dockerignore": "*.log\n"})
+	key := func(dir string, ignore ...string) string {
+		t.Helper()
+		m, err := ForContext(dir, filepath.Join(dir, "Dockerfile"), nil, ignore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Key()
+	}
+	k := key(ctx)
+	if key(ctx) != k {
+		t.Fatal("the same rules read twice have different keys")
+	}
+	other := t.TempDir()
+	write(t, other, map[string]string{".dockerignore": "*.log\n"})
+	differ := map[string]string{"another context": key(other), "ignore= patterns": key(ctx, "tmp/")}
+	write(t, ctx, map[string]string{".dockerignore": "*.log\nbuild/\n"})
+	differ["an edited .dockerignore"] = key(ctx)
+	write(t, ctx, map[string]string{"Dockerfile.dockerignore": "*.tmp\n"})
+	differ["a Dockerfile-specific ignore file"] = key(ctx)
+	seen := map[string]string{k: "the first"}
+	for what, got := range differ {
+		if prev, ok := seen[got]; ok {
+			t.Errorf("%s has the key of %s", what, prev)
+		}
+		seen[got] = what
+	}
+	if Any(Defaults(), nil).Key() == Any(Defaults(), mustPatterns(t, ctx, "x")).Key() {
+		t.Error("Any ignores its parts' rules in its key")
+	}
+}
+
+func mustPatterns(t *testing.T, dir string, ps ...string) *Matcher {
+	t.Helper()
+	m, err := FromPatterns(dir, ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -1,6 +1,8 @@
 package ignore
 
 import (
+	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 
@@ -133,6 +135,13 @@ func segsMatch(pats, names []string) bool {
 // as in a .dockerignore file.
 type patternSet struct {
 	rules []rule
+}
+
+func (s *patternSet) describe(w io.Writer) {
+	fmt.Fprintln(w, "patterns")
+	for _, r := range s.rules {
+		fmt.Fprintf(w, "%q %v %q\n", r.base, r.exclusion, r.text)
+	}
 }
 
 func (s *patternSet) ignored(abs string, _ bool) bool {
