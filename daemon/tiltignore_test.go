@@ -15,16 +15,7 @@ func TestTiltIgnoreEditedWhileUp(t *testing.T) {
 	writeFiles(t, dir, map[string]string{".tiltignore": "site/private.txt\n"})
 	// Give the reload a moment, then a file it ignores and one it does not.
 	time.Sleep(500 * time.Millisecond)
-	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n", "site/public.txt": "hello\n"})
-	eventually(t, 20*time.Second, func() error {
-		if got, _ := containerFile(t, st.ContainerID, "/www/public.txt"); got != "hello\n" {
-			return fmt.Errorf("/www/public.txt = %q", got)
-		}
-		return nil
-	})
-	if got, ok := containerFile(t, st.ContainerID, "/www/private.txt"); ok {
-		t.Fatalf("a file .tiltignore names reached the container: %q", got)
-	}
+	syncsAllBut(t, dir, st.ContainerID, ".tiltignore")
 }
 
 // TestDockerignoreEditedWhileUp: an image's .dockerignore edited while up runs
@@ -37,14 +28,22 @@ func TestDockerignoreEditedWhileUp(t *testing.T) {
 	// .dockerignore is in the build context: the edit rebuilds (and reloads).
 	writeFiles(t, dir, map[string]string{".dockerignore": "site/private.txt\n"})
 	st := h.waitUpdates("web", 2, 2*time.Minute)
+	syncsAllBut(t, dir, st.ContainerID, ".dockerignore")
+}
+
+// syncsAllBut saves site/private.txt, which the ignore file (named by which) now
+// names, and site/public.txt: the public one must reach the container, the private
+// one not.
+func syncsAllBut(t *testing.T, dir, containerID, which string) {
+	t.Helper()
 	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n", "site/public.txt": "hello\n"})
 	eventually(t, 20*time.Second, func() error {
-		if got, _ := containerFile(t, st.ContainerID, "/www/public.txt"); got != "hello\n" {
+		if got, _ := containerFile(t, containerID, "/www/public.txt"); got != "hello\n" {
 			return fmt.Errorf("/www/public.txt = %q", got)
 		}
 		return nil
 	})
-	if got, ok := containerFile(t, st.ContainerID, "/www/private.txt"); ok {
-		t.Fatalf("a file .dockerignore names reached the container: %q", got)
+	if got, ok := containerFile(t, containerID, "/www/private.txt"); ok {
+		t.Fatalf("a file %s names reached the container: %q", which, got)
 	}
 }

@@ -36,7 +36,7 @@ type Kube interface {
 	// forwards pointed at the newest ready pod, until ctx is done.
 	FollowPods(ctx context.Context, w kube.Workloads, forwards []model.PortForward, logs io.Writer, ready func(bool))
 	// LiveTarget is the live update target of the containers running image in the
-	// pods of objs' workloads.
+	// pods of w; Close on it ends what it holds.
 	LiveTarget(w kube.Workloads, image string) (*liveupdate.KubeTarget, error)
 	// WatchDrift calls changed whenever a live object of the resource changes, until
 	// ctx is done; wait waits for its watches to end.
