@@ -170,7 +170,7 @@ type kubeStream struct {
 	err    error // how the exec ended; set before done closes
 
 	mu     sync.Mutex
-	timers []*time.Timer
+	timer  *time.Timer // the pending deadline
 }
 
 func openKubeStream(ex remotecommand.Executor, out *output) *kubeStream {
@@ -203,12 +203,7 @@ func (ks *kubeStream) Close() error {
 	_ = ks.stdin.Close()
 	_ = ks.stdout.Close()
 	<-ks.done
-	ks.mu.Lock()
-	for _, t := range ks.timers {
-		t.Stop()
-	}
-	ks.mu.Unlock()
-	return nil
+	return ks.deadline(time.Time{}, false)
 }
 
 // end returns how the exec ended, once it has.
@@ -228,19 +223,19 @@ func (ks *kubeStream) SetReadDeadline(t time.Time) error { return ks.deadline(t,
 func (ks *kubeStream) deadline(t time.Time, writes bool) error {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	for _, tm := range ks.timers {
-		tm.Stop()
+	if ks.timer != nil {
+		ks.timer.Stop()
+		ks.timer = nil
 	}
-	ks.timers = nil
 	if t.IsZero() {
 		return nil
 	}
-	ks.timers = append(ks.timers, time.AfterFunc(time.Until(t), func() {
+	ks.timer = time.AfterFunc(time.Until(t), func() {
 		_ = ks.stdout.CloseWithError(os.ErrDeadlineExceeded)
 		if writes {
 			_ = ks.stdin.CloseWithError(os.ErrDeadlineExceeded)
 		}
-	}))
+	})
 	return nil
 }
 
