@@ -34,7 +34,7 @@ type Kube interface {
 	Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error)
 	// FollowPods streams the logs of the workloads' pods into logs and keeps the port
 	// forwards pointed at the newest ready pod, until ctx is done.
-	FollowPods(ctx context.Context, w kube.Workloads, forwards []model.PortForward, logs io.Writer, ready func(bool))
+	FollowPods(ctx context.Context, w kube.Workloads, forwards []model.PortForward, logs io.Writer)
 	// LiveTarget is the live update target of the containers running image in the
 	// pods of w; Close on it ends what it holds.
 	LiveTarget(w kube.Workloads, image string) (*liveupdate.KubeTarget, error)
@@ -331,7 +331,7 @@ func (e *Engine) watchKube(r *resource, k Kube, desired []*unstructured.Unstruct
 	r.bg.Add(2)
 	go func() {
 		defer r.bg.Done()
-		k.FollowPods(ctx, kube.Workloads{Objects: desired, Extra: extra, SelectorsOnly: selOnly}, forwards, logs, nil)
+		k.FollowPods(ctx, kube.Workloads{Objects: desired, Extra: extra, SelectorsOnly: selOnly}, forwards, logs)
 	}()
 	go func() {
 		defer r.bg.Done()

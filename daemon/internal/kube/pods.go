@@ -100,9 +100,8 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 // FollowPods follows the pods of a resource (w) until ctx is done: the output
 // of every container of every running pod goes to logs (a pod that appears later,
 // after a rollout, too), and each port forward listens on 127.0.0.1 and reaches the
-// newest ready pod, moving to the next pod when it changes. ready, when not nil, is
-// called with whether a ready pod exists each time that changes.
-func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer, ready func(bool)) {
+// newest ready pod, moving to the next pod when it changes.
+func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer) {
 	sels := w.selectors(d.cluster.Namespace)
 	if len(sels) == 0 {
 		return
@@ -117,7 +116,6 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	streams := map[string]context.CancelFunc{} // pod UID → its log streams
 	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs}
 	defer fwd.stop()
-	wasReady := false
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
 	// The watch says when pods change; the slow tick retries a port forward that
@@ -149,13 +147,8 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 				delete(streams, uid)
 			}
 		}
-		target := newestReady(pods)
-		if isReady := target != nil; isReady != wasReady && ready != nil {
-			ready(isReady)
-			wasReady = isReady
-		}
 		if len(forwards) > 0 {
-			fwd.point(ctx, target)
+			fwd.point(ctx, newestReady(pods))
 		}
 		select {
 		case <-ctx.Done():

@@ -105,18 +105,12 @@ func TestFollowPods(t *testing.T) {
 	// PodPoll stays at its 10 s: the pods' watch must bring every change sooner.
 	localPort := freeTCPPort(t)
 	out := &syncBuffer{}
-	var readyMu sync.Mutex
-	var readyCalls []bool
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	followed := make(chan struct{})
 	go func() { // stopped by stop(); the test waits on followed
 		defer close(followed)
-		d.FollowPods(fctx, Workloads{Objects: objs}, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out, func(r bool) {
-			readyMu.Lock()
-			readyCalls = append(readyCalls, r)
-			readyMu.Unlock()
-		})
+		d.FollowPods(fctx, Workloads{Objects: objs}, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out)
 	}()
 	defer func() { stop(); <-followed }()
 
@@ -159,11 +153,6 @@ func TestFollowPods(t *testing.T) {
 		t.Errorf("port %d still accepts connections after FollowPods returned", localPort)
 	}
 	t.Logf("FollowPods wrote:\n%s", out.String())
-	readyMu.Lock()
-	defer readyMu.Unlock()
-	if len(readyCalls) == 0 || !readyCalls[0] {
-		t.Errorf("ready was called with %v, want true first", readyCalls)
-	}
 	if strings.Contains(out.String(), "port forward to pod") || strings.Contains(out.String(), "logs of pod") {
 		t.Errorf("FollowPods reported errors:\n%s", out.String())
 	}
