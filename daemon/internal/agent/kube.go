@@ -169,8 +169,8 @@ type kubeStream struct {
 	done   chan struct{}
 	err    error // how the exec ended; set before done closes
 
-	mu     sync.Mutex
-	timer  *time.Timer // the pending deadline
+	mu    sync.Mutex
+	timer *time.Timer // the pending deadline
 }
 
 func openKubeStream(ex remotecommand.Executor, out *output) *kubeStream {
