@@ -103,7 +103,7 @@ func TestFollowPods(t *testing.T) {
 	}
 
 	// PodPoll stays at its 10 s: the pods' watch must bring every change sooner.
-	localPort := freeTCPPort(t)
+	localPort := testenv.FreePort(t)
 	out := &syncBuffer{}
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -232,16 +232,6 @@ func getThroughForward(t *testing.T, port int, path, want string) {
 	if resp.StatusCode != http.StatusOK || string(body) != want {
 		t.Fatalf("GET %s through the forward: %s %q, want %q", path, resp.Status, body, want)
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // waitForOutput waits until out contains s.

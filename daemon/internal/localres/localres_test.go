@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/loop-dev/loop/daemon/model"
+
+	"github.com/loop-dev/loop/internal/testenv"
 )
 
 // The test binary doubles as a tiny HTTP server for serve_cmd, started with
@@ -152,16 +154,6 @@ func waitGone(t *testing.T, pid int) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func TestCmdSuccessLogsBothStreams(t *testing.T) {
 	logs := &logSink{}
 	rn := newRunner(t, &model.LocalResource{Cmd: sh("echo to-out; echo to-err >&2; printf no-newline >&2")}, logs)
@@ -285,7 +277,7 @@ func TestServeNotStartedWhenFirstCmdFails(t *testing.T) {
 }
 
 func TestReadinessProbeAndExit(t *testing.T) {
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	logs := &logSink{}
 	rn := newRunner(t, &model.LocalResource{
 		ServeCmd: model.Cmd{Argv: []string{os.Args[0], "-test.run=^$"}},
