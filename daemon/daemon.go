@@ -16,6 +16,7 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/kube"
+	"github.com/loop-dev/loop/daemon/internal/localres"
 	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/daemon/statedir"
@@ -127,12 +128,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if m := d.hostPaths(ctx, cli); m != nil && m.Active() {
 		mapPath = m.ToHost
 	}
+	env := os.Environ()
 	d.eng = engine.New(engine.Options{
-		Mode: d.mode, Load: d.o.loader(sub), Docker: cli, Only: d.o.Only, Sink: sink, Env: os.Environ(),
-		MapPath: mapPath,
-		KubeConnect: func(allowed []string) (engine.Kube, error) {
-			return kube.Connect(allowed, cli)
-		},
+		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env,
+		Kinds: []engine.Kind{localres.Kind{}, compose.NewKind(cli, env, mapPath), kube.NewKind(cli)},
 	})
 	close(d.ready)
 	return d.eng.Run(ctx)

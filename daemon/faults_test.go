@@ -276,7 +276,7 @@ func TestFaultFullDiskKeepsHistoryWhole(t *testing.T) {
 		u := api.Update{Kind: api.UpdateLive, Started: start.Add(time.Duration(n) * time.Millisecond), Files: n}
 		u.Ready = u.Started.Add(10 * time.Millisecond)
 		for i := 0; i < 8; i++ {
-			u.Spans = append(u.Spans, api.Span{Name: fmt.Sprintf("phase-%d", i), Duration: time.Millisecond})
+			u.Spans = append(u.Spans, api.Span{Name: api.SpanName(fmt.Sprintf("phase-%d", i)), Duration: time.Millisecond})
 		}
 		if !s.Record("app", u) {
 			t.Fatalf("record %d: not recorded", n)

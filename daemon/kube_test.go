@@ -572,7 +572,7 @@ k8s_yaml('k8s.yaml')
 	if got := readTarget("ran.txt"); got != "v2\n" {
 		t.Fatalf("run step's output in the pod: %q, want v2", got)
 	}
-	spans := map[string]bool{}
+	spans := map[api.SpanName]bool{}
 	for _, s := range u.Spans {
 		spans[s.Name] = true
 	}

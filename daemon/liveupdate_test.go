@@ -316,7 +316,7 @@ func httpBody(t *testing.T, url string) string {
 	}
 }
 
-func hasSpan(u *api.Update, name string) bool {
+func hasSpan(u *api.Update, name api.SpanName) bool {
 	for _, s := range u.Spans {
 		if s.Name == name {
 			return true

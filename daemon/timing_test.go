@@ -64,7 +64,7 @@ func TestHelloTimingAddsUp(t *testing.T) {
 			continue
 		}
 		var sum time.Duration
-		names := map[string]bool{}
+		names := map[api.SpanName]bool{}
 		for _, p := range api.Breakdown(tr.Update) {
 			sum += p.Duration
 			names[p.Name] = true

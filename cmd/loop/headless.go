@@ -64,7 +64,7 @@ func describe(st *api.ResourceStatus) string {
 			if len(u.Spans) > 0 {
 				var parts []string
 				for _, sp := range u.Spans {
-					parts = append(parts, sp.Name+" "+fmtDur(sp.Duration))
+					parts = append(parts, string(sp.Name)+" "+fmtDur(sp.Duration))
 				}
 				s += " (" + strings.Join(parts, ", ") + ")"
 			}

@@ -54,9 +54,23 @@ const (
 
 // Span is one timed phase of an update.
 type Span struct {
-	Name     string        `json:"name"` // build, deploy, sync, run, restart, ready, cmd
+	Name     SpanName      `json:"name"`
 	Duration time.Duration `json:"duration"`
 }
+
+// SpanName names a phase of an update.
+type SpanName string
+
+// The phases the daemon's controllers time.
+const (
+	SpanBuild   SpanName = "build"   // an image build
+	SpanPush    SpanName = "push"    // an image pushed to the cluster's registry
+	SpanDeploy  SpanName = "deploy"  // a container started, objects applied and healthy
+	SpanSync    SpanName = "sync"    // files into a running container
+	SpanRun     SpanName = "run"     // live_update run() steps
+	SpanRestart SpanName = "restart" // the process or container restarted
+	SpanCmd     SpanName = "cmd"     // a local_resource's command
+)
 
 // Update describes one update of a resource, with its change-to-result timing.
 type Update struct {

@@ -12,12 +12,12 @@ type Trace struct {
 // Phases of the change-to-result breakdown that are not engine spans.
 const (
 	// PhaseBatch is Batched−Edit: the watcher's quiet period and batching.
-	PhaseBatch = "batch"
+	PhaseBatch SpanName = "batch"
 	// PhaseQueue is Started−Batched: waiting for dependencies or a free slot.
-	PhaseQueue = "queue"
+	PhaseQueue SpanName = "queue"
 	// PhaseOther is what no span covers: scheduling between spans and waiting
 	// for readiness after the last span.
-	PhaseOther = "other"
+	PhaseOther SpanName = "other"
 )
 
 // Breakdown splits an update's change-to-result time into phases whose
@@ -32,7 +32,7 @@ func Breakdown(u Update) []Span {
 		return nil
 	}
 	var out []Span
-	add := func(name string, d time.Duration) {
+	add := func(name SpanName, d time.Duration) {
 		for i := range out {
 			if out[i].Name == name {
 				out[i].Duration += d

@@ -97,7 +97,7 @@ func (p *promMetrics) observe(t api.Trace) {
 	p.total.WithLabelValues(t.Resource, kind).Observe(total.Seconds())
 	for _, s := range api.Breakdown(t.Update) {
 		if s.Duration >= 0 {
-			p.phase.WithLabelValues(t.Resource, kind, s.Name).Observe(s.Duration.Seconds())
+			p.phase.WithLabelValues(t.Resource, kind, string(s.Name)).Observe(s.Duration.Seconds())
 		}
 	}
 }

@@ -63,7 +63,7 @@ func TestBreakdownAddsUp(t *testing.T) {
 	want := []string{"batch", "queue", "sync", "run", "other"}
 	var names []string
 	for _, s := range bd {
-		names = append(names, s.Name)
+		names = append(names, string(s.Name))
 	}
 	if strings.Join(names, ",") != strings.Join(want, ",") {
 		t.Fatalf("phases %v, want %v", names, want)

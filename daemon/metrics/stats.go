@@ -23,9 +23,9 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 
 // phaseOrder is the order phases are listed in; unknown span names come
 // after these, by name, and other is always last.
-var phaseOrder = []string{api.PhaseBatch, api.PhaseQueue, "build", "load", "push", "deploy", "sync", "run", "restart", "cmd", "ready"}
+var phaseOrder = []api.SpanName{api.PhaseBatch, api.PhaseQueue, api.SpanBuild, "load", api.SpanPush, api.SpanDeploy, api.SpanSync, api.SpanRun, api.SpanRestart, api.SpanCmd, "ready"}
 
-func phaseRank(name string) int {
+func phaseRank(name api.SpanName) int {
 	if i := slices.Index(phaseOrder, name); i >= 0 {
 		return i
 	}
@@ -41,7 +41,7 @@ func stats(resource string, kind api.UpdateKind, traces []api.Trace) api.Latency
 	g := api.LatencyStats{Resource: resource, Kind: kind}
 	var totals []time.Duration
 	var sum time.Duration
-	phases := map[string]time.Duration{}
+	phases := map[api.SpanName]time.Duration{}
 	for _, t := range traces {
 		total := t.Total()
 		if total <= 0 || t.Error != "" {

@@ -1,33 +1,27 @@
-// Package engine owns the state of a running project. One goroutine (Run)
-// holds every resource's state and is its only writer: file batches, update
-// results, readiness changes and config reloads reach it as messages, and it
-// starts updates on worker goroutines that report back. No blocking I/O
-// happens in that goroutine; readers get copies through the event sink.
+// Package engine decides what a running project does next. One goroutine
+// (Run) holds every resource's state and is its only writer: file batches,
+// update outcomes, readiness and config reloads reach it as messages, and it
+// hands work to each resource's supervisor (supervisor.go), which owns the
+// resource's runtime and reports back. The loop itself does no I/O and never
+// waits: loading runs on a loader goroutine, root changes are a request to
+// the watcher's goroutine, stops and updates run in supervisors. Resource
+// kinds (local commands, Compose, Kubernetes) reach the engine through the
+// Kind interface; the engine imports neither Docker nor Kubernetes.
 package engine
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/docker/docker/client"
-
 	"github.com/loop-dev/loop/daemon/api"
-	"github.com/loop-dev/loop/daemon/internal/build"
-	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
-	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/internal/watch"
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -49,24 +43,19 @@ type Loader func(ctx context.Context) (*model.Config, error)
 
 // Options configure an Engine.
 type Options struct {
-	Mode   Mode
-	Load   Loader
-	Docker *client.Client
-	// Env is the environment for compose files' interpolation; nil means os.Environ().
+	Mode Mode
+	Load Loader
+	// Kinds make resources from a loaded config, in this order.
+	Kinds []Kind
+	// Env is the environment whose secret values are masked; nil means os.Environ().
 	Env []string
-	// MapPath turns a local path into the Docker engine's path for bind
-	// mounts (loop in a dev container on the host's engine); nil is identity.
-	MapPath func(string) string
 	// Only limits the run to these resources (and their resource_deps).
 	Only []string
 	// Sink receives every event; it is called from the engine goroutine and
-	// from workers and must not block for long.
+	// from supervisors and must not block for long.
 	Sink func(api.Event)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
-	// KubeConnect connects to the current kube context, refusing one that is not
-	// local unless allowed names it; called when a Kubernetes resource first deploys.
-	KubeConnect func(allowed []string) (Kube, error)
 }
 
 // ErrResourceFailed wraps a resource failure in ModeCI.
@@ -79,8 +68,9 @@ type Engine struct {
 
 	// Owned by the Run goroutine.
 	cfg       *model.Config
-	resources map[string]*resource
+	resources map[string]*state
 	order     []string
+	gens      map[string]int // the last generation per name, across removals
 	watcher   *watch.Watcher
 	running   int
 	// configFiles are the files whose change re-runs the Tiltfile.
@@ -90,11 +80,15 @@ type Engine struct {
 	// files are the config files of the last good load (Tiltfile, loaded
 	// files, compose and env files).
 	files []string
-	// k8sRoots are the files and directories Kubernetes sources render from: an
-	// edit under one reloads the config, which re-renders.
-	k8sRoots  []string
-	reloading bool
-	configErr string
+	// sources are the files and directories Kubernetes sources render from:
+	// an edit under one reloads the config, which re-renders.
+	sources []string
+	// reloading: a load runs; reloadAgain: a config file changed meanwhile,
+	// so one more load follows it (the running one may have read it before).
+	reloading, reloadAgain bool
+	// ending are supervisors of replaced or removed definitions that have
+	// not ended yet: their successors wait for them.
+	ending map[string]*supervisor
 
 	seqMu sync.Mutex
 	seq   uint64
@@ -102,20 +96,10 @@ type Engine struct {
 	// config's Settings.Secrets; read by emit from any goroutine).
 	mask atomic.Pointer[masker]
 
-	builder *build.Builder
-	compose *compose.Controller
-
-	kubeMu  sync.Mutex
-	kube    Kube
-	kubeKey string
-
-	results   chan result
-	control   chan controlMsg
-	stopped   chan struct{} // closed when Run returns
-	readiness chan readyMsg
-	reloads   chan reloadMsg
-	drifts    chan driftMsg
-	workers   sync.WaitGroup
+	msgs    chan any
+	control chan controlMsg
+	stopped chan struct{} // closed when Run returns
+	workers sync.WaitGroup
 }
 
 // New returns an engine; nothing runs until Run.
@@ -127,68 +111,89 @@ func New(opts Options) *Engine {
 	if opts.Env == nil {
 		opts.Env = os.Environ()
 	}
-	ctl := compose.New(opts.Docker)
-	ctl.MapPath = opts.MapPath
 	e := &Engine{
 		opts:      opts,
 		now:       now,
-		builder:   build.New(opts.Docker),
-		compose:   ctl,
-		resources: map[string]*resource{},
-		results:   make(chan result),
+		resources: map[string]*state{},
+		gens:      map[string]int{},
+		ending:    map[string]*supervisor{},
+		msgs:      make(chan any),
 		control:   make(chan controlMsg),
 		stopped:   make(chan struct{}),
-		readiness: make(chan readyMsg),
-		reloads:   make(chan reloadMsg),
-		drifts:    make(chan driftMsg),
 	}
 	e.mask.Store(newMasker(opts.Env, nil))
 	return e
 }
 
-type result struct {
-	name   string
-	update api.Update
-	err    error
-	// apply mutates the resource's state in the engine goroutine.
-	apply func(r *resource)
+// loaded is a config with its resources, from a loader goroutine.
+type loaded struct {
+	cfg       *model.Config
+	resources []*Resource
+	// files are every config file: the loader's, the kinds', the ignore files'.
+	files   []string
+	sources []string
+	ignore  *ignore.Matcher
+	err     error
 }
 
-type readyMsg struct {
-	name  string
-	gen   int
-	ready bool
-	err   error
-	// logAt is set when a log line matched the resource's ready_log.
-	logAt time.Time
-}
-
-// reloadMsg is a loaded config with its resource definitions, or the error.
-type reloadMsg struct {
-	cfg   *model.Config
-	specs []*resource
-	files []string
-	// k8sRoots are what the config's Kubernetes sources render from.
-	k8sRoots []string
-	err      error
-}
-
-// load runs the Tiltfile and derives resource definitions (reading compose
-// files); it runs on a worker.
-func (e *Engine) load(ctx context.Context) reloadMsg {
+// load runs the Tiltfile, the kinds and reads the project's ignore files; it
+// runs on a loader goroutine.
+func (e *Engine) load(ctx context.Context) loaded {
 	cfg, err := e.opts.Load(ctx)
 	if err != nil {
-		m := reloadMsg{cfg: cfg, err: err}
+		m := loaded{cfg: cfg, err: err}
 		if cfg != nil {
 			m.files = cfg.Files
-			m.k8sRoots = kube.SourceRoots(cfg)
 		}
 		return m
 	}
-	// What Kubernetes sources render from is watched as config: read once per load.
-	roots := kube.SourceRoots(cfg)
-	specs, files, err := resourcesFor(ctx, cfg, e.opts.Env)
-	return reloadMsg{cfg: cfg, specs: specs, files: append(files, roots...), k8sRoots: roots, err: err}
+	m := loaded{cfg: cfg, files: append([]string(nil), cfg.Files...), ignore: globalIgnore(cfg)}
+	names := map[string]bool{}
+	for _, k := range e.opts.Kinds {
+		l, err := k.Load(ctx, cfg)
+		m.files = append(m.files, l.Files...)
+		m.sources = append(m.sources, l.Sources...)
+		if err != nil {
+			m.err = err
+			continue
+		}
+		for _, r := range l.Resources {
+			if names[r.Name] && m.err == nil {
+				m.err = fmt.Errorf("resource %q is declared twice", r.Name)
+			}
+			names[r.Name] = true
+			m.resources = append(m.resources, r)
+		}
+	}
+	m.files = append(m.files, m.sources...)
+	if m.err != nil {
+		return m
+	}
+	for _, r := range m.resources {
+		for _, d := range r.Deps {
+			if !names[d] {
+				m.err = fmt.Errorf("resource %q: resource_deps names %q, which is not a resource", r.Name, d)
+				return m
+			}
+		}
+	}
+	return m
+}
+
+// globalIgnore reads the project-wide ignore rules: editor temp files and
+// .git, .tiltignore, watch_settings(ignore=).
+func globalIgnore(cfg *model.Config) *ignore.Matcher {
+	ms := []*ignore.Matcher{ignore.Defaults()}
+	dir := filepath.Dir(cfg.Tiltfile)
+	if m, err := ignore.TiltIgnore(dir); err == nil {
+		ms = append(ms, m)
+	}
+	if len(cfg.Settings.WatchIgnore) > 0 {
+		if m, err := ignore.FromPatterns(dir, cfg.Settings.WatchIgnore); err == nil {
+			ms = append(ms, m)
+		}
+	}
+	return ignore.Any(ms...)
 }
 
 func (e *Engine) emit(ev api.Event) {
@@ -206,24 +211,28 @@ func (e *Engine) emit(ev api.Event) {
 	e.opts.Sink(ev)
 }
 
-// logWriter returns a writer whose lines become log events of a resource.
-// resourceLog is the log of a resource's running process (container output,
-// serve_cmd): with a ready_log pattern, a matching line is reported to the
-// engine goroutine as readiness.
-//
-// ctx is the resource's background context: a send gives up when it ends
-// (the engine goroutine may be the one stopping the resource).
-func (e *Engine) resourceLog(ctx context.Context, r *resource) io.Writer {
-	if r.readyLog == nil {
-		return e.logWriter(r.name)
+// readyLine is a ready_log match, from a process log writer.
+type readyLine struct {
+	name string
+	gen  int
+	at   time.Time
+}
+
+// processLog returns the writer of a resource's running process's output:
+// with a ready_log pattern, a matching line is reported to the engine
+// goroutine as readiness. A send gives up when ctx (the supervisor's) ends.
+func (e *Engine) processLog(ctx context.Context, r *state) io.Writer {
+	re := r.res.ReadyLog
+	if re == nil {
+		return e.logWriter(r.name())
 	}
-	name, gen, re := r.name, r.gen, r.readyLog
+	name, gen := r.name(), r.gen
 	plain := e.logWriter(name)
 	return &lineWriter{emit: func(line string) {
 		_, _ = io.WriteString(plain, line+"\n")
 		if re.MatchString(line) {
 			select {
-			case e.readiness <- readyMsg{name: name, gen: gen, ready: true, logAt: e.now()}:
+			case e.msgs <- readyLine{name: name, gen: gen, at: e.now()}:
 			case <-ctx.Done():
 			}
 		}
@@ -253,7 +262,9 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	w, werr := watch.New(watch.Options{Now: e.now})
+	w, werr := watch.New(watch.Options{Now: e.now, OnError: func(err error) {
+		e.emit(api.Event{Kind: api.EventConfig, Text: fmt.Sprintf("watch: %v", err)})
+	}})
 	if werr != nil {
 		return fmt.Errorf("start watching: %w", werr)
 	}
@@ -276,12 +287,12 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		bg.Wait()
 	}()
 
-	e.onReload(ctx, first)
+	e.onLoaded(ctx, first)
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		e.schedule(ctx)
+		e.schedule()
 		if e.opts.Mode == ModeCI {
 			if done, cerr := e.ciDone(); done {
 				return cerr
@@ -304,38 +315,48 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 				return nil
 			}
 			e.onFiles(ctx, b.Events)
-		case r := <-e.results:
-			e.onResult(r)
-		case m := <-e.readiness:
-			e.onReadiness(m)
+		case m := <-e.msgs:
+			e.onMsg(ctx, m)
 		case m := <-e.control:
 			m.reply <- e.onControl(m)
-		case m := <-e.reloads:
-			e.onReload(ctx, m)
-		case m := <-e.drifts:
-			e.onDrift(m)
 		case <-timer.C:
 		}
 	}
 }
 
-// shutdown stops every resource's background work and waits for workers.
-// Workers may still be sending results; drain them until they finish.
+func (e *Engine) onMsg(ctx context.Context, m any) {
+	switch m := m.(type) {
+	case supResult:
+		e.onResult(m)
+	case supReport:
+		e.onReport(m)
+	case readyLine:
+		e.onReadyLine(m)
+	case supEnded:
+		if s := e.ending[m.name]; s != nil && s.gen == m.gen {
+			delete(e.ending, m.name)
+		}
+	case loaded:
+		e.onLoaded(ctx, m)
+	}
+}
+
+// shutdown ends every supervisor and waits for them and for loaders,
+// handling their last messages meanwhile (results keep counts true).
 func (e *Engine) shutdown() {
+	for _, r := range e.resources {
+		r.sup.interrupt(command{op: cmdEnd})
+	}
 	done := make(chan struct{})
 	go func() { e.workers.Wait(); close(done) }()
 	for {
 		select {
 		case <-done:
-			for _, r := range e.resources {
-				r.stop()
-			}
 			return
-		case r := <-e.results:
-			e.onResult(r)
-		case <-e.readiness:
-		case <-e.reloads:
-		case <-e.drifts:
+		case m := <-e.msgs:
+			if res, ok := m.(supResult); ok {
+				e.onResult(res)
+			}
 		}
 	}
 }
@@ -359,49 +380,91 @@ func (e *Engine) ciDone() (bool, error) {
 	return allReady, nil
 }
 
-// applyConfig replaces the resource set with specs, keeping resources whose
-// definition did not change and replacing the others.
-func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, specs []*resource, files []string) {
+// onLoaded applies a load: on success the new resource set, on failure only
+// what to watch for a fix (whatever runs keeps running). A config file saved
+// while that load ran starts one more.
+func (e *Engine) onLoaded(ctx context.Context, m loaded) {
+	e.reloading = false
+	defer func() {
+		if e.reloadAgain {
+			e.reloadAgain = false
+			e.startLoad(ctx)
+		}
+	}()
+	if m.err != nil {
+		e.emit(api.Event{Kind: api.EventConfig, Text: m.err.Error()})
+		// Keep what runs; watch the files of the broken load too, for the fix,
+		// and the old sources as well as any new ones.
+		e.sources = mergeFiles(e.sources, m.sources)
+		e.updateRoots(mergeFiles(m.files, e.files))
+		return
+	}
+	e.emit(api.Event{Kind: api.EventConfig})
+	e.sources = m.sources
+	e.ignore = m.ignore
+	e.applyConfig(ctx, m.cfg, m.resources, m.files)
+}
+
+func (e *Engine) startLoad(ctx context.Context) {
+	if e.reloading {
+		e.reloadAgain = true
+		return
+	}
+	e.reloading = true
+	e.workers.Add(1)
+	go func() {
+		defer e.workers.Done()
+		m := e.load(ctx)
+		select {
+		case e.msgs <- m:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// applyConfig replaces the resource set, keeping resources whose definition
+// did not change and replacing the others. Replaced and removed resources'
+// supervisors end on their own goroutines; a replacement starts once its
+// predecessor has ended.
+func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, defs []*Resource, files []string) {
 	e.cfg = cfg
 	e.mask.Store(newMasker(secretEnv(e.opts.Env, cfg), cfg.Settings.Secrets))
-	next := map[string]*resource{}
+	next := map[string]*state{}
 	var order []string
-	for _, s := range specs {
-		order = append(order, s.name)
-		old, found := e.resources[s.name]
-		if found && old.hash == s.hash {
+	for _, d := range defs {
+		order = append(order, d.Name)
+		old, found := e.resources[d.Name]
+		if found && old.res.Hash == d.Hash {
 			// Same definition; but the ignore files (.dockerignore) were read
 			// again and may say otherwise now.
-			old.localIgnore, old.imageIgnore, old.kimages = s.localIgnore, s.imageIgnore, s.kimages
-			next[s.name] = old
+			res := *old.res
+			res.Inputs = d.Inputs
+			old.res = &res
+			next[d.Name] = old
 			continue
 		}
+		e.gens[d.Name]++
+		st := &state{res: d, gen: e.gens[d.Name], phase: ""}
+		var after <-chan struct{}
 		if found {
-			if old.updating {
-				// Stopped once its running update reports back.
-				old.replaced = true
-			} else {
-				old.stop()
-			}
-			s.carryOver(old)
+			old.sup.interrupt(command{op: cmdEnd})
+			e.ending[d.Name] = old.sup
+			after = old.sup.done
+			st.containerID, st.image = old.containerID, old.image
+			st.last, st.everReady, st.started = old.last, old.everReady, old.started
+		} else if prev := e.ending[d.Name]; prev != nil {
+			after = prev.done // removed and back again before it ended
 		}
-		next[s.name] = s
+		st.sup = e.newSupervisor(ctx, st, after)
+		next[d.Name] = st
 	}
-	var gone []string
 	for name, old := range e.resources {
 		if _, keep := next[name]; !keep {
-			if old.updating {
-				old.replaced = true
-			} else {
-				old.stop()
-			}
-			if old.typ == "k8s" && old.started {
-				gone = append(gone, name)
-			}
+			// Left the config: what it deployed is deleted once it has stopped.
+			old.sup.interrupt(command{op: cmdEnd, remove: old.started})
+			e.ending[name] = old.sup
 		}
 	}
-	sort.Strings(gone)
-	e.removeKube(ctx, gone)
 	e.resources = next
 	e.order = order
 	e.files = files
@@ -413,17 +476,17 @@ func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, specs []*re
 	e.updateRoots(files)
 }
 
-func (e *Engine) initState(r *resource) {
+func (e *Engine) initState(r *state) {
 	r.phase = api.PhasePending
-	if !e.selected(r.name) {
+	if !e.selected(r.name()) {
 		r.phase = api.PhaseDisabled
 		e.emitStatus(r)
 		return
 	}
-	switch r.trigger {
+	switch r.res.Trigger {
 	case model.TriggerAutoNoInit, model.TriggerManualNoInit:
 	default:
-		r.needsInit = r.autoInit
+		r.needsInit = r.res.AutoInit
 	}
 	if e.opts.Mode == ModeCI {
 		r.needsInit = true
@@ -451,8 +514,8 @@ func (e *Engine) selected(name string) bool {
 			return false
 		}
 		seen[n] = true
-		if r, ok := e.specByName(n); ok {
-			for _, d := range r.deps {
+		if r, ok := e.resources[n]; ok {
+			for _, d := range r.res.Deps {
 				if visit(d) {
 					return true
 				}
@@ -468,146 +531,6 @@ func (e *Engine) selected(name string) bool {
 	return false
 }
 
-func (e *Engine) specByName(n string) (*resource, bool) {
-	r, ok := e.resources[n]
-	return r, ok
-}
-
-// updateRoots points the watcher at every file and directory that matters.
-func (e *Engine) updateRoots(configFiles []string) {
-	set := map[string]bool{}
-	for _, f := range configFiles {
-		set[f] = true
-	}
-	for _, r := range e.resources {
-		for _, root := range r.roots() {
-			set[root] = true
-		}
-	}
-	roots := make([]string, 0, len(set))
-	for f := range set {
-		roots = append(roots, f)
-	}
-	sort.Strings(roots)
-	// The project-wide ignore rules are read once per config load, not per
-	// batch; the ignore files themselves count as config files, so editing
-	// .tiltignore reloads and rebuilds them.
-	global := e.loadGlobalIgnore()
-	e.ignore = global
-	configFiles = append(append([]string(nil), configFiles...), global.Files()...)
-	for _, f := range global.Files() {
-		set[f] = true
-	}
-	roots = roots[:0]
-	for f := range set {
-		roots = append(roots, f)
-	}
-	sort.Strings(roots)
-	cfgFiles := map[string]bool{}
-	for _, f := range configFiles {
-		cfgFiles[f] = true
-	}
-	resources := make([]*resource, 0, len(e.resources))
-	for _, r := range e.resources {
-		resources = append(resources, r)
-	}
-	ign := func(path string, isDir bool) bool {
-		if cfgFiles[path] {
-			return false
-		}
-		if global != nil && global.Ignored(path, isDir) {
-			return true
-		}
-		if isDir {
-			for _, r := range resources {
-				if !r.skipsDir(path) {
-					return false
-				}
-			}
-			return len(resources) > 0 && !underAny(path, configFiles)
-		}
-		return false
-	}
-	key := rootsKey(configFiles, global, resources)
-	if err := e.watcher.SetRoots(roots, ign, key); err != nil {
-		e.emit(api.Event{Kind: api.EventConfig, Text: fmt.Sprintf("watch: %v", err)})
-	}
-	e.configFiles = cfgFiles
-}
-
-// rootsKey names everything the watcher's ignore predicate depends on: the config
-// files, the project-wide rules and what each resource watches and ignores (each
-// Matcher's Key covers the rules as read, so no file is read again here). A reload
-// that changes none of it (a manifest, a command or a port edited) keeps the
-// watches without walking the tree again.
-func rootsKey(configFiles []string, global *ignore.Matcher, resources []*resource) string {
-	h := sha256.New()
-	files := append([]string(nil), configFiles...)
-	sort.Strings(files)
-	fmt.Fprintf(h, "%q\n%s\n", files, global.Key())
-	rs := append([]*resource(nil), resources...)
-	sort.Slice(rs, func(i, j int) bool { return rs[i].name < rs[j].name })
-	for _, r := range rs {
-		var imgs []*model.Image
-		keys := []string{r.localIgnore.Key(), r.imageIgnore.Key()}
-		for _, k := range r.kimages {
-			imgs = append(imgs, k.img)
-			keys = append(keys, k.ign.Key())
-		}
-		b, err := json.Marshal([]any{r.name, r.roots(), r.local, r.image, r.lu, imgs, keys})
-		if err != nil {
-			return "" // no key: walk
-		}
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// loadGlobalIgnore reads the project-wide ignore rules: editor temp files and
-// .git, .tiltignore, watch_settings(ignore=).
-func (e *Engine) loadGlobalIgnore() *ignore.Matcher {
-	ms := []*ignore.Matcher{ignore.Defaults()}
-	if e.cfg != nil {
-		dir := filepath.Dir(e.cfg.Tiltfile)
-		if m, err := ignore.TiltIgnore(dir); err == nil {
-			ms = append(ms, m)
-		}
-		if len(e.cfg.Settings.WatchIgnore) > 0 {
-			if m, err := ignore.FromPatterns(dir, e.cfg.Settings.WatchIgnore); err == nil {
-				ms = append(ms, m)
-			}
-		}
-	}
-	return ignore.Any(ms...)
-}
-
-func underAny(path string, roots []string) bool {
-	for _, r := range roots {
-		if within(r, path) || within(path, r) {
-			return true
-		}
-	}
-	return false
-}
-
-// underRoot reports whether path is one of roots or below one.
-func underRoot(path string, roots []string) bool {
-	for _, r := range roots {
-		if within(r, path) {
-			return true
-		}
-	}
-	return false
-}
-
-// within reports whether path is root or below it.
-func within(root, path string) bool {
-	if path == root {
-		return true
-	}
-	return strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
-}
-
 // onFiles routes a batch of file events to the resources they concern and
 // to a config reload.
 func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
@@ -615,25 +538,26 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	now := e.now()
 	global := e.ignore
 	for _, ev := range evs {
-		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.k8sRoots) && (global == nil || !global.Ignored(ev.Path, false))) {
+		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.sources) && !ignored(global, ev.Path)) {
 			// Config files re-run the Tiltfile; resources whose definition
 			// changed are then updated. They do not update a resource
-			// directly, except a Dockerfile (docker_build reads it, but the
-			// definition names only its path): its image is rebuilt.
+			// directly, except a Dockerfile or .dockerignore (docker_build
+			// reads it, but the definition names only its path): its image
+			// is rebuilt.
 			reload = true
 			for _, name := range e.order {
-				if r := e.resources[name]; r.phase != api.PhaseDisabled && r.builtFrom(ev.Path) {
+				if r := e.resources[name]; r.phase != api.PhaseDisabled && r.res.Inputs.builtFrom(ev.Path) {
 					r.addChange(ev, now)
 				}
 			}
 			continue
 		}
-		if global != nil && global.Ignored(ev.Path, false) {
+		if ignored(global, ev.Path) {
 			continue
 		}
 		for _, name := range e.order {
 			r := e.resources[name]
-			if r.phase == api.PhaseDisabled || !r.concerns(ev.Path) {
+			if r.phase == api.PhaseDisabled || !r.res.Inputs.concerns(ev.Path) {
 				continue
 			}
 			r.addChange(ev, now)
@@ -642,46 +566,14 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	for _, name := range e.order {
 		r := e.resources[name]
 		if len(r.pending) > 0 {
-			r.classify(e.now())
+			r.classify(now)
 			e.emitStatus(r)
 		}
 	}
-	if reload && !e.reloading {
-		e.reloading = true
-		e.workers.Add(1)
-		go func() {
-			defer e.workers.Done()
-			m := e.load(ctx)
-			select {
-			case e.reloads <- m:
-			case <-ctx.Done():
-			}
-		}()
+	if reload {
+		e.startLoad(ctx)
 	}
 }
-
-func (e *Engine) onReload(ctx context.Context, m reloadMsg) {
-	e.reloading = false
-	if m.cfg != nil {
-		roots := m.k8sRoots
-		if m.err != nil {
-			roots = mergeFiles(e.k8sRoots, roots) // watch the old and the new for a fix
-		}
-		e.k8sRoots = roots
-	}
-	if m.err != nil {
-		e.configErr = m.err.Error()
-		e.emit(api.Event{Kind: api.EventConfig, Text: m.err.Error()})
-		// Keep what runs; watch the files of the broken load too, for the fix.
-		e.updateRoots(mergeFiles(m.files, e.cfgFiles()))
-		return
-	}
-	e.configErr = ""
-	e.emit(api.Event{Kind: api.EventConfig})
-	e.applyConfig(ctx, m.cfg, m.specs, m.files)
-}
-
-func (e *Engine) cfgFiles() []string { return e.files }
 
 func mergeFiles(a, b []string) []string {
 	seen := map[string]bool{}
@@ -720,7 +612,7 @@ func (e *Engine) nextDue() (time.Duration, bool) {
 
 // schedule starts every update that is due, in declaration order, within
 // max_parallel_updates.
-func (e *Engine) schedule(ctx context.Context) {
+func (e *Engine) schedule() {
 	maxPar := model.DefaultMaxParallelUpdates
 	if e.cfg != nil && e.cfg.Settings.MaxParallelUpdates > 0 {
 		maxPar = e.cfg.Settings.MaxParallelUpdates
@@ -740,26 +632,26 @@ func (e *Engine) schedule(ctx context.Context) {
 			// A full update reads the current files: what changed before
 			// it starts is in it already.
 			r.takePending()
-			e.start(ctx, r, nil)
+			e.start(r, nil)
 		case len(r.pending) > 0 && r.started && !now.Before(r.due) && (r.autoTrigger() || r.triggered):
 			r.triggered = false
-			changes := r.takePending()
-			if len(changes.changes) == 0 {
+			b := r.takePending()
+			if len(b.changes) == 0 {
 				// Only transient files came and went: nothing to do.
 				e.emitStatus(r)
 				continue
 			}
-			e.start(ctx, r, changes)
+			e.start(r, &b)
 		}
 	}
 }
 
 // depsReady reports whether every resource_dep has been ready once.
-func (e *Engine) depsReady(r *resource) bool {
-	for _, d := range r.deps {
+func (e *Engine) depsReady(r *state) bool {
+	for _, d := range r.res.Deps {
 		dep, ok := e.resources[d]
 		if !ok {
-			continue // validated at config time
+			continue // validated at load time
 		}
 		if dep.phase == api.PhaseDisabled {
 			continue
@@ -771,70 +663,75 @@ func (e *Engine) depsReady(r *resource) bool {
 	return true
 }
 
-func (e *Engine) start(ctx context.Context, r *resource, changes *pendingBatch) {
+// start hands an update to the resource's supervisor: b's changes, or a
+// full update when b is nil.
+func (e *Engine) start(r *state, b *batch) {
 	r.updating = true
 	r.started = true
 	r.phase = api.PhaseUpdating
 	e.running++
 	e.emitStatus(r)
-	job := r.job(e, changes)
-	e.workers.Add(1)
-	go func() {
-		defer e.workers.Done()
-		res := job(ctx)
-		select {
-		case e.results <- res:
-		case <-ctx.Done():
-			// The engine is shutting down; shutdown drains results.
-			e.results <- res
+	j := Job{Started: e.now(), Config: e.cfg, Carried: r.carried(), Skip: ignore.Any(e.ignore, r.res.Inputs.LiveIgnore)}
+	if b != nil {
+		j.Changes, j.Live, j.Edit, j.Batched = b.changes, b.plan, b.edit, b.batched
+		if b.fallBack != nil {
+			e.emit(api.Event{Kind: api.EventLog, Resource: r.name(), Text: fmt.Sprintf("rebuild: %s: %s", b.fallBack.Path, b.fallBack.Reason)})
 		}
-	}()
+	}
+	r.sup.send(command{op: cmdUpdate, job: j})
 }
 
-func (e *Engine) onResult(res result) {
-	r, ok := e.resources[res.name]
+func (e *Engine) onResult(m supResult) {
 	e.running--
-	if !ok {
-		return
+	r, ok := e.resources[m.name]
+	if !ok || r.gen != m.gen {
+		return // a replaced or removed definition's last update
 	}
 	r.updating = false
 	r.lastDone = e.now()
-	if res.apply != nil {
-		res.apply(r)
+	o := m.outcome
+	r.live = o.Live
+	if o.ContainerID != "" {
+		r.containerID = o.ContainerID
+	}
+	if o.Image != "" {
+		r.image = o.Image
+	}
+	if o.Err == nil {
+		r.drift = nil // just applied
 	}
 	if len(r.pending) > 0 {
 		r.classify(r.lastDone)
 	}
-	u := res.update
+	u := o.Update
 	r.last = &u
-	if res.err != nil {
+	switch {
+	case r.phase == api.PhaseDisabled:
+		// Disabled while it ran: it stays so.
+	case o.Err != nil:
 		r.phase = api.PhaseError
-		r.errText = res.err.Error()
-		e.emit(api.Event{Kind: api.EventLog, Resource: r.name, Text: "ERROR: " + res.err.Error()})
-	} else {
+		r.errText = o.Err.Error()
+		e.emit(api.Event{Kind: api.EventLog, Resource: r.name(), Text: "ERROR: " + o.Err.Error()})
+	case r.res.ReadyLog != nil && needsReadyLine(u):
 		r.errText = ""
-		switch {
-		case r.readyLog != nil && needsReadyLine(u):
-			if !r.logReadyAt.Before(u.Started) {
-				// The line came while the update was finishing.
-				r.phase = api.PhaseReady
-				r.everReady = true
-			} else {
-				r.phase = api.PhaseRunning
-				r.awaitLog = true
-				r.last.Ready = time.Time{}
-			}
-		case r.readyNow():
+		if !r.logReadyAt.Before(u.Started) {
+			// The line came while the update was finishing.
 			r.phase = api.PhaseReady
 			r.everReady = true
-		default:
-			// Ready when the probe passes; the trace ends then.
+		} else {
 			r.phase = api.PhaseRunning
+			r.awaitLog = true
 			r.last.Ready = time.Time{}
 		}
-	}
-	if r.replaced {
-		r.stop()
+	case r.readyNow():
+		r.errText = ""
+		r.phase = api.PhaseReady
+		r.everReady = true
+	default:
+		// Ready when the probe passes; the trace ends then.
+		r.errText = ""
+		r.phase = api.PhaseRunning
+		r.last.Ready = time.Time{}
 	}
 	e.emitStatus(r)
 }
@@ -846,65 +743,91 @@ func needsReadyLine(u api.Update) bool {
 		return true
 	}
 	for _, s := range u.Spans {
-		if s.Name == "restart" {
+		if s.Name == api.SpanRestart {
 			return true
 		}
 	}
 	return false
 }
 
-func (e *Engine) onReadiness(m readyMsg) {
+func (e *Engine) onReadyLine(m readyLine) {
 	r, ok := e.resources[m.name]
 	if !ok || r.gen != m.gen {
 		return
 	}
-	if m.logAt.IsZero() && r.readyLog != nil && m.ready {
+	r.logReadyAt = m.at
+	if !r.awaitLog || r.updating || r.last == nil || m.at.Before(r.last.Started) {
+		return
+	}
+	r.awaitLog = false
+	r.phase = api.PhaseReady
+	r.everReady = true
+	r.last.Ready = m.at
+	e.emitStatus(r)
+}
+
+func (e *Engine) onReport(m supReport) {
+	r, ok := e.resources[m.name]
+	if !ok || r.gen != m.gen || r.phase == api.PhaseDisabled {
+		return
+	}
+	rep := m.report
+	if rep.DriftSet {
+		if r.updating {
+			return // the update's deploy decides
+		}
+		r.drift = rep.Drift
+		e.emitStatus(r)
+	}
+	if !rep.Probe {
+		return
+	}
+	ready := rep.Ready
+	if r.res.ReadyLog != nil && ready {
 		// With ready_log, a running serve_cmd is not ready until its line.
-		m.ready = false
+		ready = false
 		if r.phase != api.PhaseReady {
 			return
 		}
 	}
-	if !m.logAt.IsZero() {
-		r.logReadyAt = m.logAt
-		if !r.awaitLog || r.updating || r.last == nil || m.logAt.Before(r.last.Started) {
-			return
-		}
-		r.awaitLog = false
-		r.phase = api.PhaseReady
-		r.everReady = true
-		r.last.Ready = m.logAt
-		e.emitStatus(r)
-		return
-	}
-	r.probeReady = m.ready
+	r.probeReady = ready
 	if r.updating {
 		return
 	}
 	switch {
-	case m.err != nil:
+	case rep.Err != nil:
 		r.phase = api.PhaseError
-		r.errText = m.err.Error()
-	case m.ready && r.phase != api.PhaseError:
+		r.errText = rep.Err.Error()
+	case ready && r.phase != api.PhaseError:
 		r.phase = api.PhaseReady
 		r.everReady = true
 		if r.last != nil && r.last.Ready.IsZero() {
 			r.last.Ready = e.now()
 		}
-	case !m.ready && r.phase == api.PhaseReady:
+	case !ready && r.phase == api.PhaseReady:
 		r.phase = api.PhaseRunning
 	}
 	e.emitStatus(r)
 }
 
-func (e *Engine) emitStatus(r *resource) {
+func (e *Engine) emitStatus(r *state) {
 	st := r.status()
-	e.emit(api.Event{Kind: api.EventStatus, Resource: r.name, Status: &st})
+	e.emit(api.Event{Kind: api.EventStatus, Resource: r.name(), Status: &st})
 }
 
-// controlMsg is a request from a client (trigger, enable, disable).
+// Op is a client's request about one resource.
+type Op int
+
+// Client requests.
+const (
+	OpTrigger Op = iota
+	OpEnable
+	OpDisable
+)
+
+// controlMsg is a request from a client.
 type controlMsg struct {
-	op    string
+	op    Op
 	name  string
 	reply chan error
 }
@@ -915,7 +838,7 @@ var ErrUnknownResource = errors.New("unknown resource")
 // ErrNotRunning is returned by control calls when Run is not running.
 var ErrNotRunning = errors.New("engine is not running")
 
-func (e *Engine) call(ctx context.Context, op, name string) error {
+func (e *Engine) call(ctx context.Context, op Op, name string) error {
 	m := controlMsg{op: op, name: name, reply: make(chan error, 1)}
 	select {
 	case e.control <- m:
@@ -934,14 +857,14 @@ func (e *Engine) call(ctx context.Context, op, name string) error {
 
 // Trigger updates a resource now: its pending changes if it has any (also
 // in manual trigger mode), else a full update (rebuild, or re-run cmd).
-func (e *Engine) Trigger(ctx context.Context, name string) error { return e.call(ctx, "trigger", name) }
+func (e *Engine) Trigger(ctx context.Context, name string) error { return e.call(ctx, OpTrigger, name) }
 
 // SetEnabled enables or disables a resource. A disabled resource gets no
 // updates and its serve command and log stream stop; enabling starts it.
 func (e *Engine) SetEnabled(ctx context.Context, name string, on bool) error {
-	op := "disable"
+	op := OpDisable
 	if on {
-		op = "enable"
+		op = OpEnable
 	}
 	return e.call(ctx, op, name)
 }
@@ -952,7 +875,7 @@ func (e *Engine) onControl(m controlMsg) error {
 		return fmt.Errorf("%w: %q", ErrUnknownResource, m.name)
 	}
 	switch m.op {
-	case "trigger":
+	case OpTrigger:
 		if r.phase == api.PhaseDisabled {
 			return fmt.Errorf("trigger %s: resource is disabled", m.name)
 		}
@@ -962,13 +885,14 @@ func (e *Engine) onControl(m controlMsg) error {
 		} else {
 			r.needsInit = true
 		}
-	case "disable":
+	case OpDisable:
 		if r.phase != api.PhaseDisabled {
-			r.stop()
-			r.bgCancel, r.runner, r.target = nil, nil, nil
+			// The supervisor stops the runtime, however long that takes.
+			r.sup.interrupt(command{op: cmdClose})
 			r.phase = api.PhaseDisabled
+			r.live = false
 		}
-	case "enable":
+	case OpEnable:
 		if r.phase == api.PhaseDisabled {
 			r.phase = api.PhasePending
 			r.needsInit = true

@@ -51,6 +51,11 @@ type Event struct {
 	// derived from a directory scan, when it read the event that caused the
 	// scan), before any batching.
 	Time time.Time
+	// Dir and Gone are what the watcher saw of the path when it read the event:
+	// a directory (or, when gone, one that was), and no longer there. Merged
+	// events keep the latest, so consumers decide without a stat of their own.
+	Dir  bool
+	Gone bool
 }
 
 func opFrom(o fsnotify.Op) Op {

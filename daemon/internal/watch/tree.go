@@ -269,7 +269,7 @@ func (w *Watcher) resolve(r string, emit bool, t time.Time) error {
 	prev, had := ds.entries[name]
 	if emit {
 		if op := diffOp(prev, had, st); op != 0 {
-			w.emit(Event{Path: r, Op: op, Time: t})
+			w.emit(Event{Path: r, Op: op, Time: t, Dir: st.isDir()})
 		}
 	}
 	ds.entries[name] = st
@@ -298,7 +298,7 @@ func (w *Watcher) forget(r string, emit bool, t time.Time) {
 		}
 	}
 	if known && emit {
-		w.emit(Event{Path: r, Op: Remove, Time: t})
+		w.emit(Event{Path: r, Op: Remove, Time: t, Dir: w.dirs[r] != nil, Gone: true})
 	}
 	w.dropTree(r, emit, t)
 }
@@ -350,7 +350,7 @@ func (w *Watcher) scanDir(d string, emit bool, t time.Time) error {
 		}
 		if emit {
 			if op := diffOp(prev, had, st); op != 0 {
-				w.emit(Event{Path: p, Op: op, Time: t})
+				w.emit(Event{Path: p, Op: op, Time: t, Dir: st.isDir()})
 			}
 		}
 		if st.isDir() {
@@ -365,7 +365,7 @@ func (w *Watcher) scanDir(d string, emit bool, t time.Time) error {
 		}
 		p := join(d, name)
 		if emit {
-			w.emit(Event{Path: p, Op: Remove, Time: t})
+			w.emit(Event{Path: p, Op: Remove, Time: t, Dir: st.isDir(), Gone: true})
 		}
 		if st.isDir() {
 			w.dropTree(p, emit, t)
@@ -400,7 +400,7 @@ func (w *Watcher) dropTree(d string, emit bool, t time.Time) {
 	for name, st := range ds.entries {
 		p := join(d, name)
 		if emit {
-			w.emit(Event{Path: p, Op: Remove, Time: t})
+			w.emit(Event{Path: p, Op: Remove, Time: t, Dir: st.isDir(), Gone: true})
 		}
 		if st.isDir() {
 			w.dropTree(p, emit, t)
@@ -446,7 +446,7 @@ func (w *Watcher) onEvent(ev fsnotify.Event, t time.Time) error {
 		}
 		delete(w.skipped, p)
 		if w.reportable(p, wasDir, pds) {
-			w.emit(Event{Path: p, Op: op, Time: t})
+			w.emit(Event{Path: p, Op: op, Time: t, Dir: wasDir, Gone: true})
 		}
 		w.dropTree(p, true, t)
 		if w.roots[p] || w.anc[p] {
@@ -461,7 +461,7 @@ func (w *Watcher) onEvent(ev fsnotify.Event, t time.Time) error {
 	if err != nil {
 		// Gone already; its Remove follows. Report what the kernel said.
 		if w.reportable(p, false, pds) {
-			w.emit(Event{Path: p, Op: op, Time: t})
+			w.emit(Event{Path: p, Op: op, Time: t, Gone: true})
 		}
 		return nil
 	}
@@ -477,7 +477,7 @@ func (w *Watcher) onEvent(ev fsnotify.Event, t time.Time) error {
 		}
 		return nil
 	}
-	w.emit(Event{Path: p, Op: op, Time: t})
+	w.emit(Event{Path: p, Op: op, Time: t, Dir: isDir})
 	if pds != nil {
 		pds.entries[name] = statOf(fi)
 	}

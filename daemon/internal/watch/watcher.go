@@ -29,6 +29,9 @@ type Options struct {
 	Ignore IgnoreFunc
 	// Now stamps events; nil means time.Now.
 	Now func() time.Time
+	// OnError, when set, hears why a root change requested with RequestRoots
+	// failed; it is called from the watcher's goroutine.
+	OnError func(error)
 }
 
 // Stats describe what a Watcher watches.
@@ -56,6 +59,12 @@ type Watcher struct {
 	started atomic.Bool
 	sent    atomic.Uint64
 
+	onRootsError func(error)
+	// reroot carries the latest RequestRoots to Run's goroutine.
+	rerootMu  sync.Mutex
+	rerootReq *rootsRequest
+	reroot    chan struct{}
+
 	// Test hooks, set before Run: testErrs injects errors as if fsnotify had
 	// reported them; testDrop discards events as a full kernel queue would.
 	testErrs chan error
@@ -77,9 +86,11 @@ func New(opts Options) (*Watcher, error) {
 		return nil, err
 	}
 	w := &Watcher{
-		now:    opts.Now,
-		events: make(chan []Event),
-		ready:  make(chan struct{}),
+		now:          opts.Now,
+		events:       make(chan []Event),
+		ready:        make(chan struct{}),
+		reroot:       make(chan struct{}, 1),
+		onRootsError: opts.OnError,
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -165,6 +176,34 @@ func (w *Watcher) SetRoots(roots []string, ignore IgnoreFunc, key string) error 
 		w.key = key
 	}
 	return err
+}
+
+type rootsRequest struct {
+	roots  []string
+	ignore IgnoreFunc
+	key    string
+}
+
+// RequestRoots is SetRoots carried out by Run's goroutine: it returns at
+// once, so a caller that must not wait for a walk (the engine's loop) can
+// change the roots. Only the latest request counts; a failure goes to
+// Options.OnError. Before Run it takes effect when Run starts.
+func (w *Watcher) RequestRoots(roots []string, ignore IgnoreFunc, key string) {
+	w.rerootMu.Lock()
+	w.rerootReq = &rootsRequest{roots: roots, ignore: ignore, key: key}
+	w.rerootMu.Unlock()
+	select {
+	case w.reroot <- struct{}{}:
+	default:
+	}
+}
+
+func (w *Watcher) takeRootsRequest() *rootsRequest {
+	w.rerootMu.Lock()
+	defer w.rerootMu.Unlock()
+	r := w.rerootReq
+	w.rerootReq = nil
+	return r
 }
 
 // Run walks the roots, then reads and delivers events until ctx is done. It
@@ -264,6 +303,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case out <- pending:
 			w.sent.Add(uint64(len(pending)))
 			pending = nil
+		case <-w.reroot:
+			if r := w.takeRootsRequest(); r != nil {
+				if err := w.SetRoots(r.roots, r.ignore, r.key); err != nil && w.onRootsError != nil {
+					w.onRootsError(err)
+				}
+			}
 		}
 	}
 }

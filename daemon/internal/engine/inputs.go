@@ -1,0 +1,121 @@
+package engine
+
+import "github.com/loop-dev/loop/daemon/internal/ignore"
+
+// roots are the paths the resource needs watched.
+func (in Inputs) roots() []string {
+	out := append([]string(nil), in.Deps...)
+	for _, img := range in.Images {
+		out = append(out, img.Context)
+		if img.Dockerfile != "" {
+			out = append(out, img.Dockerfile)
+		}
+	}
+	if lu := in.LiveUpdate; lu != nil {
+		for _, s := range lu.Syncs {
+			out = append(out, s.LocalPath)
+		}
+		out = append(out, lu.FallBackOn...)
+		out = append(out, lu.RestartOn...)
+	}
+	return out
+}
+
+// skipsDir reports whether nothing below dir concerns the resource.
+func (in Inputs) skipsDir(dir string) bool {
+	for _, root := range in.roots() {
+		if within(dir, root) {
+			return false // dir is above a root: must be walked to reach it
+		}
+		if !within(root, dir) {
+			continue
+		}
+		for _, d := range in.Deps {
+			if within(d, dir) && !skips(in.DepsIgnore, dir) {
+				return false
+			}
+		}
+		inImage := false
+		for _, img := range in.Images {
+			if within(img.Context, dir) {
+				inImage = true
+				if !skips(img.Ignore, dir) {
+					return false
+				}
+			}
+		}
+		if in.LiveUpdate != nil && !inImage {
+			return false // a sync, fall_back_on or restart_on path of its own
+		}
+	}
+	return true
+}
+
+func skips(m *ignore.Matcher, dir string) bool { return m != nil && m.SkipDir(dir) }
+
+func ignored(m *ignore.Matcher, path string) bool { return m != nil && m.Ignored(path, false) }
+
+// builtFrom reports whether path is the Dockerfile or an ignore file
+// (.dockerignore) of an image the resource builds: config files that also
+// change what the image is built from.
+func (in Inputs) builtFrom(path string) bool {
+	for _, img := range in.Images {
+		if img.Dockerfile == path || img.Ignore.Reads(path) {
+			return true
+		}
+	}
+	return false
+}
+
+// concerns reports whether a change of path affects the resource. A path an
+// image's context ignores does not, unless fall_back_on names it.
+func (in Inputs) concerns(path string) bool {
+	ignoredByImage := false
+	for _, img := range in.Images {
+		if path == img.Dockerfile {
+			return true
+		}
+		if within(img.Context, path) {
+			if !ignored(img.Ignore, path) {
+				return true
+			}
+			ignoredByImage = true
+		}
+	}
+	for _, d := range in.Deps {
+		if within(d, path) && !ignored(in.DepsIgnore, path) {
+			return true
+		}
+	}
+	lu := in.LiveUpdate
+	if lu == nil {
+		return false
+	}
+	for _, p := range lu.FallBackOn {
+		if within(p, path) {
+			return true
+		}
+	}
+	if ignoredByImage {
+		return false
+	}
+	for _, p := range lu.RestartOn {
+		if within(p, path) {
+			return true
+		}
+	}
+	return in.underSync(path)
+}
+
+// underSync reports whether p is below one of the live update's syncs.
+func (in Inputs) underSync(p string) bool {
+	if in.LiveUpdate == nil {
+		return false
+	}
+	for _, s := range in.LiveUpdate.Syncs {
+		if within(s.LocalPath, p) {
+			return true
+		}
+	}
+	return false
+}

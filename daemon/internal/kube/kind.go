@@ -1,0 +1,466 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/client"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/build"
+	"github.com/loop-dev/loop/daemon/internal/engine"
+	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/daemon/internal/liveupdate"
+	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/model"
+)
+
+// A deployed resource's live objects are compared with what loop applied when
+// a watch reports a change to one of them (driftSettle later, so that a burst
+// of changes, a rollout's, is one comparison), and every driftInterval in
+// case a watch missed one.
+const (
+	driftInterval = 30 * time.Second
+	driftSettle   = 250 * time.Millisecond
+)
+
+// Kind makes the engine's resources of the config's Kubernetes sources:
+// rendered as Argo CD would, grouped by workload as Tilt does, deployed with
+// Argo CD's ordering and health, followed (pods' logs, port forwards, drift)
+// and live-updated through the sync agent in the pods.
+type Kind struct {
+	Docker  *client.Client
+	Builder *build.Builder
+
+	mu      sync.Mutex
+	conn    *Deployer
+	connKey string
+}
+
+// NewKind returns the Kubernetes kind; it connects to the current kube
+// context when a resource first deploys.
+func NewKind(cli *client.Client) *Kind {
+	return &Kind{Docker: cli, Builder: build.New(cli)}
+}
+
+// connect returns the cluster connection, made on first use for these allowed
+// contexts (allow_k8s_contexts).
+func (k *Kind) connect(allowed []string) (*Deployer, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	key := strings.Join(allowed, "\x00")
+	if k.conn != nil && k.connKey == key {
+		return k.conn, nil
+	}
+	if k.Docker == nil {
+		return nil, errors.New("connect to kubernetes: no Docker engine to build images with")
+	}
+	d, err := Connect(allowed, k.Docker)
+	if err != nil {
+		return nil, err
+	}
+	k.conn, k.connKey = d, key
+	return d, nil
+}
+
+// Load renders the config's Kubernetes sources and groups them into
+// resources (it reads manifests, kustomizations and charts).
+func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, error) {
+	out := engine.Loaded{Sources: SourceRoots(cfg)}
+	groups, err := Render(ctx, cfg)
+	if err != nil {
+		return out, err
+	}
+	var images []*model.Image
+	for _, img := range cfg.Images {
+		if img.Custom == nil {
+			images = append(images, img)
+		}
+	}
+	kinds := KindPaths(cfg.K8sKinds)
+	trigger := engine.DefaultTrigger(cfg)
+	var defs []*definition
+	var first []string // resources every workload waits for: namespaces and CRDs
+	for _, g := range groups {
+		r := &engine.Resource{Name: g.Name, Type: "k8s", Trigger: trigger, AutoInit: true}
+		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, allowed: cfg.Settings.AllowedK8sContexts}
+		if g.App != nil {
+			// An Argo CD app syncs as its syncPolicy says.
+			d.prune, d.selfHeal = g.App.Prune, g.App.SelfHeal
+		}
+		if s := g.Spec; s != nil {
+			d.forwards = s.PortForwards
+			d.extra, d.selOnly = s.ExtraPodSelectors, s.SelectorsOnly
+			r.Links = append(engine.Links(s.Links), forwardLinks(s.PortForwards)...)
+			r.Deps = append(r.Deps, s.ResourceDeps...)
+			r.Labels = s.Labels
+			if s.TriggerMode != "" {
+				r.Trigger = s.TriggerMode
+			}
+			if s.AutoInit != nil {
+				r.AutoInit = *s.AutoInit
+			}
+		}
+		for _, img := range Images(g.Objects, images, cfg.K8sKinds) {
+			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
+			if err != nil {
+				return out, fmt.Errorf("resource %s: image %s: %w", g.Name, img.Ref, err)
+			}
+			out.Files = append(out.Files, m.Files()...)
+			d.images = append(d.images, img)
+			r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput{Context: img.Context, Dockerfile: img.Dockerfile, Ignore: m})
+			if img.LiveUpdate != nil && d.lu == nil {
+				// One image's containers are live-updated; changes only another
+				// image's live_update would sync rebuild.
+				d.lu, d.luImage = img.LiveUpdate, img.Ref
+				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, m
+			}
+		}
+		if !g.Workload && holdsClusterScaffolding(g.Objects) {
+			first = append(first, g.Name)
+		}
+		r.Open = func(h engine.Host) engine.Runtime { return &deployed{definition: d, h: h, synced: liveupdate.Synced{}} }
+		r.Remove = d.remove
+		out.Resources = append(out.Resources, r)
+		defs = append(defs, d)
+	}
+	for i, r := range out.Resources {
+		d := defs[i]
+		if len(d.images) > 0 || containsWorkload(d.objs) {
+			for _, f := range first {
+				if f != r.Name && !contains(r.Deps, f) {
+					r.Deps = append(r.Deps, f)
+				}
+			}
+		}
+		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.prune, d.selfHeal, r.Links, d.extra, d.selOnly)
+	}
+	return out, nil
+}
+
+// forwardLinks are a Kubernetes resource's port forwards as links.
+func forwardLinks(pfs []model.PortForward) []api.Link {
+	var out []api.Link
+	for _, pf := range pfs {
+		host := pf.Host
+		if host == "" {
+			host = "localhost"
+		}
+		path := pf.LinkPath
+		if path == "" {
+			path = "/"
+		}
+		out = append(out, api.Link{URL: "http://" + net.JoinHostPort(host, strconv.Itoa(pf.LocalPort)) + path, Name: pf.Name})
+	}
+	return out
+}
+
+// holdsClusterScaffolding reports objects others need first: namespaces and CRDs.
+func holdsClusterScaffolding(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if k := o.GetKind(); k == "Namespace" || k == "CustomResourceDefinition" {
+			return true
+		}
+	}
+	return false
+}
+
+func containsWorkload(objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if _, ok, _ := unstructured.NestedMap(o.Object, "spec", "template"); ok || o.GetKind() == "Pod" {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// definition is one Kubernetes resource as declared.
+type definition struct {
+	k        *Kind
+	name     string
+	objs     []*unstructured.Unstructured
+	images   []*model.Image
+	kinds    map[string][]render.ImagePath
+	lu       *model.LiveUpdate
+	luImage  string // the image whose containers lu updates
+	forwards []model.PortForward
+	// extra and selOnly are k8s_resource's extra_pod_selectors and
+	// discovery_strategy='selectors-only'.
+	extra           []map[string]string
+	selOnly         bool
+	prune, selfHeal bool     // an Argo CD app's syncPolicy.automated
+	allowed         []string // allow_k8s_contexts, for remove
+}
+
+// deployed is a deployed resource as loop follows it: the live update target
+// in its pods, its pods' logs and port forwards, its drift.
+type deployed struct {
+	*definition
+	h          engine.Host
+	ref        string // the live-updated image's deployed ref
+	target     *liveupdate.KubeTarget
+	synced     liveupdate.Synced
+	liveFailed bool
+
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+}
+
+func (rt *deployed) live() bool { return rt.lu != nil && rt.target != nil && !rt.liveFailed }
+
+// Update live-updates the pods when the engine planned it, else builds the
+// images, substitutes the built refs and deploys the objects; the update is
+// ready when they are healthy.
+func (rt *deployed) Update(ctx context.Context, j engine.Job) engine.Outcome {
+	u := api.Update{Kind: api.UpdateInit, Started: j.Started, Edit: j.Edit, Batched: j.Batched, Files: len(j.Changes)}
+	if j.Changes != nil {
+		u.Kind = api.UpdateRebuild
+	}
+	if j.Live != nil && rt.live() {
+		u.Kind = api.UpdateLive
+		plan := *j.Live
+		plan.Skip = j.Skip.Ignored
+		res, err := liveupdate.Apply(ctx, rt.target, plan, rt.h.Log)
+		u.Spans = append(u.Spans, liveupdate.Spans(res, len(plan.Runs))...)
+		if err != nil {
+			rt.liveFailed = true // the next change rebuilds
+			u.Error = err.Error()
+			return engine.Outcome{Update: u, Err: fmt.Errorf("live update: %w", err)}
+		}
+		rt.synced.Add(j.Changes)
+		u.Ready = rt.h.Now()
+		return engine.Outcome{Update: u, Live: true}
+	}
+	o := rt.deploy(ctx, j, u)
+	o.Live = rt.live()
+	return o
+}
+
+func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engine.Outcome {
+	logs := rt.h.Log
+	fail := func(err error) engine.Outcome {
+		u.Error = err.Error()
+		return engine.Outcome{Update: u, Err: err}
+	}
+	var allowed []string
+	var defReg *model.Registry
+	if j.Config != nil {
+		allowed, defReg = j.Config.Settings.AllowedK8sContexts, j.Config.Settings.DefaultRegistry
+	}
+	k, err := rt.k.connect(allowed)
+	if err != nil {
+		return fail(err)
+	}
+	var reg *Registry
+	if len(rt.images) > 0 {
+		if reg, err = k.Registry(ctx, defReg); err != nil {
+			return fail(err)
+		}
+	}
+	built := render.Images{}
+	var load []string // images kind nodes must be given (no registry)
+	for _, img := range rt.images {
+		t0 := time.Now()
+		bres, err := rt.k.Builder.Build(ctx, img, logs)
+		u.Spans = append(u.Spans, api.Span{Name: api.SpanBuild, Duration: time.Since(t0)})
+		if err != nil {
+			return fail(fmt.Errorf("build %s: %w", img.Ref, err))
+		}
+		ref := bres.Ref
+		if reg != nil {
+			push, pull, err := reg.Refs(bres.Ref)
+			if err != nil {
+				return fail(err)
+			}
+			t0 := time.Now()
+			err = rt.k.Builder.Push(ctx, bres.Ref, push, logs)
+			u.Spans = append(u.Spans, api.Span{Name: api.SpanPush, Duration: time.Since(t0)})
+			if err != nil {
+				return fail(fmt.Errorf("push to the registry of %s: %w", reg.Source, err))
+			}
+			ref = pull
+		} else {
+			load = append(load, ref)
+		}
+		built[img.Ref] = ref
+	}
+	desired := make([]*unstructured.Unstructured, len(rt.objs))
+	for i, o := range rt.objs {
+		desired[i] = o.DeepCopy()
+	}
+	render.SubstituteImages(desired, built, rt.kinds)
+	t0 := time.Now()
+	err = k.Deploy(ctx, rt.name, desired, load, rt.prune, logs)
+	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
+	if err != nil {
+		return fail(err)
+	}
+	var image string
+	if len(rt.images) > 0 {
+		image = built[rt.images[0].Ref]
+	}
+	if rt.target != nil {
+		rt.target.Close()
+		rt.target = nil
+	}
+	if rt.lu != nil {
+		image = built[rt.luImage]
+		if image != rt.ref {
+			rt.synced = liveupdate.Synced{} // rebuilt: the image has every file
+		}
+		rt.ref = image
+		if !rt.h.CI { // ci watches nothing: no live updates
+			w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
+			if rt.target, err = rt.liveTarget(ctx, k, w, image, j.Skip, logs, &u); err != nil {
+				fmt.Fprintf(logs, "live update: %v (changes will rebuild)\n", err)
+			}
+		}
+	}
+	rt.liveFailed = false
+	rt.follow(k, desired)
+	u.Ready = rt.h.Now()
+	return engine.Outcome{Update: u, Image: image}
+}
+
+// liveTarget connects to the deployed pods' containers that run the
+// live-updated image (off the change path) and brings them up to date: the
+// files live-updated since the image was built and, with initial_sync(),
+// every synced file. nil means live updates cannot reach them.
+func (rt *deployed) liveTarget(ctx context.Context, k *Deployer, w Workloads, ref string,
+	skip *ignore.Matcher, logs io.Writer, u *api.Update) (*liveupdate.KubeTarget, error) {
+	lu := rt.lu
+	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
+		return nil, nil
+	}
+	if lu.Restart || len(lu.RestartOn) > 0 {
+		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
+	}
+	t, err := k.LiveTarget(w, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.Connect(ctx); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if err := liveupdate.Replay(ctx, t, lu, skip.Ignored, rt.synced, logs, u); err != nil {
+		fmt.Fprintf(logs, "sync files into the new pods: %v\n", err)
+	}
+	return t, nil
+}
+
+// follow follows a deployed resource until the next deploy or Close: its
+// pods' logs and port forwards, and its drift (the live objects are compared
+// with desired when a watch reports a change, and every driftInterval; the
+// engine hears when the set of out-of-sync objects changes).
+func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
+	rt.stopFollowing()
+	ctx, cancel := context.WithCancel(context.Background())
+	rt.bgCancel = cancel
+	name, selfHeal, prune := rt.name, rt.selfHeal, rt.prune
+	logs := rt.h.ProcessLog
+	rt.bg.Add(2)
+	go func() {
+		defer rt.bg.Done()
+		k.FollowPods(ctx, Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}, rt.forwards, logs)
+	}()
+	go func() {
+		defer rt.bg.Done()
+		changed := make(chan struct{}, 1)
+		wait := k.WatchDrift(ctx, name, desired, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+		defer wait()
+		t := time.NewTicker(driftInterval)
+		defer t.Stop()
+		var last []string
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-changed:
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(driftSettle):
+				}
+				select { // what changed meanwhile is part of this comparison
+				case <-changed:
+				default:
+				}
+			}
+			var keys []string
+			var err error
+			if selfHeal {
+				var healed bool
+				if keys, healed, err = k.Heal(ctx, name, desired, prune, logs); healed {
+					keys = nil
+				}
+			} else {
+				keys, err = k.Drift(ctx, name, desired)
+			}
+			if err != nil || strings.Join(keys, "\n") == strings.Join(last, "\n") {
+				continue // the cluster did not answer: keep what was reported
+			}
+			last = keys
+			rt.h.Report(engine.Report{DriftSet: true, Drift: keys})
+		}
+	}()
+}
+
+func (rt *deployed) stopFollowing() {
+	if rt.bgCancel != nil {
+		rt.bgCancel()
+		rt.bg.Wait()
+		rt.bgCancel = nil
+	}
+}
+
+// Close stops following the resource and ends the agent sessions; the
+// objects stay (Remove deletes them when the resource leaves the config).
+func (rt *deployed) Close() {
+	rt.stopFollowing()
+	if rt.target != nil {
+		rt.target.Close()
+		rt.target = nil
+	}
+}
+
+// remove deletes what was applied for a resource that left the config (as
+// Tilt does). A failed load never gets here, so a broken Tiltfile deletes
+// nothing.
+func (d *definition) remove(ctx context.Context, logs io.Writer) {
+	k, err := d.k.connect(d.allowed)
+	if err != nil {
+		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
+		return
+	}
+	keys, err := k.Remove(ctx, d.name)
+	for _, key := range keys {
+		fmt.Fprintf(logs, "%s left the config: deleted %s\n", d.name, key)
+	}
+	if err != nil && ctx.Err() == nil {
+		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
+	}
+}
