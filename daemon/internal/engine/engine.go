@@ -99,7 +99,9 @@ type Engine struct {
 	msgs    chan any
 	control chan controlMsg
 	stopped chan struct{} // closed when Run returns
-	workers sync.WaitGroup
+	// watching is closed once the first config's roots are watched.
+	watching chan struct{}
+	workers  sync.WaitGroup
 }
 
 // New returns an engine; nothing runs until Run.
@@ -120,6 +122,7 @@ func New(opts Options) *Engine {
 		msgs:      make(chan any),
 		control:   make(chan controlMsg),
 		stopped:   make(chan struct{}),
+		watching:  make(chan struct{}),
 	}
 	e.mask.Store(newMasker(opts.Env, nil))
 	return e
@@ -271,8 +274,20 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	e.watcher = w
 	batcher := watch.NewBatcher(watch.LiveQuiet, watch.LiveMax, e.now)
 
+	// The first config's roots are requested before the watcher starts: its
+	// first walk covers them.
+	e.onLoaded(ctx, first)
+
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() {
+		defer bg.Done()
+		select {
+		case <-w.Ready():
+			close(e.watching)
+		case <-ctx.Done():
+		}
+	}()
 	go func() { defer bg.Done(); _ = w.Run(ctx) }()
 	go func() { defer bg.Done(); batcher.Run(ctx) }()
 	go func() {
@@ -286,8 +301,6 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		e.shutdown()
 		bg.Wait()
 	}()
-
-	e.onLoaded(ctx, first)
 
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()

@@ -251,6 +251,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 		fwd.Wait()
 	}()
 
+	// Roots requested before Run are the ones the first walk covers, so
+	// that Ready means they are watched.
+	if r := w.takeRootsRequest(); r != nil {
+		if err := w.SetRoots(r.roots, r.ignore, r.key); err != nil && w.onRootsError != nil {
+			w.onRootsError(err)
+		}
+	}
 	w.mu.Lock()
 	w.fsw = fsw
 	start := time.Now()
