@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
-	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
+	"github.com/loop-dev/loop/daemon/gitops/argosync"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
@@ -104,11 +104,11 @@ it) or the comparison failed; 2 wrong flags or arguments.`,
 				fmt.Fprintln(cmd.ErrOrStderr(), "nothing to compare: the Tiltfile declares no Kubernetes objects")
 				return nil
 			}
-			cluster, err := ksync.Connect("", conf.Settings.AllowedK8sContexts)
+			cluster, err := argosync.Connect("", conf.Settings.AllowedK8sContexts)
 			if err != nil {
 				return err
 			}
-			syncer, err := ksync.NewSyncer(cluster)
+			syncer, err := argosync.NewSyncer(cluster)
 			if err != nil {
 				return err
 			}
@@ -136,7 +136,7 @@ it) or the comparison failed; 2 wrong flags or arguments.`,
 
 // differ compares rendered apps with one cluster.
 type differ struct {
-	s *ksync.Syncer
+	s *argosync.Syncer
 	// adopt are the normalised names of built images whose live loop-built ref is desired.
 	adopt map[string]bool
 	kinds map[string][]render.ImagePath
@@ -162,11 +162,11 @@ func (d *differ) run(ctx context.Context, apps []*render.App) (*diffReport, erro
 			if shown == nil {
 				shown = st.Live
 			}
-			desired[ksync.Key(shown)] = true
+			desired[argosync.Key(shown)] = true
 			od := objectDiff{App: a.Name, Key: displayKey(shown)}
 			if st.Live != nil {
 				// The Tiltfile's objects are synced per resource: the live label says which app.
-				if app := st.Live.GetLabels()[ksync.LabelApp]; app != "" {
+				if app := st.Live.GetLabels()[argosync.LabelApp]; app != "" {
 					od.App = app
 					owners = append(owners, app)
 				}
@@ -185,10 +185,10 @@ func (d *differ) run(ctx context.Context, apps []*render.App) (*diffReport, erro
 			return nil, err
 		}
 		for _, l := range live {
-			if desired[ksync.Key(l)] || !prunable(l) {
+			if desired[argosync.Key(l)] || !prunable(l) {
 				continue
 			}
-			desired[ksync.Key(l)] = true
+			desired[argosync.Key(l)] = true
 			_, text, err := diffObjects(displayKey(l), l, nil)
 			if err != nil {
 				return nil, err
@@ -218,8 +218,8 @@ func prunable(o *unstructured.Unstructured) bool {
 
 // compare asks the cluster about one object; nil means it is a hook. When the live
 // object runs loop-built refs of images the config builds, those refs are desired.
-func (d *differ) compare(ctx context.Context, a *render.App, obj *unstructured.Unstructured) (*ksync.ObjectStatus, error) {
-	o := ksync.Options{App: a.Name, Namespace: a.Namespace}
+func (d *differ) compare(ctx context.Context, a *render.App, obj *unstructured.Unstructured) (*argosync.ObjectStatus, error) {
+	o := argosync.Options{App: a.Name, Namespace: a.Namespace}
 	sts, err := d.s.Compare(ctx, []*unstructured.Unstructured{obj}, o)
 	if err != nil || len(sts) == 0 {
 		return nil, err
@@ -383,10 +383,10 @@ func normalisedYAML(o *unstructured.Unstructured) (string, error) {
 	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"} {
 		unstructured.RemoveNestedField(o.Object, "metadata", f)
 	}
-	for _, a := range []string{ksync.AnnTrackingID, "deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"} {
+	for _, a := range []string{argosync.AnnTrackingID, "deployment.kubernetes.io/revision", "kubectl.kubernetes.io/last-applied-configuration"} {
 		unstructured.RemoveNestedField(o.Object, "metadata", "annotations", a)
 	}
-	unstructured.RemoveNestedField(o.Object, "metadata", "labels", ksync.LabelApp)
+	unstructured.RemoveNestedField(o.Object, "metadata", "labels", argosync.LabelApp)
 	for _, f := range []string{"annotations", "labels"} {
 		if m, _, _ := unstructured.NestedMap(o.Object, "metadata", f); len(m) == 0 {
 			unstructured.RemoveNestedField(o.Object, "metadata", f)
@@ -394,7 +394,7 @@ func normalisedYAML(o *unstructured.Unstructured) (string, error) {
 	}
 	b, err := yaml.Marshal(o.Object)
 	if err != nil {
-		return "", fmt.Errorf("encode %s: %w", ksync.Key(o), err)
+		return "", fmt.Errorf("encode %s: %w", argosync.Key(o), err)
 	}
 	return string(b), nil
 }

@@ -16,8 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
-	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
+	"github.com/loop-dev/loop/daemon/gitops/argosync"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
@@ -139,7 +139,7 @@ func TestDiffOnCluster(t *testing.T) {
 	kc := testKubeconfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := ksync.Connect("", nil)
+	c, err := argosync.Connect("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +189,12 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ksync.NewSyncer(c)
+	s, err := argosync.NewSyncer(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range apps {
-		res, err := s.Sync(ctx, a.Objects, ksync.Options{App: a.Name, Namespace: a.Namespace, WaveTimeout: time.Minute})
+		res, err := s.Sync(ctx, a.Objects, argosync.Options{App: a.Name, Namespace: a.Namespace, WaveTimeout: time.Minute})
 		if err != nil || !res.Succeeded {
 			t.Fatalf("sync %s: %v %+v", a.Name, err, res)
 		}

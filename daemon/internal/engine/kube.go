@@ -11,10 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/kube"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
-	"github.com/loop-dev/loop/daemon/k8s/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

@@ -1,4 +1,4 @@
-package sync
+package argosync
 
 import (
 	"cmp"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,7 +48,7 @@ func (s *Syncer) Tracked(ctx context.Context, app string) ([]*unstructured.Unstr
 		err   error
 	}
 	results := make([]listed, len(gvrs))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	slots := make(chan struct{}, 8)
 	for i, gvr := range gvrs {
 		wg.Add(1)

@@ -1,8 +1,8 @@
-package sync
+package argosync
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -40,7 +40,7 @@ type Healer struct {
 	compare func(context.Context, []*unstructured.Unstructured, Options) ([]string, error)
 	sync    func(context.Context, []*unstructured.Unstructured, Options) (*Result, error)
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	failures int
 	retryAt  time.Time
 }
