@@ -10,10 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -23,8 +21,6 @@ import (
 	"github.com/loop-dev/loop/daemon/gitops/argosync"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 )
-
-var quietClientGo sync.Once
 
 // KindClusterLabel marks the node containers of a kind cluster with the cluster's name.
 const KindClusterLabel = "io.x-k8s.kind.cluster"
@@ -59,11 +55,6 @@ var PruneCheckEvery = 30 * time.Second
 // a context that is not local unless allowed names it. docker, when not nil, loads
 // built images into the nodes of a kind cluster.
 func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
-	quietClientGo.Do(func() {
-		// client-go reports retries through klog on stderr, which would write over the
-		// terminal UI; the errors that matter reach the user through loop's own results.
-		klog.SetLogger(logr.Discard())
-	})
 	c, err := argosync.Connect("", allowed)
 	if err != nil {
 		return nil, err
