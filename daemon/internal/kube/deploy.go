@@ -49,7 +49,7 @@ type Deployer struct {
 // PruneCheckEvery bounds how often self-heal looks for left-over objects to prune:
 // that look lists every resource type of the cluster (~60 requests), where the drift
 // check reads only the resource's own objects.
-var PruneCheckEvery = 30 * time.Second
+const PruneCheckEvery = 30 * time.Second
 
 // Connect connects to the current kube context (KUBECONFIG or ~/.kube/config), refusing
 // a context that is not local unless allowed names it. docker, when not nil, loads
