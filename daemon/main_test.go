@@ -5,12 +5,18 @@ import (
 	"os"
 	"testing"
 
+	"github.com/go-logr/logr"
+	"k8s.io/klog/v2"
+
 	"github.com/loop-dev/loop/daemon/internal/agent/agentbuild"
 )
 
 // TestMain builds the sync agent for the tests when the binary under test
 // was built without it (plain `go test`, no `make agent`).
 func TestMain(m *testing.M) {
+	// client-go reports retries through klog on stderr; cmd/loop silences it for the
+	// program, the tests do it for the daemons they run in process.
+	klog.SetLogger(logr.Discard())
 	// Keep the daemons' state (sockets, timing history) out of the home dir.
 	state, err := os.MkdirTemp("", "loop-state-")
 	if err != nil {

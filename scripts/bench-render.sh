@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Render time per fixture, side by side in one run: loop's in-process Kustomize and Helm
-# (go test -bench in daemon/k8s/render) against the kustomize and helm CLIs of the same
+# (go test -bench in daemon/gitops/render) against the kustomize and helm CLIs of the same
 # versions, installed from the Go module proxy when missing (testdata/gen.sh made the
 # expected outputs with them). N runs of each CLI; the mean wall time per render.
 set -euo pipefail
@@ -16,7 +16,7 @@ if ! command -v helm >/dev/null; then
 	echo "bench-render: installing helm v3.22.0 from the module proxy" >&2
 	go install helm.sh/helm/v3/cmd/helm@v3.22.0
 fi
-td=daemon/k8s/render/testdata
+td=daemon/gitops/render/testdata
 mean_ms() { # command...: mean wall time of N runs, in ms
 	local start end
 	start=$(date +%s%N)
@@ -26,7 +26,7 @@ mean_ms() { # command...: mean wall time of N runs, in ms
 }
 k_cli=$(mean_ms kustomize build $td/kustomize/overlay)
 h_cli=$(mean_ms helm template shop ./$td/helm/web --namespace shop -f $td/helm/web/values-dev.yaml -f $td/helm/web/values-local.yaml --include-crds)
-out=$(go test -run '^$' -bench '^Benchmark(Kustomize|Helm)$' -benchtime 50x -count 1 ./daemon/k8s/render/)
+out=$(go test -run '^$' -bench '^Benchmark(Kustomize|Helm)$' -benchtime 50x -count 1 ./daemon/gitops/render/)
 echo "$out" | grep '^Benchmark' >&2
 ns() { echo "$out" | awk -v b="$1" '$1 ~ "^"b"(-[0-9]+)?$" { print $3 }'; }
 k_loop=$(awk -v n="$(ns BenchmarkKustomize)" 'BEGIN { printf "%.1f", n / 1e6 }')

@@ -14,48 +14,48 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // serve answers requests from r on w, one at a time, until r ends or a Bye. A frame it
 // cannot decode ends the session: the stream cannot be resynchronised.
 func serve(r io.Reader, w io.Writer) error {
 	for {
-		req, err := wire.ReadRequest(r)
+		req, err := agentwire.ReadRequest(r)
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := wire.WriteReply(w, handle(req)); err != nil {
+		if err := agentwire.WriteReply(w, handle(req)); err != nil {
 			return fmt.Errorf("write reply: %w", err)
 		}
-		if req.Kind == wire.ReqBye {
+		if req.Kind == agentwire.ReqBye {
 			return nil
 		}
 	}
 }
 
-func handle(req *wire.Request) *wire.Reply {
-	rep := &wire.Reply{Kind: req.Kind}
+func handle(req *agentwire.Request) *agentwire.Reply {
+	rep := &agentwire.Reply{Kind: req.Kind}
 	switch req.Kind {
-	case wire.ReqPing:
-		rep.Version = wire.Version
+	case agentwire.ReqPing:
+		rep.Version = agentwire.Version
 		rep.ExeSHA256 = exeSHA256()
-	case wire.ReqApply:
+	case agentwire.ReqApply:
 		for i, op := range req.Ops {
 			if err := applyOp(req.Roots, op); err != nil {
-				rep.OpErrors = append(rep.OpErrors, wire.OpError{Index: i, Path: op.Path, Msg: err.Error()})
+				rep.OpErrors = append(rep.OpErrors, agentwire.OpError{Index: i, Path: op.Path, Msg: err.Error()})
 			}
 		}
-	case wire.ReqList:
+	case agentwire.ReqList:
 		entries, err := list(req.Root)
 		if err != nil {
 			rep.Err = err.Error()
 		}
 		rep.Entries = entries
-	case wire.ReqRestartProcess:
+	case agentwire.ReqRestartProcess:
 		pid, err := restartProcess(superviseSocket, req.Grace)
 		if err != nil {
 			rep.Err = err.Error()
@@ -82,22 +82,22 @@ func exeSHA256() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func applyOp(roots []string, op wire.Op) error {
+func applyOp(roots []string, op agentwire.Op) error {
 	root, err := checkPath(roots, op.Path)
 	if err != nil {
 		return err
 	}
 	switch op.Kind {
-	case wire.OpWrite:
+	case agentwire.OpWrite:
 		return writeFile(op.Path, op.Mode, op.Data)
-	case wire.OpRemove:
+	case agentwire.OpRemove:
 		if op.Path == "/" {
 			return errors.New("refusing to remove /")
 		}
 		return os.RemoveAll(op.Path)
-	case wire.OpMkdir:
+	case agentwire.OpMkdir:
 		return mkdir(op.Path, op.Mode)
-	case wire.OpSymlink:
+	case agentwire.OpSymlink:
 		target := op.Target
 		if !path.IsAbs(target) {
 			target = path.Join(path.Dir(op.Path), target)
@@ -259,11 +259,11 @@ func symlink(p, target string) error {
 
 // list describes every entry under root (root included) without following
 // symlinks. A missing root lists nothing.
-func list(root string) ([]wire.Entry, error) {
+func list(root string) ([]agentwire.Entry, error) {
 	if !path.IsAbs(root) || path.Clean(root) != root {
 		return nil, errors.New("root is not an absolute clean path")
 	}
-	var entries []wire.Entry
+	var entries []agentwire.Entry
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if p == root && errors.Is(err, fs.ErrNotExist) {
@@ -275,7 +275,7 @@ func list(root string) ([]wire.Entry, error) {
 		if err != nil {
 			return err
 		}
-		e := wire.Entry{Path: p, Mode: fi.Mode(), Size: fi.Size()}
+		e := agentwire.Entry{Path: p, Mode: fi.Mode(), Size: fi.Size()}
 		switch {
 		case fi.Mode().IsRegular():
 			sum, err := hashFile(p)

@@ -8,24 +8,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // roundTrip sends reqs through serve as loop would and returns the replies.
-func roundTrip(t *testing.T, reqs ...*wire.Request) []*wire.Reply {
+func roundTrip(t *testing.T, reqs ...*agentwire.Request) []*agentwire.Reply {
 	t.Helper()
 	var in, out bytes.Buffer
 	for _, r := range reqs {
-		if err := wire.WriteRequest(&in, r); err != nil {
+		if err := agentwire.WriteRequest(&in, r); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := serve(&in, &out); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
-	var reps []*wire.Reply
+	var reps []*agentwire.Reply
 	for out.Len() > 0 {
-		rep, err := wire.ReadReply(&out)
+		rep, err := agentwire.ReadReply(&out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,12 +37,12 @@ func roundTrip(t *testing.T, reqs ...*wire.Request) []*wire.Reply {
 	return reps
 }
 
-func apply(t *testing.T, roots []string, ops ...wire.Op) []wire.OpError {
+func apply(t *testing.T, roots []string, ops ...agentwire.Op) []agentwire.OpError {
 	t.Helper()
-	return roundTrip(t, &wire.Request{Kind: wire.ReqApply, Roots: roots, Ops: ops})[0].OpErrors
+	return roundTrip(t, &agentwire.Request{Kind: agentwire.ReqApply, Roots: roots, Ops: ops})[0].OpErrors
 }
 
-func mustNoOpErrors(t *testing.T, errs []wire.OpError) {
+func mustNoOpErrors(t *testing.T, errs []agentwire.OpError) {
 	t.Helper()
 	if len(errs) > 0 {
 		t.Fatalf("op errors: %v", errs)
@@ -61,7 +61,7 @@ func readFile(t *testing.T, p string) string {
 func TestWriteCreatesParentsWithModeAndLeavesNoTemp(t *testing.T) {
 	root := t.TempDir()
 	p := filepath.Join(root, "a", "b", "run.sh")
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o751, Data: []byte("#!/bin/sh\n")}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpWrite, Path: p, Mode: 0o751, Data: []byte("#!/bin/sh\n")}))
 	if got := readFile(t, p); got != "#!/bin/sh\n" {
 		t.Errorf("content = %q", got)
 	}
@@ -72,7 +72,7 @@ func TestWriteCreatesParentsWithModeAndLeavesNoTemp(t *testing.T) {
 	if got := fi.Mode().Perm(); got != 0o751 {
 		t.Errorf("mode = %o, want 751", got)
 	}
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o600, Data: []byte("v2")}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpWrite, Path: p, Mode: 0o600, Data: []byte("v2")}))
 	if got := readFile(t, p); got != "v2" {
 		t.Errorf("content after rewrite = %q", got)
 	}
@@ -86,16 +86,16 @@ func TestTypeChanges(t *testing.T) {
 	root := t.TempDir()
 	p := filepath.Join(root, "x")
 	mustNoOpErrors(t, apply(t, []string{root},
-		wire.Op{Kind: wire.OpMkdir, Path: p, Mode: 0o755},
-		wire.Op{Kind: wire.OpWrite, Path: filepath.Join(p, "inner"), Mode: 0o644, Data: []byte("i")},
+		agentwire.Op{Kind: agentwire.OpMkdir, Path: p, Mode: 0o755},
+		agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(p, "inner"), Mode: 0o644, Data: []byte("i")},
 	))
 	// Directory becomes a file.
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: p, Mode: 0o644, Data: []byte("file")}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpWrite, Path: p, Mode: 0o644, Data: []byte("file")}))
 	if got := readFile(t, p); got != "file" {
 		t.Errorf("content = %q", got)
 	}
 	// File becomes a directory.
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpMkdir, Path: p, Mode: 0o700}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpMkdir, Path: p, Mode: 0o700}))
 	fi, err := os.Lstat(p)
 	if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("after mkdir: %v %v", fi, err)
@@ -105,15 +105,15 @@ func TestTypeChanges(t *testing.T) {
 func TestRemove(t *testing.T) {
 	root := t.TempDir()
 	d := filepath.Join(root, "d")
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpWrite, Path: filepath.Join(d, "e", "f"), Data: []byte("f")}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(d, "e", "f"), Data: []byte("f")}))
 	mustNoOpErrors(t, apply(t, []string{root},
-		wire.Op{Kind: wire.OpRemove, Path: d},
-		wire.Op{Kind: wire.OpRemove, Path: filepath.Join(root, "missing")},
+		agentwire.Op{Kind: agentwire.OpRemove, Path: d},
+		agentwire.Op{Kind: agentwire.OpRemove, Path: filepath.Join(root, "missing")},
 	))
 	if _, err := os.Lstat(d); !os.IsNotExist(err) {
 		t.Errorf("after remove: %v", err)
 	}
-	errs := apply(t, []string{"/"}, wire.Op{Kind: wire.OpRemove, Path: "/"})
+	errs := apply(t, []string{"/"}, agentwire.Op{Kind: agentwire.OpRemove, Path: "/"})
 	if len(errs) != 1 {
 		t.Errorf("removing / gave %v, want a refusal", errs)
 	}
@@ -136,18 +136,18 @@ func TestRefusesEscapes(t *testing.T) {
 	}
 	cases := []struct {
 		name string
-		op   wire.Op
+		op   agentwire.Op
 	}{
-		{"relative", wire.Op{Kind: wire.OpWrite, Path: "root/x", Data: []byte("x")}},
-		{"dotdot", wire.Op{Kind: wire.OpWrite, Path: root + "/../outside/x", Data: []byte("x")}},
-		{"other root", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(outside, "x"), Data: []byte("x")}},
-		{"prefix sibling", wire.Op{Kind: wire.OpWrite, Path: root + "2/x", Data: []byte("x")}},
-		{"parent symlink write", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "out", "x"), Data: []byte("x")}},
-		{"parent symlink deep", wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "out", "new", "x"), Data: []byte("x")}},
-		{"parent symlink remove", wire.Op{Kind: wire.OpRemove, Path: filepath.Join(root, "out", "keep")}},
-		{"parent symlink mkdir", wire.Op{Kind: wire.OpMkdir, Path: filepath.Join(root, "out", "d")}},
-		{"symlink target abs", wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "l1"), Target: outside}},
-		{"symlink target rel", wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "l2"), Target: "../outside/keep"}},
+		{"relative", agentwire.Op{Kind: agentwire.OpWrite, Path: "root/x", Data: []byte("x")}},
+		{"dotdot", agentwire.Op{Kind: agentwire.OpWrite, Path: root + "/../outside/x", Data: []byte("x")}},
+		{"other root", agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(outside, "x"), Data: []byte("x")}},
+		{"prefix sibling", agentwire.Op{Kind: agentwire.OpWrite, Path: root + "2/x", Data: []byte("x")}},
+		{"parent symlink write", agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(root, "out", "x"), Data: []byte("x")}},
+		{"parent symlink deep", agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(root, "out", "new", "x"), Data: []byte("x")}},
+		{"parent symlink remove", agentwire.Op{Kind: agentwire.OpRemove, Path: filepath.Join(root, "out", "keep")}},
+		{"parent symlink mkdir", agentwire.Op{Kind: agentwire.OpMkdir, Path: filepath.Join(root, "out", "d")}},
+		{"symlink target abs", agentwire.Op{Kind: agentwire.OpSymlink, Path: filepath.Join(root, "l1"), Target: outside}},
+		{"symlink target rel", agentwire.Op{Kind: agentwire.OpSymlink, Path: filepath.Join(root, "l2"), Target: "../outside/keep"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -182,7 +182,7 @@ func TestMkdirOverSymlinkDoesNotFollow(t *testing.T) {
 	if err := os.Symlink(outside, link); err != nil {
 		t.Fatal(err)
 	}
-	mustNoOpErrors(t, apply(t, []string{root}, wire.Op{Kind: wire.OpMkdir, Path: link, Mode: 0o700}))
+	mustNoOpErrors(t, apply(t, []string{root}, agentwire.Op{Kind: agentwire.OpMkdir, Path: link, Mode: 0o700}))
 	fi, err := os.Stat(outside)
 	if err != nil {
 		t.Fatal(err)
@@ -198,17 +198,17 @@ func TestMkdirOverSymlinkDoesNotFollow(t *testing.T) {
 func TestSymlinkInsideRootAndList(t *testing.T) {
 	root := t.TempDir()
 	mustNoOpErrors(t, apply(t, []string{root},
-		wire.Op{Kind: wire.OpWrite, Path: filepath.Join(root, "sub", "a.txt"), Mode: 0o640, Data: []byte("hello")},
-		wire.Op{Kind: wire.OpSymlink, Path: filepath.Join(root, "link"), Target: "sub/a.txt"},
+		agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(root, "sub", "a.txt"), Mode: 0o640, Data: []byte("hello")},
+		agentwire.Op{Kind: agentwire.OpSymlink, Path: filepath.Join(root, "link"), Target: "sub/a.txt"},
 	))
 	if got := readFile(t, filepath.Join(root, "link")); got != "hello" {
 		t.Errorf("through link = %q", got)
 	}
-	rep := roundTrip(t, &wire.Request{Kind: wire.ReqList, Root: root})[0]
+	rep := roundTrip(t, &agentwire.Request{Kind: agentwire.ReqList, Root: root})[0]
 	if rep.Err != "" {
 		t.Fatal(rep.Err)
 	}
-	got := map[string]wire.Entry{}
+	got := map[string]agentwire.Entry{}
 	for _, e := range rep.Entries {
 		got[strings.TrimPrefix(e.Path, root)] = e
 	}
@@ -222,21 +222,21 @@ func TestSymlinkInsideRootAndList(t *testing.T) {
 	if l := got["/link"]; l.LinkTarget != "sub/a.txt" || l.Mode&os.ModeSymlink == 0 {
 		t.Errorf("link entry = %+v", l)
 	}
-	missing := roundTrip(t, &wire.Request{Kind: wire.ReqList, Root: filepath.Join(root, "nope")})[0]
+	missing := roundTrip(t, &agentwire.Request{Kind: agentwire.ReqList, Root: filepath.Join(root, "nope")})[0]
 	if missing.Err != "" || len(missing.Entries) != 0 {
 		t.Errorf("missing root listed %+v", missing)
 	}
 }
 
 func TestPingReportsVersionAndExecutableHash(t *testing.T) {
-	rep := roundTrip(t, &wire.Request{Kind: wire.ReqPing})[0]
-	if rep.Version != wire.Version || len(rep.ExeSHA256) != 64 {
+	rep := roundTrip(t, &agentwire.Request{Kind: agentwire.ReqPing})[0]
+	if rep.Version != agentwire.Version || len(rep.ExeSHA256) != 64 {
 		t.Errorf("ping = %+v", rep)
 	}
 }
 
 func TestServeRejectsCorruptFrame(t *testing.T) {
-	in := bytes.NewReader([]byte{0, 0, 0, 3, byte(wire.ReqApply), 5, 1})
+	in := bytes.NewReader([]byte{0, 0, 0, 3, byte(agentwire.ReqApply), 5, 1})
 	if err := serve(in, &bytes.Buffer{}); err == nil {
 		t.Fatal("serve accepted a truncated apply request")
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // superviseEnv makes the test binary run as `loop-agent supervise`: the
@@ -346,7 +346,7 @@ func TestRestartProcessWithoutSupervisor(t *testing.T) {
 	old := superviseSocket
 	superviseSocket = filepath.Join(t.TempDir(), "none.sock")
 	t.Cleanup(func() { superviseSocket = old })
-	rep := roundTrip(t, &wire.Request{Kind: wire.ReqRestartProcess, Grace: time.Second})[0]
+	rep := roundTrip(t, &agentwire.Request{Kind: agentwire.ReqRestartProcess, Grace: time.Second})[0]
 	if !strings.Contains(rep.Err, errNoSupervisor.Error()) || rep.PID != 0 {
 		t.Errorf("reply = %+v, want a no-supervisor error", rep)
 	}

@@ -16,8 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
-	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
+	"github.com/loop-dev/loop/daemon/gitops"
+	"github.com/loop-dev/loop/daemon/gitops/argosync"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
@@ -139,7 +140,7 @@ func TestDiffOnCluster(t *testing.T) {
 	kc := testKubeconfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := ksync.Connect("", nil)
+	c, err := argosync.Connect("", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,12 +190,12 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := ksync.NewSyncer(c)
+	s, err := argosync.NewSyncer(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range apps {
-		res, err := s.Sync(ctx, a.Objects, ksync.Options{App: a.Name, Namespace: a.Namespace, WaveTimeout: time.Minute})
+		res, err := s.Sync(ctx, a.Objects, argosync.Options{App: a.Name, Namespace: a.Namespace, WaveTimeout: time.Minute})
 		if err != nil || !res.Succeeded {
 			t.Fatalf("sync %s: %v %+v", a.Name, err, res)
 		}
@@ -257,7 +258,7 @@ spec:
 	if code != 1 {
 		t.Fatalf("json diff: exit %d\n%s\n%s", code, out, errOut)
 	}
-	var rep diffReport
+	var rep gitops.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("diff -o json is not JSON: %v\n%s", err, out)
 	}
@@ -310,33 +311,5 @@ func TestDiffWithoutKubernetesObjects(t *testing.T) {
 	_, errOut, code := runLoop(t, dir, "diff")
 	if code != 0 || !strings.Contains(errOut, "declares no Kubernetes objects") {
 		t.Fatalf("exit %d, stderr %s", code, errOut)
-	}
-}
-
-// TestLiveBuiltRefs: the live loop-built ref of an image the Tiltfile builds is
-// adopted as desired whether it runs under the image's name or pushed to a registry
-// under Tilt's escaped name; other images and tags are not.
-func TestLiveBuiltRefs(t *testing.T) {
-	pod := func(images ...string) *unstructured.Unstructured {
-		var cs []any
-		for i, img := range images {
-			cs = append(cs, map[string]any{"name": fmt.Sprint("c", i), "image": img})
-		}
-		return &unstructured.Unstructured{Object: map[string]any{"kind": "Pod", "spec": map[string]any{"containers": cs}}}
-	}
-	adopt := map[string]bool{"docker.io/loop/web": true, "docker.io/library/api": true}
-	desired := pod("loop/web", "api", "redis:7")
-	for _, c := range []struct {
-		live []string
-		want render.Images
-	}{
-		{[]string{"loop/web:loop-1", "api:loop-2", "redis:7"}, render.Images{"docker.io/loop/web": "loop/web:loop-1", "docker.io/library/api": "api:loop-2"}},
-		{[]string{"localhost:5001/loop_web:loop-1", "kind-registry:5000/api:loop-2"}, render.Images{"docker.io/loop/web": "localhost:5001/loop_web:loop-1", "docker.io/library/api": "kind-registry:5000/api:loop-2"}},
-		{[]string{"loop/web:v1", "localhost:5001/other:loop-3", "redis:loop-4"}, render.Images{}},
-	} {
-		got := liveBuiltRefs(desired, pod(c.live...), adopt)
-		if fmt.Sprint(got) != fmt.Sprint(c.want) {
-			t.Errorf("live %v: adopted %v, want %v", c.live, got, c.want)
-		}
 	}
 }

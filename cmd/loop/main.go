@@ -11,7 +11,9 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
 
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
@@ -30,6 +32,7 @@ func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
 func main() {
+	quietClientGo()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
@@ -49,6 +52,12 @@ func main() {
 	}
 	os.Exit(exitFailure)
 }
+
+// quietClientGo sends client-go's klog output nowhere: it reports retries and closed
+// exec streams on stderr, which would write over the terminal UI, and the errors that
+// matter reach the user through loop's own results. Logging is the program's to set,
+// so it is set here, once, not in a library package.
+func quietClientGo() { klog.SetLogger(logr.Discard()) }
 
 func newRootCmd() *cobra.Command {
 	root := &cobra.Command{

@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 )
 
 func newRenderCmd() *cobra.Command {

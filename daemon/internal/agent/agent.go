@@ -17,7 +17,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // The cross-compiled agents land in bin/ (build output, not committed).
@@ -65,27 +65,31 @@ var (
 	ErrNotInstalled = errors.New("sync agent not installed")
 )
 
-// Op is one file change; Entry one listed file. See package wire.
+// Op is one file change; Entry one listed file. See package agentwire.
 type (
-	Op      = wire.Op
-	Entry   = wire.Entry
-	OpError = wire.OpError
+	Op      = agentwire.Op
+	Entry   = agentwire.Entry
+	OpError = agentwire.OpError
 )
 
 // Write returns an op replacing path with data (atomically, parents created).
 func Write(path string, mode os.FileMode, data []byte) Op {
-	return Op{Kind: wire.OpWrite, Path: path, Mode: mode, Data: data}
+	return Op{Kind: agentwire.OpWrite, Path: path, Mode: mode, Data: data}
 }
 
 // Remove returns an op removing path recursively; missing is fine.
-func Remove(path string) Op { return Op{Kind: wire.OpRemove, Path: path} }
+func Remove(path string) Op { return Op{Kind: agentwire.OpRemove, Path: path} }
 
 // Mkdir returns an op creating directory path with mode.
-func Mkdir(path string, mode os.FileMode) Op { return Op{Kind: wire.OpMkdir, Path: path, Mode: mode} }
+func Mkdir(path string, mode os.FileMode) Op {
+	return Op{Kind: agentwire.OpMkdir, Path: path, Mode: mode}
+}
 
 // Symlink returns an op making path a link to target (which must stay
 // inside the batch's root).
-func Symlink(path, target string) Op { return Op{Kind: wire.OpSymlink, Path: path, Target: target} }
+func Symlink(path, target string) Op {
+	return Op{Kind: agentwire.OpSymlink, Path: path, Target: target}
+}
 
 // NormalizeArch maps the architecture names Docker reports to Go's.
 func NormalizeArch(arch string) string {

@@ -13,14 +13,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // chunkBytes bounds the file data of one Apply request; bigger batches go
-// as several requests so that no frame nears wire.MaxFrame.
+// as several requests so that no frame nears agentwire.MaxFrame.
 const chunkBytes = 16 << 20
 
-var pingRequest = &wire.Request{Kind: wire.ReqPing}
+var pingRequest = &agentwire.Request{Kind: agentwire.ReqPing}
 
 // Session is a running agent reached over a held exec stream (Docker's or
 // Kubernetes'). It is safe for concurrent use: requests are serialised. Once
@@ -104,7 +104,7 @@ func (s *Session) Apply(ctx context.Context, roots []string, ops []Op) error {
 			size += len(ops[end].Data)
 			end++
 		}
-		rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqApply, Roots: roots, Ops: ops[start:end]})
+		rep, err := s.do(ctx, &agentwire.Request{Kind: agentwire.ReqApply, Roots: roots, Ops: ops[start:end]})
 		if err != nil {
 			return fmt.Errorf("apply %d ops in %s: %w", len(ops), short(s.containerID), err)
 		}
@@ -126,7 +126,7 @@ func (s *Session) Apply(ctx context.Context, roots []string, ops []Op) error {
 // List describes every file under root in the container (root included,
 // symlinks not followed). A missing root lists nothing.
 func (s *Session) List(ctx context.Context, root string) ([]Entry, error) {
-	rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqList, Root: root})
+	rep, err := s.do(ctx, &agentwire.Request{Kind: agentwire.ReqList, Root: root})
 	if err != nil {
 		return nil, fmt.Errorf("list %s in %s: %w", root, short(s.containerID), err)
 	}
@@ -146,7 +146,7 @@ var ErrNoSupervisor = errors.New("container process not supervised by the sync a
 // supervisor's default of 10 s) and returns the new process's PID once it
 // has started. The container keeps running, and so does this session.
 func (s *Session) RestartProcess(ctx context.Context, grace time.Duration) (int, error) {
-	rep, err := s.do(ctx, &wire.Request{Kind: wire.ReqRestartProcess, Grace: grace})
+	rep, err := s.do(ctx, &agentwire.Request{Kind: agentwire.ReqRestartProcess, Grace: grace})
 	if err != nil {
 		return 0, fmt.Errorf("restart process in %s: %w", short(s.containerID), err)
 	}
@@ -177,7 +177,7 @@ func (s *Session) Close() {
 		if s.mu.TryLock() {
 			if s.err == nil {
 				_ = s.conn.SetDeadline(time.Now().Add(200 * time.Millisecond))
-				_ = wire.WriteRequest(s.conn, &wire.Request{Kind: wire.ReqBye})
+				_ = agentwire.WriteRequest(s.conn, &agentwire.Request{Kind: agentwire.ReqBye})
 			}
 			s.mu.Unlock()
 		}
@@ -189,7 +189,7 @@ func (s *Session) Close() {
 // do sends one request and reads its reply. When ctx ends midway the
 // connection's deadline is pulled in so the blocked read returns; the stream
 // is then out of step and the session is dead.
-func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error) {
+func (s *Session) do(ctx context.Context, req *agentwire.Request) (*agentwire.Reply, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
@@ -214,10 +214,10 @@ func (s *Session) do(ctx context.Context, req *wire.Request) (*wire.Reply, error
 			_ = s.conn.SetDeadline(time.Time{})
 		}
 	}()
-	err := wire.WriteRequest(s.conn, req)
-	var rep *wire.Reply
+	err := agentwire.WriteRequest(s.conn, req)
+	var rep *agentwire.Reply
 	if err == nil {
-		rep, err = wire.ReadReply(s.out)
+		rep, err = agentwire.ReadReply(s.out)
 	}
 	if err == nil && rep.Kind != req.Kind {
 		err = fmt.Errorf("reply kind %d answers request kind %d", rep.Kind, req.Kind)

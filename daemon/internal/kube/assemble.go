@@ -1,7 +1,7 @@
 // Package kube owns loop's Kubernetes deploys for the engine: grouping rendered objects
 // into resources the way Tilt does, connecting to the current kube context (refusing a
 // non-local one), getting built images into kind nodes without a registry, and syncing a
-// resource's objects the Argo CD way (daemon/k8s/sync).
+// resource's objects the Argo CD way (daemon/gitops/argosync).
 package kube
 
 import (
@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

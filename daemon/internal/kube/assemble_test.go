@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

@@ -10,34 +10,30 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/klog/v2"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
+	"github.com/loop-dev/loop/daemon/gitops/argosync"
 	"github.com/loop-dev/loop/daemon/internal/agent"
-	ksync "github.com/loop-dev/loop/daemon/k8s/sync"
 )
-
-var quietClientGo sync.Once
 
 // KindClusterLabel marks the node containers of a kind cluster with the cluster's name.
 const KindClusterLabel = "io.x-k8s.kind.cluster"
 
 // Deployer deploys to the cluster of one kube context.
 type Deployer struct {
-	cluster *ksync.Cluster
-	syncer  *ksync.Syncer
+	cluster *argosync.Cluster
+	syncer  *argosync.Syncer
 	docker  *client.Client
 
 	mu      sync.Mutex
-	loaded  map[string]bool          // node container + image ID already imported
-	healers map[string]*ksync.Healer // per resource: its self-heal back-off
+	loaded  map[string]bool             // node container + image ID already imported
+	healers map[string]*argosync.Healer // per resource: its self-heal back-off
 	// pruneChecked is when self-heal last looked for a resource's left-over objects.
 	pruneChecked map[string]time.Time
 	// For live updates into pods: exec and pod clients, made on first use, and the
@@ -53,26 +49,21 @@ type Deployer struct {
 // PruneCheckEvery bounds how often self-heal looks for left-over objects to prune:
 // that look lists every resource type of the cluster (~60 requests), where the drift
 // check reads only the resource's own objects.
-var PruneCheckEvery = 30 * time.Second
+const PruneCheckEvery = 30 * time.Second
 
 // Connect connects to the current kube context (KUBECONFIG or ~/.kube/config), refusing
 // a context that is not local unless allowed names it. docker, when not nil, loads
 // built images into the nodes of a kind cluster.
 func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
-	quietClientGo.Do(func() {
-		// client-go reports retries through klog on stderr, which would write over the
-		// terminal UI; the errors that matter reach the user through loop's own results.
-		klog.SetLogger(logr.Discard())
-	})
-	c, err := ksync.Connect("", allowed)
+	c, err := argosync.Connect("", allowed)
 	if err != nil {
 		return nil, err
 	}
-	s, err := ksync.NewSyncer(c)
+	s, err := argosync.NewSyncer(c)
 	if err != nil {
 		return nil, err
 	}
-	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*ksync.Healer{},
+	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*argosync.Healer{},
 		pruneChecked: map[string]time.Time{}, arch: map[string]string{}}, nil
 }
 
@@ -106,7 +97,7 @@ func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstruct
 			return err
 		}
 	}
-	res, err := d.syncer.Sync(ctx, objs, ksync.Options{App: AppName(resource), Prune: prune})
+	res, err := d.syncer.Sync(ctx, objs, argosync.Options{App: AppName(resource), Prune: prune})
 	if res != nil {
 		for _, s := range res.Steps {
 			fmt.Fprintf(logs, "%s %s\n", s.Action, s.Key)
@@ -124,13 +115,13 @@ func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstruct
 // Drift returns the keys of the resource's objects whose live state differs from a
 // server-side apply of objs (missing ones included), as Argo CD's OutOfSync.
 func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error) {
-	st, err := d.syncer.Compare(ctx, objs, ksync.Options{App: AppName(resource)})
+	st, err := d.syncer.Compare(ctx, objs, argosync.Options{App: AppName(resource)})
 	if err != nil {
 		return nil, fmt.Errorf("compare %s: %w", resource, err)
 	}
 	var out []string
 	for _, s := range st {
-		if s.Status == ksync.OutOfSync {
+		if s.Status == argosync.OutOfSync {
 			out = append(out, s.Key)
 		}
 	}
@@ -141,7 +132,7 @@ func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructu
 // the types its objects have, selecting its app label), until ctx is done; wait waits
 // for the watches to end.
 func (d *Deployer) WatchDrift(ctx context.Context, resource string, objs []*unstructured.Unstructured, changed func()) (wait func()) {
-	return d.syncer.WatchApp(ctx, objs, ksync.Options{App: AppName(resource)}, changed)
+	return d.syncer.WatchApp(ctx, objs, argosync.Options{App: AppName(resource)}, changed)
 }
 
 // Heal is Argo CD's automated selfHeal for a resource: when its live objects drifted
@@ -161,7 +152,7 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 		d.pruneChecked[resource] = time.Now()
 	}
 	d.mu.Unlock()
-	res, err := h.Heal(ctx, objs, ksync.Options{App: AppName(resource), Prune: prune})
+	res, err := h.Heal(ctx, objs, argosync.Options{App: AppName(resource), Prune: prune})
 	if err != nil {
 		return res.Drifted, false, fmt.Errorf("self-heal %s: %w", resource, err)
 	}

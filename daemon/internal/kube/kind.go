@@ -19,7 +19,7 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

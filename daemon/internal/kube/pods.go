@@ -25,7 +25,7 @@ import (
 
 // PodPoll is how often a followed resource's pods are looked at again without a
 // change reported by the watch (a failed port forward is retried then).
-var PodPoll = 10 * time.Second
+const PodPoll = 10 * time.Second
 
 // podSelector says which pods belong to a workload.
 type podSelector struct {

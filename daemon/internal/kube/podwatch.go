@@ -88,7 +88,7 @@ func (w *podWatch) pods() []corev1.Pod {
 }
 
 // SyncWait bounds how long synced waits for the first list of pods.
-var SyncWait = 10 * time.Second
+const SyncWait = 10 * time.Second
 
 // synced waits until every informer has listed its pods once; false when that did
 // not happen within SyncWait (the API server refuses, say) or ctx ended.

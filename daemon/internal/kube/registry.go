@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

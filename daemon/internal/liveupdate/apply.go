@@ -14,9 +14,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // Target is where an update lands: a container reached through an agent,
@@ -76,7 +76,7 @@ func Apply(ctx context.Context, target Target, u Update, logs io.Writer) (Result
 	}
 	var res Result
 	start := time.Now()
-	b := batcher{u: &u, logs: logs, seen: map[string]wire.OpKind{}, roots: map[string]bool{}, resolved: map[string]string{}}
+	b := batcher{u: &u, logs: logs, seen: map[string]agentwire.OpKind{}, roots: map[string]bool{}, resolved: map[string]string{}}
 	for _, f := range u.Files {
 		if err := b.add(f); err != nil {
 			return res, err
@@ -89,7 +89,7 @@ func Apply(ctx context.Context, target Target, u Update, logs io.Writer) (Result
 	}
 	res.Sync = time.Since(start)
 	for _, op := range b.ops {
-		if op.Kind == wire.OpRemove {
+		if op.Kind == agentwire.OpRemove {
 			res.Removed++
 		} else {
 			res.Written++
@@ -141,9 +141,9 @@ type batcher struct {
 	u        *Update
 	logs     io.Writer
 	ops      []agent.Op
-	seen     map[string]wire.OpKind // container paths with an op already, and its kind
-	roots    map[string]bool        // container roots touched
-	resolved map[string]string      // sync local path -> its resolved form
+	seen     map[string]agentwire.OpKind // container paths with an op already, and its kind
+	roots    map[string]bool             // container roots touched
+	resolved map[string]string           // sync local path -> its resolved form
 }
 
 func (b *batcher) rootList() []string {
@@ -165,7 +165,7 @@ func (b *batcher) covered(cp string) bool {
 		return true
 	}
 	for p := path.Dir(cp); ; p = path.Dir(p) {
-		if k, ok := b.seen[p]; ok && k != wire.OpMkdir {
+		if k, ok := b.seen[p]; ok && k != agentwire.OpMkdir {
 			return true
 		}
 		if p == "/" || p == "." {

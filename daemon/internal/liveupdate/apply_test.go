@@ -12,9 +12,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // fakeTarget records what Apply asks of a container.
@@ -116,21 +116,21 @@ func TestApplyBuildsOpsFromHostFiles(t *testing.T) {
 		t.Errorf("a container path got two ops: %+v", ft.ops)
 	}
 	type want struct {
-		kind   wire.OpKind
+		kind   agentwire.OpKind
 		mode   os.FileMode
 		data   string
 		target string
 	}
 	wants := map[string]want{
-		"/app/main.go":          {wire.OpWrite, 0o644, "package main", ""},
-		"/app/bin/run.sh":       {wire.OpWrite, 0o755, "#!/bin/sh", ""},
-		"/app/gone.txt":         {wire.OpRemove, 0, "", ""},
-		"/app/newdir":           {wire.OpMkdir, 0o755, "", ""},
-		"/app/newdir/a.txt":     {wire.OpWrite, 0o600, "a", ""},
-		"/app/newdir/sub":       {wire.OpMkdir, 0o755, "", ""},
-		"/app/newdir/sub/b.txt": {wire.OpWrite, 0o644, "b", ""},
-		"/app/newdir/link":      {wire.OpSymlink, 0, "", "a.txt"},
-		"/app/abslink":          {wire.OpSymlink, 0, "", "/app/main.go"},
+		"/app/main.go":          {agentwire.OpWrite, 0o644, "package main", ""},
+		"/app/bin/run.sh":       {agentwire.OpWrite, 0o755, "#!/bin/sh", ""},
+		"/app/gone.txt":         {agentwire.OpRemove, 0, "", ""},
+		"/app/newdir":           {agentwire.OpMkdir, 0o755, "", ""},
+		"/app/newdir/a.txt":     {agentwire.OpWrite, 0o600, "a", ""},
+		"/app/newdir/sub":       {agentwire.OpMkdir, 0o755, "", ""},
+		"/app/newdir/sub/b.txt": {agentwire.OpWrite, 0o644, "b", ""},
+		"/app/newdir/link":      {agentwire.OpSymlink, 0, "", "a.txt"},
+		"/app/abslink":          {agentwire.OpSymlink, 0, "", "/app/main.go"},
 	}
 	for p, w := range wants {
 		op, ok := ops[p]
@@ -223,7 +223,7 @@ func TestApplySyncRootIsASymlink(t *testing.T) {
 		if _, err := Apply(context.Background(), ft, plan(t, lu, p), nil); err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		if op := ft.byPath()["/app/a.txt"]; op.Kind != wire.OpWrite || string(op.Data) != "a" {
+		if op := ft.byPath()["/app/a.txt"]; op.Kind != agentwire.OpWrite || string(op.Data) != "a" {
 			t.Errorf("%s: ops = %+v", p, ft.ops)
 		}
 	}

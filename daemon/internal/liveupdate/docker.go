@@ -15,8 +15,8 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // DockerAPI is the part of the Docker client a DockerTarget needs.
@@ -144,14 +144,14 @@ func (t *DockerTarget) copySync(ctx context.Context, ops []agent.Op, logs io.Wri
 		name := strings.TrimPrefix(op.Path, "/")
 		h := &tar.Header{Name: name, ModTime: now, Mode: tarMode(op)}
 		switch op.Kind {
-		case wire.OpRemove:
+		case agentwire.OpRemove:
 			removes = append(removes, op.Path)
 			continue
-		case wire.OpWrite:
+		case agentwire.OpWrite:
 			h.Typeflag, h.Size = tar.TypeReg, int64(len(op.Data))
-		case wire.OpMkdir:
+		case agentwire.OpMkdir:
 			h.Typeflag, h.Name = tar.TypeDir, name+"/"
-		case wire.OpSymlink:
+		case agentwire.OpSymlink:
 			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, op.Target, 0o777
 		default:
 			return fmt.Errorf("copy into %s: unknown op %s", short(t.id), op.Kind)

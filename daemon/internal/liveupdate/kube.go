@@ -37,7 +37,7 @@ type KubeTarget struct {
 
 // HistoryMax bounds the file data a KubeTarget keeps to bring a later container up
 // to date; beyond it such a container fails the update, and the next one rebuilds.
-var HistoryMax = 64 << 20
+const HistoryMax = 64 << 20
 
 // history is the latest op per path synced through a target, in the order a replay
 // must apply them (a path written again moves to the end, after a removal of its
@@ -47,7 +47,15 @@ type history struct {
 	idx   map[string]int // path → slot
 	roots map[string]bool
 	bytes int
-	lost  bool // more than HistoryMax: dropped
+	lost  bool // more than its limit: dropped
+	max   int  // the limit in bytes; 0 is HistoryMax (a test sets less)
+}
+
+func (h *history) limit() int {
+	if h.max > 0 {
+		return h.max
+	}
+	return HistoryMax
 }
 
 func (h *history) add(roots []string, ops []agent.Op) {
@@ -69,8 +77,8 @@ func (h *history) add(roots []string, ops []agent.Op) {
 		h.ops = append(h.ops, op)
 		h.bytes += len(op.Data)
 	}
-	if h.bytes > HistoryMax {
-		*h = history{lost: true}
+	if h.bytes > h.limit() {
+		*h = history{lost: true, max: h.max}
 		return
 	}
 	if len(h.ops) > 64 && len(h.ops) > 2*len(h.idx) {
@@ -248,7 +256,7 @@ func (t *KubeTarget) Sync(ctx context.Context, roots []string, ops []agent.Op, _
 		if !t.known[pc] {
 			// Started after the deploy (or restarted): it has the image's files.
 			if t.hist.lost {
-				return fmt.Errorf("%s started after the deploy, and the files synced since are more than loop keeps to replay (%d MB)", pc, HistoryMax>>20)
+				return fmt.Errorf("%s started after the deploy, and the files synced since are more than loop keeps to replay (%d MB)", pc, t.hist.limit()>>20)
 			}
 			return t.apply(ctx, pc, hroots, hops)
 		}

@@ -9,7 +9,7 @@ import (
 
 // TestHistoryReplayOrder: a replay applies the latest op per path, in an order that
 // gives the same tree: a file written again after its directory was removed comes
-// after the removal; data beyond HistoryMax drops the history.
+// after the removal; data beyond the limit (HistoryMax) drops the history.
 func TestHistoryReplayOrder(t *testing.T) {
 	var h history
 	h.add([]string{"/app"}, []agent.Op{agent.Write("/app/a/x", 0o644, []byte("1")), agent.Write("/app/b", 0o644, []byte("b"))})
@@ -28,10 +28,9 @@ func TestHistoryReplayOrder(t *testing.T) {
 		t.Fatalf("history holds %d bytes, want 3", h.bytes)
 	}
 
-	defer func(n int) { HistoryMax = n }(HistoryMax)
-	HistoryMax = 4
+	h.max = 4
 	h.add([]string{"/app"}, []agent.Op{agent.Write("/app/big", 0o644, []byte("12345"))})
 	if !h.lost || len(h.ops) != 0 {
-		t.Fatalf("history past HistoryMax kept %d ops (lost %v)", len(h.ops), h.lost)
+		t.Fatalf("history past its limit kept %d ops (lost %v)", len(h.ops), h.lost)
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/loop-dev/loop/cmd/loop-agent/wire"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/agentwire"
 )
 
 // These cases were found by the randomized no-loss run (daemon/noloss_test.go);
@@ -47,7 +47,7 @@ func TestApplyRecreatedDirectoryIsReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := opList(f)
-	rm, mk, wr := indexOf(ops, wire.OpRemove.String()+" /app/d"), indexOf(ops, wire.OpMkdir.String()+" /app/d"), indexOf(ops, wire.OpWrite.String()+" /app/d/new.txt")
+	rm, mk, wr := indexOf(ops, agentwire.OpRemove.String()+" /app/d"), indexOf(ops, agentwire.OpMkdir.String()+" /app/d"), indexOf(ops, agentwire.OpWrite.String()+" /app/d/new.txt")
 	if rm < 0 || mk < rm || wr < mk {
 		t.Fatalf("ops = %v, want remove /app/d, then mkdir /app/d, then its file", ops)
 	}
@@ -65,10 +65,10 @@ func TestApplyMkdirDoesNotSwallowChildRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	ops := opList(f)
-	if indexOf(ops, wire.OpRemove.String()+" /app/d/gone.txt") < 0 {
+	if indexOf(ops, agentwire.OpRemove.String()+" /app/d/gone.txt") < 0 {
 		t.Fatalf("ops = %v, want the removal of /app/d/gone.txt", ops)
 	}
-	if indexOf(ops, wire.OpRemove.String()+" /app/d") >= 0 {
+	if indexOf(ops, agentwire.OpRemove.String()+" /app/d") >= 0 {
 		t.Fatalf("ops = %v: a directory that was not deleted must not be replaced", ops)
 	}
 }
@@ -114,7 +114,7 @@ func TestApplySymlinkLoop(t *testing.T) {
 	if _, err := Apply(context.Background(), f, u, nil); err != nil {
 		t.Fatalf("apply a link loop: %v", err)
 	}
-	if op := f.byPath()["/app/a"]; op.Kind != wire.OpSymlink || op.Target != "b" {
+	if op := f.byPath()["/app/a"]; op.Kind != agentwire.OpSymlink || op.Target != "b" {
 		t.Fatalf("ops = %v, want /app/a -> b", opList(f))
 	}
 }

@@ -1,8 +1,9 @@
-package sync
+package argosync
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -19,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 
-	"github.com/loop-dev/loop/daemon/k8s/render"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -764,8 +765,12 @@ metadata: {name: old}
 		}
 		return true
 	})
+	// What must outlive the prune: what the controllers made, and the objects they were
+	// made from (deleting those would let the garbage collector take the rest later).
+	kept := maps.Clone(made)
+	kept[gvrDeployment], kept[gvrService] = 1, 1
 	uids := map[types.UID]string{}
-	for gvr := range made {
+	for gvr := range kept {
 		for _, o := range list(gvr) {
 			uids[o.GetUID()] = o.GetKind() + "/" + o.GetName()
 		}
@@ -803,9 +808,11 @@ metadata: {name: old}
 	if want := []string{"/ConfigMap/" + ns + "/old"}; !slices.Equal(pruned, want) {
 		t.Errorf("pruned %v, want %v", pruned, want)
 	}
-	// A deletion would show as a missing UID or a deletionTimestamp.
-	time.Sleep(time.Second)
-	for gvr := range made {
+	// Sync returns after the API server has answered every delete it sent, and a list
+	// reads the latest state: a deletion by the prune shows now as a missing UID or a
+	// deletionTimestamp, with no need to wait. A deleted owner (Deployment, Service) is
+	// caught here too, before its garbage collection would reach what it made.
+	for gvr := range kept {
 		for _, o := range list(gvr) {
 			if o.GetDeletionTimestamp() == nil {
 				delete(uids, o.GetUID())
@@ -813,7 +820,7 @@ metadata: {name: old}
 		}
 	}
 	if len(uids) > 0 {
-		t.Errorf("prune deleted what the cluster made: %v", uids)
+		t.Errorf("prune deleted what the cluster made or its owners: %v", uids)
 	}
 
 	deleted, err := s.Down(ctx, "shop")

@@ -1,6 +1,8 @@
-// Package wire is the protocol between loop and its in-container sync agent
-// (cmd/loop-agent). Both ends import it, so it uses the standard library only
-// and lives outside any internal/ tree the agent could not import.
+// Package agentwire owns the protocol between loop and its in-container sync
+// agent (cmd/loop-agent). Both ends import it: it sits in the module's top
+// internal/ tree so that cmd/loop-agent and the daemon can reach it without the
+// daemon importing cmd/, and it uses the standard library only so the agent
+// stays a small static binary (depguard checks both).
 //
 // A message is a frame: a 4-byte big-endian payload length, then the payload.
 // A payload starts with one byte naming its kind; strings and byte slices are
@@ -11,7 +13,7 @@
 // A RestartProcess request asks the agent to have the container's
 // supervisor (the agent run as `supervise`, see cmd/loop-agent) restart the
 // application process; the reply carries the new process's PID.
-package wire
+package agentwire
 
 import (
 	"encoding/binary"

@@ -1,8 +1,8 @@
-package sync
+package argosync
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -16,8 +16,12 @@ type Backoff struct {
 	Max     time.Duration
 }
 
-// DefaultHealBackoff is Argo CD's default sync retry back-off: 5 s, doubling, at most 3 min.
-var DefaultHealBackoff = Backoff{Initial: 5 * time.Second, Factor: 2, Max: 3 * time.Minute}
+// DefaultHealBackoff is Argo CD's default sync retry back-off: 5 s, doubling, at most
+// 3 min. A function, not a variable, so no caller can change it for everyone; a
+// Healer's own Backoff is the knob.
+func DefaultHealBackoff() Backoff {
+	return Backoff{Initial: 5 * time.Second, Factor: 2, Max: 3 * time.Minute}
+}
 
 // Delay is the wait after n consecutive failures (n >= 1).
 func (b Backoff) Delay(n int) time.Duration {
@@ -40,14 +44,14 @@ type Healer struct {
 	compare func(context.Context, []*unstructured.Unstructured, Options) ([]string, error)
 	sync    func(context.Context, []*unstructured.Unstructured, Options) (*Result, error)
 
-	mu       gosync.Mutex
+	mu       sync.Mutex
 	failures int
 	retryAt  time.Time
 }
 
 // NewHealer makes a Healer for one app on this Syncer's cluster, with DefaultHealBackoff.
 func (s *Syncer) NewHealer() *Healer {
-	return &Healer{Backoff: DefaultHealBackoff, Now: time.Now, compare: s.drifted, sync: s.Sync}
+	return &Healer{Backoff: DefaultHealBackoff(), Now: time.Now, compare: s.drifted, sync: s.Sync}
 }
 
 // HealResult is what one Heal did.

@@ -1,4 +1,4 @@
-package sync
+package argosync
 
 import (
 	"cmp"
@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,7 +48,7 @@ func (s *Syncer) Tracked(ctx context.Context, app string) ([]*unstructured.Unstr
 		err   error
 	}
 	results := make([]listed, len(gvrs))
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	slots := make(chan struct{}, 8)
 	for i, gvr := range gvrs {
 		wg.Add(1)
@@ -92,8 +92,7 @@ func appliedBy(o *unstructured.Unstructured, app string) bool {
 	return o.GetAnnotations()[AnnTrackingID] == trackingID(app, o) && len(o.GetOwnerReferences()) == 0
 }
 
-// unwanted picks the live objects that desired no longer holds and pruning may delete:
-// not hooks, not Prune=false, not already going.
+// unwanted picks the live objects that desired no longer holds and pruning may delete.
 func unwanted(live, desired []*unstructured.Unstructured) []*unstructured.Unstructured {
 	want := map[string]bool{}
 	for _, d := range desired {
@@ -101,15 +100,21 @@ func unwanted(live, desired []*unstructured.Unstructured) []*unstructured.Unstru
 	}
 	var out []*unstructured.Unstructured
 	for _, l := range live {
-		if want[Key(l)] || l.GetDeletionTimestamp() != nil || hasSyncOption(l, "Prune=false") {
-			continue
+		if !want[Key(l)] && Prunable(l) {
+			out = append(out, l)
 		}
-		if _, isHook, _ := hookPhases(l); isHook {
-			continue
-		}
-		out = append(out, l)
 	}
 	return out
+}
+
+// Prunable says whether a sync that prunes would delete the live object o once it is no
+// longer rendered: not a hook, not Prune=false, not already being deleted.
+func Prunable(o *unstructured.Unstructured) bool {
+	if o.GetDeletionTimestamp() != nil || hasSyncOption(o, "Prune=false") {
+		return false
+	}
+	_, isHook, _ := hookPhases(o)
+	return !isHook
 }
 
 // prune deletes the app's live objects that desired no longer holds, highest wave first;

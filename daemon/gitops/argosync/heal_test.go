@@ -1,4 +1,4 @@
-package sync
+package argosync
 
 import (
 	"context"
@@ -12,11 +12,11 @@ import (
 func TestBackoffDelay(t *testing.T) {
 	want := []time.Duration{5, 10, 20, 40, 80, 160, 180, 180}
 	for i, w := range want {
-		if got := DefaultHealBackoff.Delay(i + 1); got != w*time.Second {
+		if got := DefaultHealBackoff().Delay(i + 1); got != w*time.Second {
 			t.Errorf("Delay(%d) = %v, want %v", i+1, got, w*time.Second)
 		}
 	}
-	if got := DefaultHealBackoff.Delay(1000); got != 3*time.Minute {
+	if got := DefaultHealBackoff().Delay(1000); got != 3*time.Minute {
 		t.Errorf("Delay(1000) = %v", got)
 	}
 }
@@ -30,7 +30,7 @@ func TestHealerBackoff(t *testing.T) {
 	var syncErr error
 	syncOK, syncs := false, 0
 	h := &Healer{
-		Backoff: DefaultHealBackoff,
+		Backoff: DefaultHealBackoff(),
 		Now:     func() time.Time { return now },
 		compare: func(context.Context, []*unstructured.Unstructured, Options) ([]string, error) { return drift, nil },
 		sync: func(ctx context.Context, _ []*unstructured.Unstructured, _ Options) (*Result, error) {

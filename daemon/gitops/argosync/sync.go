@@ -1,8 +1,8 @@
-// Package sync owns applying rendered objects to a cluster the way Argo CD syncs an
+// Package argosync owns applying rendered objects to a cluster the way Argo CD syncs an
 // application: server-side apply under field manager "loop", ordered by phase, wave, kind
 // and name, waiting for Argo CD's health between waves, running hooks with their delete
 // policies, tracking what it applied so it can prune it, and reporting drift.
-package sync
+package argosync
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -44,7 +44,7 @@ type Syncer struct {
 	// PollInterval is how often health is read while waiting for a wave.
 	PollInterval time.Duration
 
-	cmpMu gosync.Mutex
+	cmpMu sync.Mutex
 	cmp   map[string]comparison // Compare's last results, by object key
 }
 

@@ -55,12 +55,12 @@ func SubstituteImages(objs []*unstructured.Unstructured, images Images, kinds ma
 	}
 	byName := map[string]string{}
 	for name, built := range images {
-		byName[normalizedName(name)] = built
+		byName[NormalizedName(name)] = built
 		byName[name] = built
 	}
 	lookup := func(ref string) (string, string, bool) {
-		if b, ok := byName[normalizedName(ref)]; ok {
-			return b, normalizedName(ref), true
+		if b, ok := byName[NormalizedName(ref)]; ok {
+			return b, NormalizedName(ref), true
 		}
 		return "", "", false
 	}
@@ -124,8 +124,8 @@ func walkImagePath(node any, path ImagePath, replace func(string) (string, bool)
 	return node
 }
 
-// normalizedName is a ref's repository without tag or digest ("nginx" → "docker.io/library/nginx").
-func normalizedName(ref string) string {
+// NormalizedName is a ref's repository without tag or digest ("nginx" → "docker.io/library/nginx").
+func NormalizedName(ref string) string {
 	named, err := reference.ParseNormalizedNamed(ref)
 	if err != nil {
 		return ref

@@ -1,8 +1,8 @@
-package sync
+package argosync
 
 import (
 	"context"
-	gosync "sync"
+	"sync"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -29,7 +29,7 @@ func (s *Syncer) WatchApp(ctx context.Context, objs []*unstructured.Unstructured
 	}
 	seen := map[target]bool{}
 	crds := crdScopes(objs)
-	var wg gosync.WaitGroup
+	var wg sync.WaitGroup
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { changed() },
 		UpdateFunc: func(any, any) { changed() },

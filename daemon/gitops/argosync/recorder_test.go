@@ -1,11 +1,11 @@
-package sync
+package argosync
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
-	gosync "sync"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,11 +57,11 @@ type recorder struct {
 	dyn     dynamic.Interface
 	targets []target
 	cancel  context.CancelFunc
-	wg      gosync.WaitGroup
+	wg      sync.WaitGroup
 
 	startRV map[target]int64 // resourceVersion each watch started from
 
-	mu     gosync.Mutex
+	mu     sync.Mutex
 	events map[target][]event
 	err    error
 }
