@@ -43,9 +43,7 @@ func Rel(root, p string) (string, bool) {
 	if root == "" || p == "" {
 		return "", false
 	}
-	// Clean returns its argument unchanged (no allocation) when it is
-	// already clean, which is what the hot callers pass.
-	r, q := filepath.Clean(root), filepath.Clean(p)
+	r, q := clean(root), clean(p)
 	if filepath.IsAbs(r) != filepath.IsAbs(q) {
 		return "", false
 	}
@@ -68,6 +66,55 @@ func Rel(root, p string) (string, bool) {
 		return "", false
 	}
 	return rest, true
+}
+
+// clean is filepath.Clean, made cheap for a path that is clean already:
+// the watcher and the ignore rules ask about every file, and the paths they
+// pass are clean.
+func clean(p string) string {
+	if filepath.Separator != '/' || !isClean(p) {
+		return filepath.Clean(p)
+	}
+	return p
+}
+
+// isClean reports whether filepath.Clean would return slash path p
+// unchanged: no empty, "." or ".." segment (but "." alone and the leading
+// ".." segments of a relative path), so no trailing slash either.
+func isClean(p string) bool {
+	if p == "" {
+		return false
+	}
+	// The common case, found fast: nothing that could make an empty, "."
+	// or ".." segment.
+	if p[0] != '.' && p[len(p)-1] != '/' && !strings.Contains(p, "//") && !strings.Contains(p, "/.") {
+		return true
+	}
+	if p == "/" || p == "." {
+		return true
+	}
+	leading := p[0] != '/' // in a relative path's leading ".." segments
+	start := 0
+	if !leading {
+		start = 1
+	}
+	for i := start; i <= len(p); i++ {
+		if i < len(p) && p[i] != '/' {
+			continue
+		}
+		switch seg := p[start:i]; {
+		case seg == "" || seg == ".":
+			return false
+		case seg == "..":
+			if !leading {
+				return false
+			}
+		default:
+			leading = false
+		}
+		start = i + 1
+	}
+	return true
 }
 
 // ErrOutside is wrapped by Resolve's error when p leads outside root.

@@ -189,6 +189,11 @@ func FuzzWithin(f *testing.F) {
 		f.Add(s[0], s[1], s[2])
 	}
 	f.Fuzz(func(t *testing.T, r, p, q string) {
+		for _, s := range []string{r, p, q} {
+			if isClean(s) != (s != "" && filepath.Clean(s) == s) {
+				t.Fatalf("isClean(%q) = %v, filepath.Clean gives %q", s, isClean(s), filepath.Clean(s))
+			}
+		}
 		in := Within(r, p)
 		rel, ok := Rel(r, p)
 		if in != ok {
