@@ -68,14 +68,14 @@ func Rel(root, p string) (string, bool) {
 	return rest, true
 }
 
-// clean is filepath.Clean, made cheap for a path that is clean already:
-// the watcher and the ignore rules ask about every file, and the paths they
-// pass are clean.
+// clean is filepath.Clean (on slash-separated systems), made cheap for a
+// path that is clean already: the watcher and the live update ask about
+// every changed file, and the paths they pass are clean.
 func clean(p string) string {
-	if filepath.Separator != '/' || !isClean(p) {
-		return filepath.Clean(p)
+	if isClean(p) {
+		return p
 	}
-	return p
+	return filepath.Clean(p)
 }
 
 // isClean reports whether filepath.Clean would return slash path p
@@ -120,8 +120,8 @@ func isClean(p string) bool {
 // ErrOutside is wrapped by Resolve's error when p leads outside root.
 var ErrOutside = errors.New("path leads outside its root")
 
-// maxLinks bounds the symlinks Resolve follows, as the kernel does (40 on
-// Linux), so that a loop of links ends.
+// maxLinks bounds the symlinks Resolve follows (filepath.EvalSymlinks's
+// bound), so that a loop of links ends.
 const maxLinks = 255
 
 // Resolve returns where absolute path p really leads and checks that it is
