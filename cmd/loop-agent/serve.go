@@ -10,11 +10,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
-	"syscall"
 
 	"github.com/loop-dev/loop/internal/agentwire"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // serve answers requests from r on w, one at a time, until r ends or a Bye. A frame it
@@ -102,7 +101,7 @@ func applyOp(roots []string, op agentwire.Op) error {
 		if !path.IsAbs(target) {
 			target = path.Join(path.Dir(op.Path), target)
 		}
-		if !within(root, path.Clean(target)) {
+		if !pathrule.Within(root, target) {
 			return fmt.Errorf("symlink target %s is outside %s", op.Target, root)
 		}
 		return symlink(op.Path, op.Target)
@@ -113,7 +112,8 @@ func applyOp(roots []string, op agentwire.Op) error {
 // checkPath returns the most specific root p lies under, or why p must not
 // be touched: p is not absolute and clean, is under none of roots, or its
 // parent directory resolves (through symlinks) to somewhere outside that
-// root. loop checks the same before sending; this is the second line.
+// root. p itself is not followed: writes and links replace it, removals
+// remove it. loop checks the same before sending; this is the second line.
 func checkPath(roots []string, p string) (string, error) {
 	if !path.IsAbs(p) {
 		return "", errors.New("path is not absolute")
@@ -123,7 +123,7 @@ func checkPath(roots []string, p string) (string, error) {
 	}
 	root := ""
 	for _, r := range roots {
-		if path.IsAbs(r) && path.Clean(r) == r && within(r, p) && len(r) > len(root) {
+		if path.IsAbs(r) && path.Clean(r) == r && pathrule.Within(r, p) && len(r) > len(root) {
 			root = r
 		}
 	}
@@ -133,43 +133,10 @@ func checkPath(roots []string, p string) (string, error) {
 	if p == root {
 		return root, nil
 	}
-	rr, err := resolve(root)
-	if err != nil {
-		return "", fmt.Errorf("resolve root %s: %w", root, err)
-	}
-	rp, err := resolve(path.Dir(p))
-	if err != nil {
-		return "", fmt.Errorf("resolve parent: %w", err)
-	}
-	if !within(rr, rp) {
-		return "", fmt.Errorf("parent resolves to %s, outside root %s", rp, root)
+	if _, err := pathrule.Resolve(root, path.Dir(p)); err != nil {
+		return "", fmt.Errorf("check parent directory: %w", err)
 	}
 	return root, nil
-}
-
-// within reports whether clean absolute path p is root or below it.
-func within(root, p string) bool {
-	return root == "/" || p == root || strings.HasPrefix(p, root+"/")
-}
-
-// resolve follows symlinks in p as far as p exists and appends the part that
-// does not exist yet (which MkdirAll will create as real directories).
-func resolve(p string) (string, error) {
-	rest := ""
-	for {
-		r, err := filepath.EvalSymlinks(p)
-		if err == nil {
-			return path.Join(r, rest), nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
-			return "", err
-		}
-		if p == "/" {
-			return path.Join("/", rest), nil
-		}
-		rest = path.Join(path.Base(p), rest)
-		p = path.Dir(p)
-	}
 }
 
 const modeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky

@@ -134,6 +134,11 @@ func TestRefusesEscapes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(outside, "keep"), []byte("keep"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A dangling link leads where it names: MkdirAll through it must not
+	// create outside/new.
+	if err := os.Symlink("../outside/new", filepath.Join(root, "dangle")); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		op   agentwire.Op
@@ -146,6 +151,8 @@ func TestRefusesEscapes(t *testing.T) {
 		{"parent symlink deep", agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(root, "out", "new", "x"), Data: []byte("x")}},
 		{"parent symlink remove", agentwire.Op{Kind: agentwire.OpRemove, Path: filepath.Join(root, "out", "keep")}},
 		{"parent symlink mkdir", agentwire.Op{Kind: agentwire.OpMkdir, Path: filepath.Join(root, "out", "d")}},
+		{"parent dangling symlink", agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(root, "dangle", "x"), Data: []byte("x")}},
+		{"parent dangling symlink mkdir", agentwire.Op{Kind: agentwire.OpMkdir, Path: filepath.Join(root, "dangle", "d")}},
 		{"symlink target abs", agentwire.Op{Kind: agentwire.OpSymlink, Path: filepath.Join(root, "l1"), Target: outside}},
 		{"symlink target rel", agentwire.Op{Kind: agentwire.OpSymlink, Path: filepath.Join(root, "l2"), Target: "../outside/keep"}},
 	}

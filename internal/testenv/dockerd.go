@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/client"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // Dockerd is a Docker engine of the test's own: the machine's dockerd binary
@@ -246,7 +248,7 @@ func (d *Dockerd) mounts() []string {
 	var out []string
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == d.dir || strings.HasPrefix(f[4], d.dir+"/")) {
+		if len(f) > 4 && pathrule.Within(d.dir, f[4]) {
 			out = append(out, f[4])
 		}
 	}

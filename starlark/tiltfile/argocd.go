@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // argocdApp is argocd_app(path, repo_root=None): every Argo CD Application in path (a
@@ -262,7 +263,7 @@ func argoApplication(d argoDoc, root string) (*model.ArgoApp, error) {
 		if !ok {
 			return nil, errAt(n, "%q: spec.source.path is not a string", name)
 		}
-		if rel, err := filepath.Rel(root, filepath.Join(root, filepath.FromSlash(p))); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		if !pathrule.Within(root, filepath.Join(root, filepath.FromSlash(p))) {
 			return nil, errAt(n, "%q: spec.source.path %q leaves the repository root %s", name, p, root)
 		}
 		app.Path = p

@@ -9,6 +9,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // dockerBuiltins are the image builtins: docker_build, custom_build and the
@@ -133,8 +134,8 @@ func relInside(dir, p string) (string, error) {
 	if !filepath.IsAbs(p) {
 		abs = filepath.Join(dir, p)
 	}
-	rel, err := filepath.Rel(dir, abs)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+	rel, ok := pathrule.Rel(dir, abs)
+	if !ok {
 		return "", errPathOutside(p, dir)
 	}
 	return rel, nil
@@ -147,7 +148,7 @@ func errPathOutside(p, dir string) error { return pathOutsideError{p, dir} }
 
 func isUnder(p string, roots []string) bool {
 	for _, r := range roots {
-		if _, err := relInside(r, p); err == nil {
+		if pathrule.Within(r, p) {
 			return true
 		}
 	}

@@ -131,3 +131,21 @@ func assertErrAt(t *testing.T, r loadResult, file string, line int, want string)
 		t.Errorf("failed load returned no Files")
 	}
 }
+
+// TestDisplayShortensOnlyInside: a path is shown relative to the main
+// Tiltfile's directory only when it lies inside it; a directory whose name
+// merely starts with ".." is inside.
+func TestDisplayShortensOnlyInside(t *testing.T) {
+	l := &loader{mainDir: "/p/app"}
+	for p, want := range map[string]string{
+		"/p/app/lib/Tiltfile":    "lib/Tiltfile",
+		"/p/app/..x/Tiltfile":    "..x/Tiltfile",
+		"/p/other/Tiltfile":      "/p/other/Tiltfile",
+		"/p/app2/Tiltfile":       "/p/app2/Tiltfile",
+		"/p/app/../lib/Tiltfile": "/p/app/../lib/Tiltfile",
+	} {
+		if got := l.display(p); got != want {
+			t.Errorf("display(%q) = %q, want %q", p, got, want)
+		}
+	}
+}

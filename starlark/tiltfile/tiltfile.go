@@ -26,6 +26,7 @@ import (
 	"go.starlark.net/syntax"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // Options tune one Load.
@@ -277,7 +278,7 @@ func (l *loader) cycle(path string) string {
 
 // display shortens a path relative to the main Tiltfile's directory.
 func (l *loader) display(p string) string {
-	if rel, err := filepath.Rel(l.mainDir, p); err == nil && !strings.HasPrefix(rel, "..") {
+	if rel, ok := pathrule.Rel(l.mainDir, p); ok {
 		return rel
 	}
 	return p

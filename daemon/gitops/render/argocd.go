@@ -15,6 +15,8 @@ import (
 	jsonpatch "github.com/evanphx/json-patch"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // App is an Argo CD Application mirrored locally: its source rendered from the working tree.
@@ -462,7 +464,7 @@ func resolveValueFile(appDir, repoRoot, f string) (string, error) {
 	if filepath.IsAbs(f) {
 		p = filepath.Join(repoRoot, f)
 	}
-	if !within(repoRoot, p) {
+	if !pathrule.Within(repoRoot, p) {
 		return "", fmt.Errorf("%s resolves outside the repository root %s", f, repoRoot)
 	}
 	return p, nil
@@ -520,15 +522,10 @@ func intOrString(raw json.RawMessage) (int64, error) {
 // inRepo joins a slash path to repoRoot, refusing one that leaves it.
 func inRepo(repoRoot, p string) (string, error) {
 	dir := filepath.Join(repoRoot, filepath.FromSlash(p))
-	if !within(repoRoot, dir) {
+	if !pathrule.Within(repoRoot, dir) {
 		return "", fmt.Errorf("%q leaves the repository root %s", p, repoRoot)
 	}
 	return dir, nil
-}
-
-func within(root, p string) bool {
-	rel, err := filepath.Rel(root, p)
-	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 type argoDoc struct {

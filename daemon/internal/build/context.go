@@ -13,11 +13,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // contextStats describes one written context.
@@ -248,12 +248,16 @@ func (t *tarHasher) addSymlink(abs, name string) error {
 	if err != nil {
 		return fmt.Errorf("read symlink %s: %w", abs, err)
 	}
+	// Judged by spelling (pathrule.Within), not through the host's file
+	// system: the link goes into the tar as it is and nothing here follows
+	// it (walk does not descend into links). A link that hops out through
+	// another link is refused at that other one, unless that one is ignored
+	// and so not in the tar at all.
 	resolved := target
 	if !filepath.IsAbs(resolved) {
 		resolved = filepath.Join(filepath.Dir(abs), target)
 	}
-	resolved = filepath.Clean(resolved)
-	if resolved != t.root && !strings.HasPrefix(resolved, t.root+"/") {
+	if !pathrule.Within(t.root, resolved) {
 		return fmt.Errorf("symlink %s points outside the build context %s (to %s): %w", abs, t.root, target, ErrOutsideContext)
 	}
 	info, err := os.Lstat(abs)

@@ -194,9 +194,11 @@ func TestContextHashIgnoresMtimeOnly(t *testing.T) {
 }
 
 func TestContextTarRefusesSymlinkOutside(t *testing.T) {
-	for name, target := range map[string]string{"relative": "../../etc/passwd", "absolute": "/etc/passwd"} {
+	for name, target := range map[string]string{"relative": "../../etc/passwd", "absolute": "/etc/passwd", "sibling": "../../CTX2/x"} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
+			// A sibling whose name starts with the context's is outside too.
+			target := strings.ReplaceAll(target, "CTX", filepath.Base(dir))
 			writeTree(t, dir, map[string]string{"Dockerfile": "FROM scratch\n", "sub/ok": "x"})
 			link := filepath.Join(dir, "sub", "evil")
 			if err := os.Symlink(target, link); err != nil {

@@ -1,6 +1,9 @@
 package engine
 
-import "github.com/loop-dev/loop/daemon/internal/ignore"
+import (
+	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/internal/pathrule"
+)
 
 // roots are the paths the resource needs watched.
 func (in Inputs) roots() []string {
@@ -24,20 +27,20 @@ func (in Inputs) roots() []string {
 // skipsDir reports whether nothing below dir concerns the resource.
 func (in Inputs) skipsDir(dir string) bool {
 	for _, root := range in.roots() {
-		if within(dir, root) {
+		if pathrule.Within(dir, root) {
 			return false // dir is above a root: must be walked to reach it
 		}
-		if !within(root, dir) {
+		if !pathrule.Within(root, dir) {
 			continue
 		}
 		for _, d := range in.Deps {
-			if within(d, dir) && !skips(in.DepsIgnore, dir) {
+			if pathrule.Within(d, dir) && !skips(in.DepsIgnore, dir) {
 				return false
 			}
 		}
 		inImage := false
 		for _, img := range in.Images {
-			if within(img.Context, dir) {
+			if pathrule.Within(img.Context, dir) {
 				inImage = true
 				if !skips(img.Ignore, dir) {
 					return false
@@ -75,7 +78,7 @@ func (in Inputs) concerns(path string) bool {
 		if path == img.Dockerfile {
 			return true
 		}
-		if within(img.Context, path) {
+		if pathrule.Within(img.Context, path) {
 			if !ignored(img.Ignore, path) {
 				return true
 			}
@@ -83,7 +86,7 @@ func (in Inputs) concerns(path string) bool {
 		}
 	}
 	for _, d := range in.Deps {
-		if within(d, path) && !ignored(in.DepsIgnore, path) {
+		if pathrule.Within(d, path) && !ignored(in.DepsIgnore, path) {
 			return true
 		}
 	}
@@ -92,7 +95,7 @@ func (in Inputs) concerns(path string) bool {
 		return false
 	}
 	for _, p := range lu.FallBackOn {
-		if within(p, path) {
+		if pathrule.Within(p, path) {
 			return true
 		}
 	}
@@ -100,7 +103,7 @@ func (in Inputs) concerns(path string) bool {
 		return false
 	}
 	for _, p := range lu.RestartOn {
-		if within(p, path) {
+		if pathrule.Within(p, path) {
 			return true
 		}
 	}
@@ -113,7 +116,7 @@ func (in Inputs) underSync(p string) bool {
 		return false
 	}
 	for _, s := range in.LiveUpdate.Syncs {
-		if within(s.LocalPath, p) {
+		if pathrule.Within(s.LocalPath, p) {
 			return true
 		}
 	}

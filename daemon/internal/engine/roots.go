@@ -6,9 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/loop-dev/loop/daemon/internal/ignore"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // updateRoots asks the watcher to watch every file and directory that
@@ -88,7 +88,7 @@ func rootsKey(configFiles []string, global *ignore.Matcher, names []string, inpu
 
 func underAny(path string, roots []string) bool {
 	for _, r := range roots {
-		if within(r, path) || within(path, r) {
+		if pathrule.Within(r, path) || pathrule.Within(path, r) {
 			return true
 		}
 	}
@@ -98,17 +98,9 @@ func underAny(path string, roots []string) bool {
 // underRoot reports whether path is one of roots or below one.
 func underRoot(path string, roots []string) bool {
 	for _, r := range roots {
-		if within(r, path) {
+		if pathrule.Within(r, path) {
 			return true
 		}
 	}
 	return false
-}
-
-// within reports whether path is root or below it.
-func within(root, path string) bool {
-	if path == root {
-		return true
-	}
-	return strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
 }

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // FuzzToHost maps arbitrary paths through arbitrary mounts. ToHost must
@@ -39,11 +41,11 @@ func FuzzToHost(f *testing.F) {
 			t.Fatalf("ToHost(%q) = %q, not clean", p, got)
 		}
 		for _, mt := range m.mounts {
-			if !within(clean, mt.Dest) {
+			if !pathrule.Within(mt.Dest, clean) {
 				continue
 			}
 			rel := strings.TrimPrefix(strings.TrimPrefix(clean, mt.Dest), "/")
-			if !within(got, mt.Source) || strings.TrimPrefix(strings.TrimPrefix(got, mt.Source), "/") != rel {
+			if !pathrule.Within(mt.Source, got) || strings.TrimPrefix(strings.TrimPrefix(got, mt.Source), "/") != rel {
 				t.Fatalf("mounts %v: ToHost(%q) = %q, want %q below %q", m.mounts, p, got, rel, mt.Source)
 			}
 			return

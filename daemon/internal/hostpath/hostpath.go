@@ -24,6 +24,8 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // EnvDisable names the variable that turns mapping off when set to "off".
@@ -125,7 +127,7 @@ func (m *Mapper) mountOf(env Env) string {
 		return ""
 	}
 	for _, mp := range m.mounts {
-		if within(wd, mp.Dest) {
+		if pathrule.Within(mp.Dest, wd) {
 			return mp.Dest
 		}
 	}
@@ -181,10 +183,6 @@ func candidateIDs(env Env) []string {
 	return ids
 }
 
-func within(p, dir string) bool {
-	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
-}
-
 // ToHost returns the engine's path for p: p with the longest mount
 // destination it lies under replaced by that mount's source, or p itself
 // (cleaned) when no mount holds it; relative paths are returned as given.
@@ -192,17 +190,12 @@ func (m *Mapper) ToHost(p string) string {
 	if m == nil || !filepath.IsAbs(p) {
 		return p
 	}
-	clean := filepath.Clean(p)
 	for _, mp := range m.mounts {
-		if within(clean, mp.Dest) {
-			rel := strings.TrimPrefix(strings.TrimPrefix(clean, mp.Dest), "/")
-			if rel == "" {
-				return mp.Source
-			}
+		if rel, ok := pathrule.Rel(mp.Dest, p); ok {
 			return filepath.Join(mp.Source, rel)
 		}
 	}
-	return clean
+	return filepath.Clean(p)
 }
 
 // Active reports whether any path is mapped.

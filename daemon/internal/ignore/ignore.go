@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // source is one set of rules with its own root.
@@ -190,8 +192,8 @@ func onlySet(ctx string, only []string) (*patternSet, error) {
 			continue
 		}
 		if filepath.IsAbs(o) {
-			rel, err := filepath.Rel(ctx, o)
-			if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+			rel, ok := pathrule.Rel(ctx, o)
+			if !ok {
 				return nil, fmt.Errorf("docker_build only= entry %d %q: not inside the context %s", i+1, o, ctx)
 			}
 			o = rel

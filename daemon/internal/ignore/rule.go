@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/moby/patternmatcher"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // rule is one pattern and the directory it is relative to: it matches an
@@ -68,7 +70,10 @@ func newRule(base, text string, exclusion bool) (rule, error) {
 }
 
 // rel returns abs relative to the rule's base; ok is false when abs is not
-// strictly below the base.
+// strictly below the base. It is pathrule.Rel's rule (without ".") written
+// out for strings already clean (the base by compile, abs by the Matcher):
+// it runs for every rule on every path, and pathrule.Rel checking both for
+// cleanliness again cost a fifth of the matcher's time.
 func (r *rule) rel(abs string) (string, bool) {
 	if r.base == "/" {
 		return abs[1:], len(abs) > 1
@@ -100,7 +105,7 @@ func (r *rule) mayMatchBelow(d string) bool {
 	if !ok {
 		// d is the base, above it (the rule may match anything below),
 		// or beside it (nothing).
-		return d == r.base || d == "/" || strings.HasPrefix(r.base, d+"/")
+		return pathrule.Within(d, r.base)
 	}
 	if r.opaque {
 		return true

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // Uncategorized names the resource that holds the objects no workload claims, as in Tilt.
@@ -289,17 +290,13 @@ func kustomizeDirs(dir string, seen map[string]bool) []string {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(dir, r)
 			}
-			if st, err := os.Stat(p); err == nil && st.IsDir() && !within(dir, p) {
+			if st, err := os.Stat(p); err == nil && st.IsDir() && !pathrule.Within(dir, p) {
 				out = append(out, kustomizeDirs(p, seen)...)
 			}
 		}
 		break
 	}
 	return out
-}
-
-func within(root, path string) bool {
-	return path == root || strings.HasPrefix(path, strings.TrimSuffix(root, "/")+"/")
 }
 
 // SourceRoots are the files and directories the Kubernetes sources of cfg are rendered

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -164,6 +165,28 @@ func TestSourceRootsFollowKustomizeBases(t *testing.T) {
 	got := strings.Join(SourceRoots(cfg), " ")
 	want := filepath.Join(dir, "overlays", "dev") + " " + filepath.Join(dir, "base") + " /p/a.yaml"
 	if got != want {
+		t.Fatalf("roots = %s, want %s", got, want)
+	}
+}
+
+// TestSourceRootsAbsoluteBaseWithDotDot: an absolute resource spelled through
+// the overlay ("<overlay>/../base") is outside the overlay and a root of its own.
+func TestSourceRootsAbsoluteBaseWithDotDot(t *testing.T) {
+	dir := t.TempDir()
+	overlay, base := filepath.Join(dir, "overlay"), filepath.Join(dir, "base")
+	for _, d := range []string{overlay, base} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	k := "resources:\n- " + overlay + "/../base\n"
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &model.Config{K8sSources: []*model.K8sSource{
+		{Kind: model.K8sKustomize, Kustomize: &model.KustomizeArgs{Dir: overlay}},
+	}}
+	if got, want := strings.Join(SourceRoots(cfg), " "), overlay+" "+base; got != want {
 		t.Fatalf("roots = %s, want %s", got, want)
 	}
 }

@@ -15,11 +15,11 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
-	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 

@@ -17,6 +17,7 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/agentwire"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // Target is where an update lands: a container reached through an agent,
@@ -180,7 +181,7 @@ func (b *batcher) add(f FileSync) error {
 	}
 	root := filepath.Clean(f.Sync.LocalPath)
 	croot := path.Clean(f.Sync.ContainerPath)
-	if !within(croot, f.ContainerPath) {
+	if !pathrule.Within(croot, f.ContainerPath) {
 		return fmt.Errorf("sync %s: container path %s is outside %s", f.LocalPath, f.ContainerPath, croot)
 	}
 	b.roots[croot] = true
@@ -214,7 +215,7 @@ func (b *batcher) add(f FileSync) error {
 		if err != nil {
 			return fmt.Errorf("sync %s: %w", f.LocalPath, err)
 		}
-		if !within(rroot, dir) {
+		if !pathrule.Within(rroot, dir) {
 			return &EscapeError{Path: f.LocalPath, Resolved: filepath.Join(dir, filepath.Base(f.LocalPath)), Root: root}
 		}
 	}
@@ -297,7 +298,7 @@ func linkTarget(p, root, rroot, croot string) (string, error) {
 	resolved, err := filepath.EvalSymlinks(p)
 	switch {
 	case err == nil:
-		if !within(rroot, resolved) {
+		if !pathrule.Within(rroot, resolved) {
 			return "", &EscapeError{Path: p, Resolved: resolved, Root: root}
 		}
 	case errors.Is(err, fs.ErrNotExist) || isLoop(p):
@@ -307,7 +308,7 @@ func linkTarget(p, root, rroot, croot string) (string, error) {
 		if !filepath.IsAbs(abs) {
 			abs = filepath.Join(filepath.Dir(p), target)
 		}
-		if !within(root, filepath.Clean(abs)) && !within(rroot, filepath.Clean(abs)) {
+		if !pathrule.Within(root, abs) && !pathrule.Within(rroot, abs) {
 			return "", &EscapeError{Path: p, Resolved: abs, Root: root}
 		}
 	default:
@@ -317,7 +318,7 @@ func linkTarget(p, root, rroot, croot string) (string, error) {
 		return filepath.ToSlash(target), nil
 	}
 	base := root
-	if !within(root, filepath.Clean(target)) {
+	if !pathrule.Within(root, target) {
 		base = rroot
 	}
 	rel, err := filepath.Rel(base, filepath.Clean(target))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // FuzzContainerPath maps arbitrary host paths through a sync. Plan must never
@@ -30,10 +31,10 @@ func FuzzContainerPath(f *testing.F) {
 		}
 		lroot, croot := filepath.Clean(local), path.Clean(ctr)
 		for _, fs := range d.Update.Files {
-			if !within(lroot, fs.LocalPath) {
+			if !pathrule.Within(lroot, fs.LocalPath) {
 				t.Fatalf("sync(%q, %q), change %q: local path %q is outside %q", local, ctr, changed, fs.LocalPath, lroot)
 			}
-			if !within(croot, fs.ContainerPath) || path.Clean(fs.ContainerPath) != fs.ContainerPath {
+			if !pathrule.Within(croot, fs.ContainerPath) || path.Clean(fs.ContainerPath) != fs.ContainerPath {
 				t.Fatalf("sync(%q, %q), change %q: container path %q escapes %q", local, ctr, changed, fs.ContainerPath, croot)
 			}
 			lrel := strings.TrimPrefix(strings.TrimPrefix(fs.LocalPath, lroot), "/")

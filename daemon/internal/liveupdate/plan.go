@@ -16,6 +16,7 @@ import (
 	"github.com/moby/patternmatcher"
 
 	"github.com/loop-dev/loop/daemon/model"
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // Change is one changed path on the host (absolute). Deleted is what the
@@ -170,7 +171,7 @@ func syncFor(syncs []model.Sync, p string) (model.Sync, bool) {
 	found := false
 	for _, s := range syncs {
 		lp := filepath.Clean(s.LocalPath)
-		if within(lp, p) && (!found || len(lp) > len(filepath.Clean(best.LocalPath))) {
+		if pathrule.Within(lp, p) && (!found || len(lp) > len(filepath.Clean(best.LocalPath))) {
 			best, found = s, true
 		}
 	}
@@ -180,24 +181,16 @@ func syncFor(syncs []model.Sync, p string) (model.Sync, bool) {
 // containerPath maps host path p under s.LocalPath to the container,
 // checking the result stays under s.ContainerPath.
 func containerPath(s model.Sync, p string) (string, error) {
-	rel, err := filepath.Rel(filepath.Clean(s.LocalPath), p)
-	if err != nil {
-		return "", fmt.Errorf("map %s into the container: %w", p, err)
+	rel, ok := pathrule.Rel(s.LocalPath, p)
+	if !ok {
+		return "", fmt.Errorf("map %s into the container: it is outside %s", p, s.LocalPath)
 	}
 	root := path.Clean(s.ContainerPath)
 	cp := path.Join(root, filepath.ToSlash(rel))
-	if !within(root, cp) {
+	if !pathrule.Within(root, cp) {
 		return "", fmt.Errorf("map %s into the container: %s is outside %s", p, cp, root)
 	}
 	return cp, nil
-}
-
-// within reports whether clean absolute path p is root or below it.
-func within(root, p string) bool {
-	if root == "/" {
-		return true
-	}
-	return p == root || (len(p) > len(root) && p[:len(root)] == root && p[len(root)] == '/')
 }
 
 func newMatcher(what string, patterns []string) (*patternmatcher.PatternMatcher, error) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/loop-dev/loop/internal/pathrule"
 )
 
 // fileStat is the snapshot of one directory entry: enough to notice a change
@@ -113,14 +115,6 @@ func join(dir, name string) string {
 		return "/" + name
 	}
 	return dir + "/" + name
-}
-
-// under reports whether p is strictly below dir.
-func under(p, dir string) bool {
-	if dir == "/" {
-		return len(p) > 1 && p[0] == '/'
-	}
-	return len(p) > len(dir) && p[len(dir)] == '/' && p[:len(dir)] == dir
 }
 
 // childToward returns the child of dir on the way to p (p is below dir).
@@ -279,7 +273,7 @@ func (w *Watcher) resolve(r string, emit bool, t time.Time) error {
 // resolveBelow resolves every root at or below dir.
 func (w *Watcher) resolveBelow(dir string, emit bool, t time.Time) error {
 	for _, r := range w.rootList {
-		if r == dir || under(r, dir) {
+		if pathrule.Within(dir, r) {
 			if err := w.resolve(r, emit, t); err != nil {
 				return err
 			}
@@ -407,7 +401,7 @@ func (w *Watcher) dropTree(d string, emit bool, t time.Time) {
 		}
 	}
 	for a := range w.anc { // ancestors of roots watched inside excluded directories
-		if under(a, d) {
+		if a != d && pathrule.Within(d, a) {
 			w.dropTree(a, emit, t)
 		}
 	}
