@@ -222,6 +222,24 @@ func (h *harness) statusOf(name string) api.ResourceStatus {
 	return h.status[name]
 }
 
+// configLoads returns the config events so far, loads and failed loads.
+func (h *harness) configLoads() []api.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.configLoadsLocked()
+}
+
+// configLoadsLocked is configLoads for a caller holding h.mu (waitFor's cond).
+func (h *harness) configLoadsLocked() []api.Event {
+	var out []api.Event
+	for _, ev := range h.events {
+		if ev.Kind == api.EventConfig {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 func (h *harness) configErrors() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -152,22 +152,15 @@ func runNoLoss(t *testing.T, seed int64, ops, every int) nolossTotals {
 	return st
 }
 
-// settleAndCompare waits until the resource is idle (no update running, no
-// pending file) and compares the container's tree with the host's. A
-// difference that outlives 10 s of idleness is returned, described.
+// settleAndCompare waits until the engine has handled every change made so
+// far (syncBarrier) and compares the container's tree with the host's. A
+// difference that outlives 10 s is returned, described.
 func (h *harness) settleAndCompare(t *testing.T, root string) string {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	var diff string
 	for {
-		// Longer than the watcher's LiveMax and the follow-up quiet period:
-		// every event of the last operation has reached the engine.
-		time.Sleep(400 * time.Millisecond)
-		h.waitFor("app idle", time.Minute, func() bool {
-			s := h.status["app"]
-			return s.PendingFiles == 0 && (s.Phase == api.PhaseReady || s.Phase == api.PhaseError)
-		})
-		st := h.statusOf("app")
+		var diff string
+		st := h.syncBarrier(t, root)
 		if st.Phase == api.PhaseError {
 			diff = "app is in error: " + st.Error
 		} else {
@@ -177,6 +170,36 @@ func (h *harness) settleAndCompare(t *testing.T, root string) string {
 			return diff
 		}
 	}
+}
+
+// nolossMarker is a file at the top of the synced tree that treeGen never
+// lists, so never touches: syncBarrier's marker.
+const nolossMarker = ".barrier"
+
+// syncBarrier writes a new content to nolossMarker below root (the tree
+// synced into the app's /app) and waits until the container has it and the
+// app is idle, or the app is in error. The watcher reports events in order
+// and the engine handles them in order, so once the marker is synced every
+// earlier change has been handled too. It returns the app's status.
+func (h *harness) syncBarrier(t *testing.T, root string) api.ResourceStatus {
+	t.Helper()
+	want := strconv.FormatInt(time.Now().UnixNano(), 10) + "\n"
+	writeFiles(t, root, map[string]string{nolossMarker: want})
+	var st api.ResourceStatus
+	eventually(t, time.Minute, func() error {
+		st = h.statusOf("app")
+		if st.Phase == api.PhaseError {
+			return nil
+		}
+		if st.Phase != api.PhaseReady || st.PendingFiles > 0 {
+			return fmt.Errorf("app not idle after the marker: %s, %d files pending", st.Phase, st.PendingFiles)
+		}
+		if got, _ := containerFile(t, st.ContainerID, nolossSyncPath+"/"+nolossMarker); got != want {
+			return fmt.Errorf("marker %s not synced: %q, want %q", nolossMarker, got, want)
+		}
+		return nil
+	})
+	return st
 }
 
 // treeEntry is what the check compares for one path.
@@ -353,6 +376,7 @@ func (g *treeGen) listing() (dirs, files, links []string) {
 		}
 		rel, _ := filepath.Rel(g.root, p)
 		switch {
+		case rel == nolossMarker:
 		case d.Type()&fs.ModeSymlink != 0:
 			links = append(links, rel)
 		case d.IsDir():

@@ -12,9 +12,16 @@ func TestTiltIgnoreEditedWhileUp(t *testing.T) {
 	dir := webProject(t, `sync('site', '/www')`)
 	h := startUp(t, dir, "up")
 	st := h.waitUpdates("web", 1, 2*time.Minute)
+	loads := h.configLoads()
 	writeFiles(t, dir, map[string]string{".tiltignore": "site/private.txt\n"})
-	// Give the reload a moment, then a file it ignores and one it does not.
-	time.Sleep(500 * time.Millisecond)
+	// The engine applies a load before it handles later file events, so the
+	// changes below meet the new rules once this load is reported.
+	h.waitFor("the reload that reads .tiltignore", time.Minute, func() bool {
+		return len(h.configLoadsLocked()) > len(loads)
+	})
+	if ev := h.configLoads()[len(loads)]; ev.Text != "" {
+		t.Fatalf("reload after .tiltignore: %s", ev.Text)
+	}
 	syncsAllBut(t, dir, st.ContainerID, ".tiltignore")
 }
 
@@ -32,11 +39,13 @@ func TestDockerignoreEditedWhileUp(t *testing.T) {
 }
 
 // syncsAllBut saves site/private.txt, which the ignore file (named by which) now
-// names, and site/public.txt: the public one must reach the container, the private
-// one not.
+// names, then site/public.txt: the public one must reach the container, the private
+// one not. The public one, saved second, is the barrier: once it is synced, the
+// engine has handled the private one's event.
 func syncsAllBut(t *testing.T, dir, containerID, which string) {
 	t.Helper()
-	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n", "site/public.txt": "hello\n"})
+	writeFiles(t, dir, map[string]string{"site/private.txt": "keep out\n"})
+	writeFiles(t, dir, map[string]string{"site/public.txt": "hello\n"})
 	eventually(t, 20*time.Second, func() error {
 		if got, _ := containerFile(t, containerID, "/www/public.txt"); got != "hello\n" {
 			return fmt.Errorf("/www/public.txt = %q", got)

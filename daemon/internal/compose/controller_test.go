@@ -545,34 +545,81 @@ services:
 	}
 }
 
+// TestLogsFollowsUntilStop checks that a follow keeps every line a
+// container writes just before it exits: the engine ends a follow when it
+// closes the container's log, which can be before the last lines reached the
+// follower. The container waits until the follow has shown "ready", so the
+// lines after it go through the follow, not a read of a stopped container.
 func TestLogsFollowsUntilStop(t *testing.T) {
 	t.Parallel()
 	tp := newTestProject(t, `
+x-talker: &talker
+  image: ${BUSYBOX}
+  labels: {dev.loop.test: "1"}
+  # three is written in two parts; four, the last, has no newline.
+  command: ["sh", "-c", "echo ready; until [ -e /tmp/go ]; do sleep 0.01; done; echo one; echo two >&2; printf thr; sleep 0.1; printf 'ee\\n'; printf four"]
 services:
-  talker:
-    image: ${BUSYBOX}
-    labels: {dev.loop.test: "1"}
-    command: ["sh", "-c", "echo one; echo two >&2; sleep 0.3; printf 'thr'; sleep 0.2; echo ee"]
+  plain: *talker
+  tty:
+    <<: *talker
+    tty: true
 `, nil)
 	p := tp.load()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	id := tp.up(ctx, p, "talker")
-	var w recordingWriter
-	if err := tp.ctl.Logs(ctx, id, time.Time{}, &w); err != nil {
-		t.Fatal(err)
-	}
-	// stdout and stderr lines arrive in either order.
-	lines := strings.Split(strings.TrimSuffix(strings.Join(w.writes, ""), "\n"), "\n")
-	slices.Sort(lines)
-	if !slices.Equal(lines, []string{"one", "three", "two"}) {
-		t.Errorf("logs = %q", w.writes)
-	}
-	for _, wr := range w.writes {
-		if !strings.HasSuffix(wr, "\n") {
-			t.Errorf("partial line written: %q", wr)
+	for _, svc := range []string{"plain", "tty"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		id := tp.up(ctx, p, svc)
+		w := &lineRecorder{ready: make(chan struct{})}
+		done := make(chan error, 1)
+		go func() { done <- tp.ctl.Logs(ctx, id, time.Time{}, w) }()
+		select {
+		case <-w.ready:
+		case err := <-done:
+			t.Fatalf("%s: Logs ended before ready: %v (logs %q)", svc, err, w.all())
+		}
+		testenv.Exec(t, id, "touch", "/tmp/go")
+		if err := <-done; err != nil {
+			t.Fatalf("%s: %v", svc, err)
+		}
+		writes := w.all()
+		// stdout and stderr lines arrive in either order; a terminal ends
+		// lines with \r\n.
+		lines := strings.Split(strings.TrimSuffix(strings.ReplaceAll(strings.Join(writes, ""), "\r", ""), "\n"), "\n")
+		slices.Sort(lines)
+		if want := []string{"four", "one", "ready", "three", "two"}; !slices.Equal(lines, want) {
+			t.Errorf("%s: logs = %q, want the lines %q once each", svc, writes, want)
+		}
+		for _, wr := range writes {
+			if !strings.HasSuffix(wr, "\n") {
+				t.Errorf("%s: partial line written: %q", svc, wr)
+			}
 		}
 	}
+}
+
+// lineRecorder records writes and closes ready once "ready" was written.
+type lineRecorder struct {
+	mu     sync.Mutex
+	writes []string
+	ready  chan struct{}
+	seen   bool
+}
+
+func (r *lineRecorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.writes = append(r.writes, string(p))
+	if !r.seen && strings.Contains(strings.Join(r.writes, ""), "ready") {
+		r.seen = true
+		close(r.ready)
+	}
+	return len(p), nil
+}
+
+func (r *lineRecorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.writes)
 }
 
 type recordingWriter struct{ writes []string }

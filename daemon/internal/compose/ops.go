@@ -1,12 +1,9 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +13,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
-	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // ContainerInfo describes one container of a project.
@@ -105,69 +101,6 @@ func (c *Controller) WaitReady(ctx context.Context, containerID string) error {
 	return nil
 }
 
-// Logs follows the container's stdout and stderr from the start and writes
-// them to w one whole line at a time; a final unterminated line is completed
-// with a newline when the stream ends (dockerd 20.10 does not deliver such a
-// line to a follower at all). The engine does not keep the relative order of
-// stdout and stderr lines written close together. Logs returns nil when the
-// container stops or ctx is done, and writes nothing after it returns.
-func (c *Controller) Logs(ctx context.Context, containerID string, since time.Time, w io.Writer) error {
-	insp, err := c.cli.ContainerInspect(ctx, containerID)
-	if err != nil {
-		return fmt.Errorf("logs of %s: %w", shortID(containerID), err)
-	}
-	rc, err := c.cli.ContainerLogs(ctx, containerID, logsOptions(since))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("logs of %s: %w", shortID(containerID), err)
-	}
-	defer rc.Close()
-	// One lineWriter for both streams: StdCopy writes from one goroutine, and
-	// each frame holds whole lines of one stream in practice.
-	lw := &lineWriter{w: w}
-	if insp.Config != nil && insp.Config.Tty {
-		_, err = io.Copy(lw, rc)
-	} else {
-		_, err = stdcopy.StdCopy(lw, lw, rc)
-	}
-	if ferr := lw.flush(); err == nil {
-		err = ferr
-	}
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("logs of %s: %w", shortID(containerID), err)
-	}
-	return nil
-}
-
-// lineWriter passes on only complete lines, keeping a partial one until its
-// end arrives.
-type lineWriter struct {
-	w   io.Writer
-	buf []byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	l.buf = append(l.buf, p...)
-	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
-		if _, err := l.w.Write(l.buf[:i+1]); err != nil {
-			return 0, err
-		}
-		l.buf = append(l.buf[:0], l.buf[i+1:]...)
-	}
-	return len(p), nil
-}
-
-func (l *lineWriter) flush() error {
-	if len(l.buf) == 0 {
-		return nil
-	}
-	_, err := l.w.Write(append(l.buf, '\n'))
-	l.buf = nil
-	return err
-}
-
 // Down removes a project's containers (stopped gracefully, in parallel) and
 // networks, found by the Compose project label, so it also removes what the
 // compose CLI created for that project. Named volumes (and the containers'
@@ -231,14 +164,4 @@ func shortID(id string) string {
 		return id[:12]
 	}
 	return id
-}
-
-// logsOptions follows both streams, from since when it is set (a restarted
-// container's earlier output was already shown).
-func logsOptions(since time.Time) container.LogsOptions {
-	o := container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true}
-	if !since.IsZero() {
-		o.Since = strconv.FormatInt(since.Unix(), 10) + "." + fmt.Sprintf("%09d", since.Nanosecond())
-	}
-	return o
 }
