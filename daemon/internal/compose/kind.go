@@ -112,7 +112,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 			r.Hash = engine.Hash("compose", proj.Name, svc, img, r.Deps, r.Trigger, dc)
 			s := service{k: k, proj: proj, svc: svc, img: img, lu: lu}
-			r.Open = func(h engine.Host) engine.Runtime { return &runtime{service: s, h: h, synced: liveupdate.Synced{}} }
+			r.Open = func(h engine.Host) engine.Runtime { return &runtime{service: s, h: h} }
 			out.Resources = append(out.Resources, r)
 		}
 	}
@@ -153,44 +153,23 @@ type runtime struct {
 	containerID string
 	ref         string
 	target      *liveupdate.DockerTarget
-	synced      liveupdate.Synced
-	liveFailed  bool
+	state       liveupdate.State
 
 	logsCancel context.CancelFunc
 	logs       sync.WaitGroup
 }
 
-func (rt *runtime) live() bool { return rt.lu != nil && rt.target != nil && !rt.liveFailed }
-
-// Update live-updates the container when the engine planned it, else builds
-// the image and (re)creates the container.
-func (rt *runtime) Update(ctx context.Context, j engine.Job) engine.Outcome {
-	u := api.Update{Kind: api.UpdateInit, Started: j.Started, Edit: j.Edit, Batched: j.Batched, Files: len(j.Changes)}
-	if j.Changes != nil {
-		u.Kind = api.UpdateRebuild
+// liveTarget is where planned live updates go; nil when none can.
+func (rt *runtime) liveTarget() liveupdate.Target {
+	if rt.lu == nil || rt.target == nil {
+		return nil
 	}
-	if j.Live != nil && rt.live() {
-		return rt.liveUpdate(ctx, j, u)
-	}
-	o := rt.up(ctx, j, u)
-	o.Live = rt.live()
-	return o
+	return rt.target
 }
 
-func (rt *runtime) liveUpdate(ctx context.Context, j engine.Job, u api.Update) engine.Outcome {
-	u.Kind = api.UpdateLive
-	plan := *j.Live
-	plan.Skip = j.Skip.Ignored
-	res, err := liveupdate.Apply(ctx, rt.target, plan, rt.h.Log)
-	u.Spans = append(u.Spans, liveupdate.Spans(res, len(plan.Runs))...)
-	if err != nil {
-		rt.liveFailed = true // the next change rebuilds
-		u.Error = err.Error()
-		return engine.Outcome{Update: u, Err: fmt.Errorf("live update: %w", err)}
-	}
-	rt.synced.Add(j.Changes)
-	u.Ready = rt.h.Now()
-	return engine.Outcome{Update: u, Live: true}
+// Update live-updates the container when the engine planned it, else builds the image and (re)creates the container.
+func (rt *runtime) Update(ctx context.Context, j engine.Job) engine.Outcome {
+	return engine.RunUpdate(ctx, j, rt.h, &rt.state, rt.liveTarget, rt.up)
 }
 
 func (rt *runtime) up(ctx context.Context, j engine.Job, u api.Update) engine.Outcome {
@@ -216,7 +195,7 @@ func (rt *runtime) up(ctx context.Context, j engine.Job, u api.Update) engine.Ou
 		rebuilt = ref != prevRef
 	}
 	if rebuilt {
-		rt.synced = liveupdate.Synced{}
+		rt.state.Synced = nil // the image has every file
 	}
 	t0 := time.Now()
 	var opts []UpOption
@@ -259,11 +238,11 @@ func (rt *runtime) up(ctx context.Context, j engine.Job, u api.Update) engine.Ou
 		if err := rt.target.Connect(ctx); err != nil {
 			fmt.Fprintf(logs, "sync agent: %v (live updates will use archive copies)\n", err)
 		}
-		if err := liveupdate.Replay(ctx, rt.target, rt.lu, j.Skip.Ignored, rt.synced, logs, &u); err != nil {
+		if err := liveupdate.Replay(ctx, rt.target, rt.lu, j.Skip.Ignored, rt.state.Synced, logs, &u); err != nil {
 			fmt.Fprintf(logs, "sync files into the new container: %v\n", err)
 		}
 	}
-	rt.ref, rt.liveFailed = ref, false
+	rt.ref, rt.state.Failed = ref, false
 	rt.follow(id)
 	u.Ready = rt.h.Now()
 	return engine.Outcome{Update: u, ContainerID: id, Image: ref}

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
@@ -42,4 +44,25 @@ func DefaultTrigger(cfg *model.Config) model.TriggerMode {
 		return model.TriggerAuto
 	}
 	return cfg.Settings.TriggerMode
+}
+
+// RunUpdate is the Runtime.Update of a kind that live-updates: the job's
+// planned live update when target (nil when none is connected) can take it,
+// else full. The outcome says whether the next changes may be live-updated.
+func RunUpdate(ctx context.Context, j Job, h Host, state *liveupdate.State, target func() liveupdate.Target,
+	full func(context.Context, Job, api.Update) Outcome) Outcome {
+	u := api.Update{Kind: api.UpdateInit, Started: j.Started, Edit: j.Edit, Batched: j.Batched, Files: len(j.Changes)}
+	if j.Changes != nil {
+		u.Kind = api.UpdateRebuild
+	}
+	if t := target(); j.Live != nil && t != nil && !state.Failed {
+		if err := state.ApplyPlanned(ctx, t, *j.Live, j.Skip.Ignored, j.Changes, h.Log, &u); err != nil {
+			return Outcome{Update: u, Err: err}
+		}
+		u.Ready = h.Now()
+		return Outcome{Update: u, Live: true}
+	}
+	o := full(ctx, j, u)
+	o.Live = target() != nil && !state.Failed
+	return o
 }

@@ -90,8 +90,6 @@ type Engine struct {
 	// not ended yet: their successors wait for them.
 	ending map[string]*supervisor
 
-	seqMu sync.Mutex
-	seq   uint64
 	// mask hides secret values in every event (set from Env and the
 	// config's Settings.Secrets; read by emit from any goroutine).
 	mask atomic.Pointer[masker]
@@ -199,14 +197,12 @@ func globalIgnore(cfg *model.Config) *ignore.Matcher {
 	return ignore.Any(ms...)
 }
 
+// emit masks and stamps an event for the sink; the API server's store numbers
+// events (one numbering, the one clients resume from).
 func (e *Engine) emit(ev api.Event) {
 	if e.opts.Sink == nil {
 		return
 	}
-	e.seqMu.Lock()
-	e.seq++
-	ev.Seq = e.seq
-	e.seqMu.Unlock()
 	if ev.Time.IsZero() {
 		ev.Time = e.now()
 	}

@@ -127,7 +127,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 		if !g.Workload && holdsClusterScaffolding(g.Objects) {
 			first = append(first, g.Name)
 		}
-		r.Open = func(h engine.Host) engine.Runtime { return &deployed{definition: d, h: h, synced: liveupdate.Synced{}} }
+		r.Open = func(h engine.Host) engine.Runtime { return &deployed{definition: d, h: h} }
 		r.Remove = d.remove
 		out.Resources = append(out.Resources, r)
 		defs = append(defs, d)
@@ -213,44 +213,26 @@ type definition struct {
 // in its pods, its pods' logs and port forwards, its drift.
 type deployed struct {
 	*definition
-	h          engine.Host
-	ref        string // the live-updated image's deployed ref
-	target     *liveupdate.KubeTarget
-	synced     liveupdate.Synced
-	liveFailed bool
+	h      engine.Host
+	ref    string // the live-updated image's deployed ref
+	target *liveupdate.KubeTarget
+	state  liveupdate.State
 
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 }
 
-func (rt *deployed) live() bool { return rt.lu != nil && rt.target != nil && !rt.liveFailed }
+// liveTarget is where planned live updates go; nil when none can.
+func (rt *deployed) liveTarget() liveupdate.Target {
+	if rt.lu == nil || rt.target == nil {
+		return nil
+	}
+	return rt.target
+}
 
-// Update live-updates the pods when the engine planned it, else builds the
-// images, substitutes the built refs and deploys the objects; the update is
-// ready when they are healthy.
+// Update live-updates the pods when the engine planned it, else builds the images, substitutes the built refs and deploys the objects (ready when healthy).
 func (rt *deployed) Update(ctx context.Context, j engine.Job) engine.Outcome {
-	u := api.Update{Kind: api.UpdateInit, Started: j.Started, Edit: j.Edit, Batched: j.Batched, Files: len(j.Changes)}
-	if j.Changes != nil {
-		u.Kind = api.UpdateRebuild
-	}
-	if j.Live != nil && rt.live() {
-		u.Kind = api.UpdateLive
-		plan := *j.Live
-		plan.Skip = j.Skip.Ignored
-		res, err := liveupdate.Apply(ctx, rt.target, plan, rt.h.Log)
-		u.Spans = append(u.Spans, liveupdate.Spans(res, len(plan.Runs))...)
-		if err != nil {
-			rt.liveFailed = true // the next change rebuilds
-			u.Error = err.Error()
-			return engine.Outcome{Update: u, Err: fmt.Errorf("live update: %w", err)}
-		}
-		rt.synced.Add(j.Changes)
-		u.Ready = rt.h.Now()
-		return engine.Outcome{Update: u, Live: true}
-	}
-	o := rt.deploy(ctx, j, u)
-	o.Live = rt.live()
-	return o
+	return engine.RunUpdate(ctx, j, rt.h, &rt.state, rt.liveTarget, rt.deploy)
 }
 
 func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engine.Outcome {
@@ -323,27 +305,27 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	if rt.lu != nil {
 		image = built[rt.luImage]
 		if image != rt.ref {
-			rt.synced = liveupdate.Synced{} // rebuilt: the image has every file
+			rt.state.Synced = nil // rebuilt: the image has every file
 		}
 		rt.ref = image
 		if !rt.h.CI { // ci watches nothing: no live updates
 			w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
-			if rt.target, err = rt.liveTarget(ctx, k, w, image, j.Skip, logs, &u); err != nil {
+			if rt.target, err = rt.connectLive(ctx, k, w, image, j.Skip, logs, &u); err != nil {
 				fmt.Fprintf(logs, "live update: %v (changes will rebuild)\n", err)
 			}
 		}
 	}
-	rt.liveFailed = false
+	rt.state.Failed = false
 	rt.follow(k, desired)
 	u.Ready = rt.h.Now()
 	return engine.Outcome{Update: u, Image: image}
 }
 
-// liveTarget connects to the deployed pods' containers that run the
+// connectLive connects to the deployed pods' containers that run the
 // live-updated image (off the change path) and brings them up to date: the
 // files live-updated since the image was built and, with initial_sync(),
 // every synced file. nil means live updates cannot reach them.
-func (rt *deployed) liveTarget(ctx context.Context, k *Deployer, w Workloads, ref string,
+func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, ref string,
 	skip *ignore.Matcher, logs io.Writer, u *api.Update) (*liveupdate.KubeTarget, error) {
 	lu := rt.lu
 	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
@@ -360,7 +342,7 @@ func (rt *deployed) liveTarget(ctx context.Context, k *Deployer, w Workloads, re
 		t.Close()
 		return nil, err
 	}
-	if err := liveupdate.Replay(ctx, t, lu, skip.Ignored, rt.synced, logs, u); err != nil {
+	if err := liveupdate.Replay(ctx, t, lu, skip.Ignored, rt.state.Synced, logs, u); err != nil {
 		fmt.Fprintf(logs, "sync files into the new pods: %v\n", err)
 	}
 	return t, nil

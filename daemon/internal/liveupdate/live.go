@@ -2,6 +2,7 @@ package liveupdate
 
 import (
 	"context"
+	"fmt"
 	"io"
 
 	"github.com/loop-dev/loop/daemon/api"
@@ -67,4 +68,32 @@ func Spans(res Result, runs int) []api.Span {
 		out = append(out, api.Span{Name: api.SpanRestart, Duration: res.Restart})
 	}
 	return out
+}
+
+// State is a runtime's live update bookkeeping: the files synced since its
+// image was built and whether the last live update failed (the next change
+// then rebuilds).
+type State struct {
+	Synced Synced
+	Failed bool
+}
+
+// ApplyPlanned applies a plan the engine made for changes to t: u gets the
+// kind and spans, and on success changes join Synced.
+func (s *State) ApplyPlanned(ctx context.Context, t Target, plan Update, skip func(string, bool) bool,
+	changes []Change, logs io.Writer, u *api.Update) error {
+	u.Kind = api.UpdateLive
+	plan.Skip = skip
+	res, err := Apply(ctx, t, plan, logs)
+	u.Spans = append(u.Spans, Spans(res, len(plan.Runs))...)
+	if err != nil {
+		s.Failed = true
+		u.Error = err.Error()
+		return fmt.Errorf("live update: %w", err)
+	}
+	if s.Synced == nil {
+		s.Synced = Synced{}
+	}
+	s.Synced.Add(changes)
+	return nil
 }
