@@ -102,10 +102,10 @@ func isClean(p string) bool {
 		if i < len(p) && p[i] != '/' {
 			continue
 		}
-		switch seg := p[start:i]; {
-		case seg == "" || seg == ".":
+		switch p[start:i] {
+		case "", ".":
 			return false
-		case seg == "..":
+		case "..":
 			if !leading {
 				return false
 			}
