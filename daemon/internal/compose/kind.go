@@ -91,6 +91,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			var img *model.Image
 			if i, ok := images[svc.Image]; ok && i.Custom == nil {
 				img = i
+				// As Tilt, at assembly and for deployed images only: the syncs
+				// must be under a path the image (or its base images) watches.
+				// (develop.watch rules of the compose file are Compose's.)
+				if err := liveupdate.Validate(img, cfg.Images); err != nil {
+					return out, err
+				}
 			} else if svc.Build != nil {
 				img = svc.Build
 			}

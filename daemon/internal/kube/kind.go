@@ -110,6 +110,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 		}
 		for _, img := range Images(g.Objects, images, cfg.K8sKinds) {
+			// As Tilt, at assembly and for deployed images only: the syncs
+			// must be under a path the image (or its base images) watches.
+			if err := liveupdate.Validate(img, cfg.Images); err != nil {
+				return out, err
+			}
 			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
 			if err != nil {
 				return out, fmt.Errorf("resource %s: image %s: %w", g.Name, img.Ref, err)
