@@ -116,6 +116,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 					LiveUpdate: lu, LiveIgnore: m,
 				}
 			}
+			r.Detail.Compose = &model.ComposeRef{Project: proj.Name, Service: svc.Name, Image: svc.Image}
+			if img != nil {
+				d := liveupdate.Describe(img, cfg.Images)
+				d.LiveUpdate = lu
+				r.Detail.Images = []model.ResourceImage{d}
+			}
 			r.Hash = engine.Hash("compose", proj.Name, svc, img, r.Deps, r.Trigger, dc)
 			s := service{k: k, proj: proj, svc: svc, img: img, lu: lu}
 			r.Open = func(h engine.Host) engine.Runtime { return &runtime{service: s, h: h} }

@@ -129,6 +129,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, m
 			}
 		}
+		for _, o := range g.Objects {
+			r.Detail.Objects = append(r.Detail.Objects, model.ObjectRef{Kind: o.GetKind(), Name: o.GetName(), Namespace: o.GetNamespace()})
+		}
+		for _, img := range d.images {
+			r.Detail.Images = append(r.Detail.Images, liveupdate.Describe(img, cfg.Images))
+		}
 		if !g.Workload && holdsClusterScaffolding(g.Objects) {
 			first = append(first, g.Name)
 		}

@@ -239,3 +239,16 @@ func containsImage(list []*model.Image, img *model.Image) bool {
 	}
 	return false
 }
+
+// Describe is img as `loop dump resources` shows it, with the refs of the
+// images of all it is built from.
+func Describe(img *model.Image, all []*model.Image) model.ResourceImage {
+	d := model.ResourceImage{Ref: img.Ref, Context: img.Context, Dockerfile: img.Dockerfile, LiveUpdate: img.LiveUpdate}
+	if img.Custom != nil {
+		d.Context, d.Dockerfile, d.Custom = "", "", img.Custom.Command.Argv
+	}
+	for _, b := range BaseImages(img, all) {
+		d.BuiltFrom = append(d.BuiltFrom, b.Ref)
+	}
+	return d
+}
