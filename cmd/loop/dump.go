@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,17 +83,20 @@ with their live_update (checked as Tilt checks it). Prints {"resources": [...]}.
 
 // writeAs writes v as indented JSON or as YAML; what names it in errors.
 func writeAs(w io.Writer, format, what string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // commands keep their > and &
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("encode %s: %w", what, err)
 	}
+	b := buf.Bytes()
 	if format == "yaml" {
+		var err error
 		if b, err = yaml.JSONToYAML(b); err != nil {
 			return fmt.Errorf("encode %s as yaml: %w", what, err)
 		}
-	} else {
-		b = append(b, '\n')
 	}
-	_, err = w.Write(b)
+	_, err := w.Write(b)
 	return err
 }
