@@ -131,10 +131,52 @@ func (d *Daemon) Run(ctx context.Context) error {
 	env := os.Environ()
 	d.eng = engine.New(engine.Options{
 		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env,
-		Kinds: []engine.Kind{localres.Kind{}, compose.NewKind(cli, env, mapPath), kube.NewKind(cli)},
+		Kinds: kinds(cli, env, mapPath),
 	})
 	close(d.ready)
 	return d.eng.Run(ctx)
+}
+
+// kinds are the kinds of resources a project has, in the order the engine
+// loads them. cli may be nil for Load alone.
+func kinds(cli *client.Client, env []string, mapPath func(string) string) []engine.Kind {
+	return []engine.Kind{localres.Kind{}, compose.NewKind(cli, env, mapPath), kube.NewKind(cli)}
+}
+
+// Resources assembles cfg into the resources `loop up` would run, as the
+// engine loads them, without Docker or a cluster: compose files are read,
+// Kubernetes manifests rendered and grouped by workload, the live_update of
+// every deployed image checked. Like the engine it refuses a name declared
+// twice and resource_deps that name no resource.
+func Resources(ctx context.Context, cfg *model.Config) ([]model.Resource, error) {
+	var out []model.Resource
+	names := map[string]bool{}
+	for _, k := range kinds(nil, os.Environ(), nil) {
+		l, err := k.Load(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range l.Resources {
+			if names[r.Name] {
+				return nil, fmt.Errorf("assemble resources: resource %q is declared twice", r.Name)
+			}
+			names[r.Name] = true
+			m := model.Resource{Name: r.Name, Type: r.Type, ResourceDetail: r.Detail,
+				ResourceDeps: r.Deps, Labels: r.Labels, TriggerMode: r.Trigger, AutoInit: r.AutoInit}
+			for _, l := range r.Links {
+				m.Links = append(m.Links, model.Link{URL: l.URL, Name: l.Name})
+			}
+			out = append(out, m)
+		}
+	}
+	for _, r := range out {
+		for _, d := range r.ResourceDeps {
+			if !names[d] {
+				return nil, fmt.Errorf("assemble resources: resource %q: resource_deps names %q, which is not a resource", r.Name, d)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Metrics returns the project's change-to-result timing (its Handler and

@@ -84,8 +84,9 @@ spec:
 }
 
 // TestKubeUpDeploysRebuildsAndRedeploys runs `up` on a project with a docker_build and
-// k8s_yaml against the real control plane: the workload and the object k8s_resource
-// attaches are one resource, the rest "uncategorized"; the built image ref lands in the
+// k8s_yaml against the real control plane: the workload, the Service that selects its
+// pods and the object k8s_resource attaches are one resource, the rest (the Namespace)
+// "uncategorized"; the built image ref lands in the
 // pod template; the pod's output reaches the resource's log; a workload dropped from
 // the manifest is deleted from the cluster; an edited manifest is re-rendered and applied; an edited source file
 // rebuilds and rolls the Deployment to the new ref; an object changed behind loop's
@@ -148,7 +149,7 @@ k8s_resource('kapp', objects=['kapp-config:configmap'], labels=['k8s'],
 		gvr  schema.GroupVersionResource
 		name string
 		app  string
-	}{{gvrDeployment, "kapp", "kapp"}, {gvrConfigMap, "kapp-config", "kapp"}, {gvrService, "kapp", "uncategorized"}} {
+	}{{gvrDeployment, "kapp", "kapp"}, {gvrConfigMap, "kapp-config", "kapp"}, {gvrService, "kapp", "kapp"}} {
 		live, err := dyn.Resource(o.gvr).Namespace(ns).Get(ctx, o.name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatalf("%s %s: %v", o.gvr.Resource, o.name, err)

@@ -106,6 +106,61 @@ func TestDumpConfigExamples(t *testing.T) {
 	}
 }
 
+// TestDumpResources: `loop dump resources` prints the assembled resources of a
+// project with local, Compose and Kubernetes resources (daemon/testdata/assembly),
+// as JSON or YAML, with no Docker engine or cluster needed.
+func TestDumpResources(t *testing.T) {
+	dir := filepath.Join("..", "..", "daemon", "testdata", "assembly")
+	out, errOut, code := runLoop(t, dir, "dump", "resources", "--extensions-dir", "extensions", "-o", "json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Resources []struct {
+			Name    string `json:"name"`
+			Type    string `json:"type"`
+			Objects []struct{ Kind, Name string }
+		} `json:"resources"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output is not JSON: %v\n%s", err, out)
+	}
+	var names []string
+	for _, r := range got.Resources {
+		n := r.Name + ":" + r.Type
+		for _, o := range r.Objects {
+			n += " " + o.Kind + "/" + o.Name
+		}
+		names = append(names, n)
+	}
+	want := "gen:local|cache:compose|api:compose|web:k8s Deployment/web Service/web ConfigMap/web-config|worker:k8s Deployment/worker|uncategorized:k8s Secret/token"
+	if strings.Join(names, "|") != want {
+		t.Errorf("resources = %s\nwant %s", strings.Join(names, "|"), want)
+	}
+	yout, errOut, code := runLoop(t, dir, "dump", "resources", "--extensions-dir", "extensions", "-o", "yaml")
+	if code != 0 || !strings.Contains(yout, "resources:\n- ") || !strings.Contains(yout, "built_from:\n    - example/worker-base") {
+		t.Fatalf("yaml output (exit %d, %s):\n%s", code, errOut, yout)
+	}
+	if _, _, code := runLoop(t, dir, "dump", "resources", "-o", "xml"); code != 2 {
+		t.Errorf("bad --output exit %d, want 2", code)
+	}
+
+	// A deployed image's sync outside every path it watches: exit 1, the sync() line.
+	bad := t.TempDir()
+	for name, data := range map[string]string{
+		"Tiltfile":     "docker_build('example/app', 'app',\n  live_update=[sync('src', '/src')])\ndocker_compose('compose.yaml')\n",
+		"compose.yaml": "services:\n  app:\n    image: example/app\n",
+	} {
+		if err := os.WriteFile(filepath.Join(bad, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, errOut, code = runLoop(t, bad, "dump", "resources")
+	if code != 1 || !regexp.MustCompile(`Tiltfile:2:20: check the live_update of example/app: sync source `).MatchString(errOut) {
+		t.Fatalf("exit %d, stderr %s; want 1 and the sync() call's path:line:col", code, errOut)
+	}
+}
+
 // TestBrokenTiltfiles: each kind of broken Tiltfile exits 1 with path:line:col.
 func TestBrokenTiltfiles(t *testing.T) {
 	cases := map[string]map[string]string{

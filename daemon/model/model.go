@@ -100,6 +100,9 @@ type CustomBuild struct {
 	OutputsImageRefTo string            `json:"outputs_image_ref_to,omitempty"`
 	Dir               string            `json:"dir,omitempty"`
 	Env               map[string]string `json:"env,omitempty"`
+	// ImageDeps are the images the command builds on (image_deps=): their
+	// watched paths count as the image's for live_update.
+	ImageDeps []string `json:"image_deps,omitempty"`
 }
 
 // LiveUpdate is the ordered list of live_update steps of an image. Tilt
@@ -128,6 +131,10 @@ type LiveUpdate struct {
 type Sync struct {
 	LocalPath     string `json:"local_path"`
 	ContainerPath string `json:"container_path"`
+	// Pos is where sync() was called, for the check at assembly (a sync must
+	// be under a path the deployed image watches). It is not part of what the
+	// sync does: not encoded, so moving the line changes no resource's hash.
+	Pos Position `json:"-"`
 }
 
 // Run executes a command in the container after syncs. When Triggers is

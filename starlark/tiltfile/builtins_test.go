@@ -67,8 +67,8 @@ docker_build('example/app', '.', live_update=[
 			eq(t, "fall_back_on", lu.FallBackOn, []string{filepath.Join(r.dir, "go.mod"), filepath.Join(r.dir, "go.sum")})
 			eq(t, "initial_sync", lu.InitialSync, true)
 			eq(t, "syncs", lu.Syncs, []model.Sync{
-				{LocalPath: filepath.Join(r.dir, "app"), ContainerPath: "/src/app"},
-				{LocalPath: filepath.Join(r.dir, "Dockerfile"), ContainerPath: "/src/Dockerfile"},
+				{LocalPath: filepath.Join(r.dir, "app"), ContainerPath: "/src/app", Pos: model.Position{File: filepath.Join(r.dir, "Tiltfile"), Line: 5, Col: 9}},
+				{LocalPath: filepath.Join(r.dir, "Dockerfile"), ContainerPath: "/src/Dockerfile", Pos: model.Position{File: filepath.Join(r.dir, "Tiltfile"), Line: 6, Col: 9}},
 			})
 			eq(t, "runs", lu.Runs, []model.Run{
 				{Cmd: model.Cmd{Argv: []string{"sh", "-c", "make"}, Shell: true}, Triggers: []string{filepath.Join(r.dir, "app/main.go")}, Echo: true},

@@ -3,7 +3,6 @@ package tiltfile
 import (
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/distribution/reference"
 	"go.starlark.net/starlark"
@@ -76,11 +75,9 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		img.ContainerArgs = []string{}
 	}
 	for _, o := range only.vals {
-		rel, err := relInside(img.Context, o)
-		if err != nil {
-			return nil, errorf(b, "only: %v", err)
-		}
-		img.Only = append(img.Only, rel)
+		// Tilt never checks where only= points: a path outside the context
+		// keeps nothing.
+		img.Only = append(img.Only, relToContext(img.Context, o))
 	}
 	switch {
 	case dockerfileContents.set:
@@ -94,7 +91,7 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 	if img.Dockerfile != "" {
 		l.record(img.Dockerfile)
 	}
-	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, []string{img.Context}, p)
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, p)
 	if err != nil {
 		return nil, err
 	}
@@ -128,37 +125,26 @@ func (l *loader) addImageRef(b *starlark.Builtin, ref string) error {
 	return nil
 }
 
-// relInside returns p relative to dir, refusing paths that leave dir.
-func relInside(dir, p string) (string, error) {
-	abs := p
+// relToContext returns an only= path relative to the build context; an
+// absolute one outside it stays as filepath.Rel spells it ("../x").
+func relToContext(dir, p string) string {
 	if !filepath.IsAbs(p) {
-		abs = filepath.Join(dir, p)
+		return filepath.Clean(p)
 	}
-	rel, ok := pathrule.Rel(dir, abs)
-	if !ok {
-		return "", errPathOutside(p, dir)
+	if rel, ok := pathrule.Rel(dir, p); ok {
+		return rel
 	}
-	return rel, nil
-}
-
-type pathOutsideError struct{ p, dir string }
-
-func (e pathOutsideError) Error() string { return e.p + " is outside " + e.dir }
-func errPathOutside(p, dir string) error { return pathOutsideError{p, dir} }
-
-func isUnder(p string, roots []string) bool {
-	for _, r := range roots {
-		if pathrule.Within(r, p) {
-			return true
-		}
+	if rel, err := filepath.Rel(dir, p); err == nil {
+		return rel
 	}
-	return false
+	return p
 }
 
 // liveUpdateFromSteps checks Tilt's ordering rules: fall_back_on and
-// initial_sync first, then syncs, then runs, then restart_container last;
-// every sync's local path must be under one of roots.
-func liveUpdateFromSteps(b *starlark.Builtin, steps []*liveUpdateStep, roots []string, p model.Position) (*model.LiveUpdate, error) {
+// initial_sync first, then syncs, then runs, then restart_container last.
+// Where sync sources are is checked at assembly, for deployed images only
+// (daemon/internal/liveupdate.Validate), as Tilt does.
+func liveUpdateFromSteps(b *starlark.Builtin, steps []*liveUpdateStep, p model.Position) (*model.LiveUpdate, error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}
@@ -187,11 +173,9 @@ func liveUpdateFromSteps(b *starlark.Builtin, steps []*liveUpdateStep, roots []s
 		case stepInitialSync:
 			lu.InitialSync = true
 		case stepSync:
-			if !isUnder(s.sync.LocalPath, roots) {
-				return nil, errorf(b, "live_update: sync source %s (%s:%d) is not inside the build context %s",
-					s.sync.LocalPath, s.pos.File, s.pos.Line, strings.Join(roots, ", "))
-			}
-			lu.Syncs = append(lu.Syncs, s.sync)
+			sync := s.sync
+			sync.Pos = s.pos
+			lu.Syncs = append(lu.Syncs, sync)
 		case stepRun:
 			lu.Runs = append(lu.Runs, s.run)
 		case stepRestart:
@@ -288,7 +272,7 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 	if dir != "" {
 		workDir = l.abs(thread, dir)
 	}
-	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, absDeps, p)
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, p)
 	if err != nil {
 		return nil, err
 	}
@@ -309,6 +293,7 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 			OutputsImageRefTo: l.absIf(thread, outputsTo),
 			Dir:               workDir,
 			Env:               env.m,
+			ImageDeps:         imageDeps.vals,
 		},
 	}
 	l.cfg.Images = append(l.cfg.Images, img)

@@ -410,7 +410,7 @@ func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, a
 		return nil, errorf(b, "delete_cmd must not be empty")
 	}
 	p := pos(thread)
-	if _, err := liveUpdateFromSteps(b, liveUpdate.steps, l.absAll(thread, deps.vals), p); err != nil {
+	if _, err := liveUpdateFromSteps(b, liveUpdate.steps, p); err != nil {
 		return nil, err
 	}
 	l.warn(p, fmt.Sprintf("k8s_custom_deploy(%q) is accepted but loop does not run custom deploys yet", name))

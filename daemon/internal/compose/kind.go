@@ -91,6 +91,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			var img *model.Image
 			if i, ok := images[svc.Image]; ok && i.Custom == nil {
 				img = i
+				// As Tilt, at assembly and for deployed images only: the syncs
+				// must be under a path the image (or its base images) watches.
+				// (develop.watch rules of the compose file are Compose's.)
+				if err := liveupdate.Validate(img, cfg.Images); err != nil {
+					return out, err
+				}
 			} else if svc.Build != nil {
 				img = svc.Build
 			}
@@ -109,6 +115,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 					Images:     []engine.ImageInput{{Context: img.Context, Dockerfile: img.Dockerfile, Ignore: m}},
 					LiveUpdate: lu, LiveIgnore: m,
 				}
+			}
+			r.Detail.Compose = &model.ComposeRef{Project: proj.Name, Service: svc.Name, Image: svc.Image}
+			if img != nil {
+				d := liveupdate.Describe(img, cfg.Images)
+				d.LiveUpdate = lu
+				r.Detail.Images = []model.ResourceImage{d}
 			}
 			r.Hash = engine.Hash("compose", proj.Name, svc, img, r.Deps, r.Trigger, dc)
 			s := service{k: k, proj: proj, svc: svc, img: img, lu: lu}

@@ -48,6 +48,10 @@ type Resource struct {
 	Labels   []string
 	Links    []api.Link
 	Hash     string
+	// Detail describes what the kind assembled (objects, service, commands,
+	// images and their live_update) as plain data, for `loop dump
+	// resources`. The engine does not read it.
+	Detail model.ResourceDetail
 	// ReadyLog, when set, makes a matching line of the running process's
 	// output the readiness signal after a process start.
 	ReadyLog *regexp.Regexp

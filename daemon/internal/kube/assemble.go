@@ -6,10 +6,12 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,114 +28,268 @@ const Uncategorized = "uncategorized"
 // Group is one Kubernetes resource of the engine: a workload (or a k8s_resource of
 // objects) and the objects that go with it.
 type Group struct {
-	Name     string
-	Objects  []*unstructured.Unstructured
+	Name    string
+	Objects []*unstructured.Unstructured
+	// Workload: the group was made for a workload (its first object), not by
+	// k8s_resource(new_name=, objects=) or for what nothing claimed.
 	Workload bool
-	// Spec is the k8s_resource that configured the group; nil when none did.
+	// Spec is what the k8s_resource calls for the group configured, added up
+	// as Tilt does; nil when none did.
 	Spec *model.K8sResource
 	// App is the Argo CD app the group mirrors; nil for the Tiltfile's own objects.
 	App *render.App
 }
 
-// workloadKinds are the kinds Tilt treats as workloads: they run pods.
-var workloadKinds = map[string]bool{
-	"Pod": true, "Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true,
-	"ReplicationController": true, "Job": true, "CronJob": true,
-}
-
-// Assemble groups rendered objects into resources as Tilt does: each workload is a
-// resource named after it (name, then name:kind, then name:kind:namespace when names
-// clash); k8s_resource renames a workload, attaches objects to it (objects=, selectors
-// "name[:kind[:namespace]]") or makes a resource of objects alone (new_name + objects);
-// what is left goes to "uncategorized". Objects keep their render order in each group.
+// Assemble groups rendered objects into resources by Tilt's rules
+// (internal/tiltfile/tiltfile_state.go: assembleK8sByWorkload,
+// assembleK8sUnresourced, assembleK8s):
+//
+//   - an object is a workload when a k8s_kind matches it or its containers run
+//     an image (any image, built here or not); each workload is a resource named
+//     by uniqueNames (name, then name:kind, name:kind:namespace,
+//     name:kind:namespace:group), and the Services whose selector matches its pod
+//     template's labels, in its namespace, join it (the first workload to match
+//     takes a Service);
+//   - an object left with a pod template joins, with its Services, the resource
+//     of its name (a new one if there is none);
+//   - each k8s_resource call in turn: one without a workload makes a resource of
+//     new_name; one with a workload configures the resource of that name (calls
+//     add up: port forwards, deps, links, labels, selectors add, trigger mode and
+//     auto_init override) and new_name renames it at once, so later calls use
+//     the new name; objects= entries each name one object of all (a fragment of
+//     name:kind:namespace:group) that must still be unclaimed;
+//   - ConfigMaps, Secrets, PersistentVolumeClaims, Namespaces, CRDs, custom
+//     resources without k8s_kind and Services that select no workload are
+//     claimed by nothing: they go to "uncategorized", in render order.
+//
+// workload_to_resource_function is not part of the model yet: names are always
+// uniqueNames'.
 func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, error) {
-	custom := map[string]bool{}
-	for _, k := range cfg.K8sKinds {
-		if len(k.ImageJSONPath) > 0 || k.PodReadiness == "wait" {
-			custom[k.Kind] = true
+	kinds, err := kindSelectors(cfg.K8sKinds)
+	if err != nil {
+		return nil, err
+	}
+	a := &assembly{cfg: cfg, byName: map[string]*Group{}, local: map[string]bool{}}
+	for _, lr := range cfg.LocalResources {
+		a.local[lr.Name] = true
+	}
+	var workloads []*unstructured.Unstructured
+	for _, o := range objs {
+		if isWorkload(o, kinds) {
+			workloads = append(workloads, o)
+		} else {
+			a.rest = append(a.rest, o)
 		}
 	}
-	var groups []*Group
-	byName := map[string]*Group{}
-	claimed := make([]bool, len(objs))
-	var workloads []int
-	for i, o := range objs {
-		if workloadKinds[o.GetKind()] || custom[o.GetKind()] {
-			workloads = append(workloads, i)
+	for i, name := range uniqueNames(workloads) {
+		g, err := a.newGroup(name)
+		if err != nil {
+			return nil, fmt.Errorf("make the resource of workload %s: %w", fullName(workloads[i]), err)
+		}
+		g.Workload = true
+		g.Objects = append(g.Objects, workloads[i])
+		g.Objects = append(g.Objects, a.claim(func(o *unstructured.Unstructured) bool { return selectsTemplateOf(o, workloads[i]) })...)
+	}
+	// Objects with a pod template but no image join the resource of their name.
+	var templated []*unstructured.Unstructured
+	for _, o := range a.rest {
+		if _, ok := podTemplate(o); ok {
+			templated = append(templated, o)
 		}
 	}
-	names := workloadNames(objs, workloads)
-	for _, i := range workloads {
-		g := &Group{Name: names[i], Objects: []*unstructured.Unstructured{objs[i]}, Workload: true}
-		claimed[i] = true
-		groups = append(groups, g)
-		byName[g.Name] = g
+	for _, w := range templated {
+		a.take(w)
+		g := a.byName[w.GetName()]
+		if g == nil {
+			if g, err = a.newGroup(w.GetName()); err != nil {
+				return nil, fmt.Errorf("make the resource of %s: %w", fullName(w), err)
+			}
+		}
+		g.Workload = true
+		g.Objects = append(g.Objects, w)
+		g.Objects = append(g.Objects, a.claim(func(o *unstructured.Unstructured) bool { return selectsTemplateOf(o, w) })...)
+	}
+	fragments := map[string][]*unstructured.Unstructured{}
+	var all []string
+	for _, o := range objs {
+		for _, n := range objectNames(o) {
+			fragments[n] = append(fragments[n], o)
+		}
+		all = append(all, fullName(o))
 	}
 	for _, kr := range cfg.K8sResources {
-		var g *Group
-		switch {
-		case kr.Workload != "" && byName[kr.Workload] != nil:
-			g = byName[kr.Workload]
-		case kr.Workload != "" && len(kr.Objects) == 0:
-			return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): no workload of that name; workloads: %s", kr.Workload, known(groups)))
-		default:
-			name := kr.NewName
-			if name == "" {
-				name = kr.Workload
-			}
-			if name == "" {
-				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource: objects without a workload need new_name"))
-			}
-			if byName[name] != nil {
-				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): a resource of that name exists already", name))
-			}
-			g = &Group{Name: name}
-			groups = append(groups, g)
-			byName[name] = g
-		}
-		if g.Spec != nil {
-			return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q) is configured twice", g.Name))
-		}
-		g.Spec = kr
-		for _, sel := range kr.Objects {
-			n := 0
-			for i, o := range objs {
-				if claimed[i] || !matches(sel, o) {
-					continue
-				}
-				claimed[i] = true
-				g.Objects = append(g.Objects, o)
-				n++
-			}
-			if n == 0 {
-				return nil, posErr(kr.Pos, fmt.Errorf("k8s_resource(%q): objects=%q matches no unclaimed object (name[:kind[:namespace]])", g.Name, sel))
-			}
+		if err := a.configure(kr, fragments, all); err != nil {
+			return nil, posErr(kr.Pos, err)
 		}
 	}
-	for _, g := range groups {
-		if g.Spec != nil && g.Spec.NewName != "" && g.Name != g.Spec.NewName {
-			if byName[g.Spec.NewName] != nil && byName[g.Spec.NewName] != g {
-				return nil, posErr(g.Spec.Pos, fmt.Errorf("k8s_resource(%q): new_name %q is taken", g.Name, g.Spec.NewName))
-			}
-			delete(byName, g.Name)
-			g.Name = g.Spec.NewName
-			byName[g.Name] = g
+	if len(a.rest) > 0 {
+		if u := a.byName[Uncategorized]; u != nil {
+			u.Objects = append(u.Objects, a.rest...)
+		} else {
+			a.groups = append(a.groups, &Group{Name: Uncategorized, Objects: a.rest})
 		}
 	}
-	var rest []*unstructured.Unstructured
-	for i, o := range objs {
-		if !claimed[i] {
+	return a.groups, nil
+}
+
+// assembly is Assemble's state: the resources so far and the objects none claimed.
+type assembly struct {
+	cfg    *model.Config
+	groups []*Group
+	byName map[string]*Group
+	local  map[string]bool // local_resource names
+	rest   []*unstructured.Unstructured
+}
+
+// newGroup makes a resource, refusing a name a Kubernetes or local resource has.
+func (a *assembly) newGroup(name string) (*Group, error) {
+	if err := a.conflict(name); err != nil {
+		return nil, err
+	}
+	g := &Group{Name: name}
+	a.groups = append(a.groups, g)
+	a.byName[name] = g
+	return g, nil
+}
+
+func (a *assembly) conflict(name string) error {
+	if a.byName[name] != nil {
+		return fmt.Errorf("a Kubernetes resource named %q exists already", name)
+	}
+	if a.local[name] {
+		return fmt.Errorf("a local_resource named %q exists already", name)
+	}
+	return nil
+}
+
+// claim removes the unclaimed objects that match and returns them.
+func (a *assembly) claim(match func(*unstructured.Unstructured) bool) []*unstructured.Unstructured {
+	var got, rest []*unstructured.Unstructured
+	for _, o := range a.rest {
+		if match(o) {
+			got = append(got, o)
+		} else {
 			rest = append(rest, o)
 		}
 	}
-	if len(rest) > 0 {
-		if byName[Uncategorized] != nil {
-			byName[Uncategorized].Objects = append(byName[Uncategorized].Objects, rest...)
-		} else {
-			groups = append(groups, &Group{Name: Uncategorized, Objects: rest})
+	a.rest = rest
+	return got
+}
+
+func (a *assembly) take(o *unstructured.Unstructured) {
+	a.claim(func(x *unstructured.Unstructured) bool { return x == o })
+}
+
+// configure applies one k8s_resource call.
+func (a *assembly) configure(kr *model.K8sResource, fragments map[string][]*unstructured.Unstructured, all []string) error {
+	name := kr.Workload
+	if name == "" {
+		if kr.NewName == "" {
+			return errors.New("k8s_resource: a workload or a new_name is needed")
+		}
+		if _, err := a.newGroup(kr.NewName); err != nil {
+			return fmt.Errorf("k8s_resource(new_name=%q): %w", kr.NewName, err)
+		}
+		name = kr.NewName
+	}
+	g := a.byName[name]
+	if g == nil {
+		return fmt.Errorf("k8s_resource(%q): no Kubernetes resource of that name; resources: %s", name, known(a.groups))
+	}
+	g.Spec = merged(g.Spec, kr)
+	if kr.NewName != "" && kr.NewName != g.Name {
+		if err := a.conflict(kr.NewName); err != nil {
+			return fmt.Errorf("k8s_resource(%q): rename to %q: %w", g.Name, kr.NewName, err)
+		}
+		delete(a.byName, g.Name)
+		g.Name = kr.NewName
+		a.byName[g.Name] = g
+	}
+	sels := make([]objectSelector, len(kr.Objects))
+	for i, o := range kr.Objects {
+		s, err := parseObjectSelector(o)
+		if err != nil {
+			return fmt.Errorf("k8s_resource(%q): %w", g.Name, err)
+		}
+		sels[i] = s
+	}
+	for _, sel := range sels {
+		match := fragments[strings.ToLower(sel.text)]
+		switch {
+		case len(match) == 0:
+			return fmt.Errorf("k8s_resource(%q): objects=%q names no object; objects: %s", g.Name, sel.text, quoted(all))
+		case len(match) > 1:
+			var names []string
+			for _, o := range match {
+				names = append(names, fullName(o))
+			}
+			return fmt.Errorf("k8s_resource(%q): objects=%q names more than one object: %s", g.Name, sel.text, quoted(names))
+		}
+		got := a.claim(sel.matches)
+		if len(got) == 0 {
+			var left []string
+			for _, o := range a.rest {
+				left = append(left, fullName(o))
+			}
+			return fmt.Errorf("k8s_resource(%q): objects=%q names an object another resource has; unclaimed objects: %s", g.Name, sel.text, quoted(left))
+		}
+		g.Objects = append(g.Objects, got...)
+	}
+	return nil
+}
+
+// merged adds a k8s_resource call to what earlier calls configured, as Tilt
+// aggregates them: lists add up, trigger mode and auto_init override.
+func merged(prev, kr *model.K8sResource) *model.K8sResource {
+	if prev == nil {
+		c := *kr
+		return &c
+	}
+	m := *prev
+	m.NewName = kr.NewName
+	if m.NewName == "" {
+		m.NewName = prev.NewName
+	}
+	m.Objects = append(slices.Clone(prev.Objects), kr.Objects...)
+	m.PortForwards = append(slices.Clone(prev.PortForwards), kr.PortForwards...)
+	m.ResourceDeps = append(slices.Clone(prev.ResourceDeps), kr.ResourceDeps...)
+	m.Links = append(slices.Clone(prev.Links), kr.Links...)
+	m.ExtraPodSelectors = append(slices.Clone(prev.ExtraPodSelectors), kr.ExtraPodSelectors...)
+	m.Labels = slices.Clone(prev.Labels)
+	for _, l := range kr.Labels {
+		if !slices.Contains(m.Labels, l) {
+			m.Labels = append(m.Labels, l)
 		}
 	}
-	return groups, nil
+	if kr.TriggerMode != "" {
+		m.TriggerMode = kr.TriggerMode
+	}
+	if kr.AutoInit != nil {
+		m.AutoInit = kr.AutoInit
+	}
+	m.SelectorsOnly = prev.SelectorsOnly || kr.SelectorsOnly
+	return &m
+}
+
+// isWorkload: a k8s_kind matches o, or its containers run an image.
+func isWorkload(o *unstructured.Unstructured, kinds []kindSelector) bool {
+	for _, k := range kinds {
+		if k.matches(o) {
+			return true
+		}
+	}
+	return len(containerImages(o)) > 0
+}
+
+func quoted(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // Render renders the config's Kubernetes sources and Argo CD apps. The Tiltfile's own
@@ -165,58 +321,10 @@ func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
 	return append(groups, out...), nil
 }
 
-// workloadNames names each workload by its name, adding kind and then namespace where
-// names clash, as Tilt does.
-func workloadNames(objs []*unstructured.Unstructured, idx []int) map[int]string {
-	levels := []func(o *unstructured.Unstructured) string{
-		func(o *unstructured.Unstructured) string { return strings.ToLower(o.GetName()) },
-		func(o *unstructured.Unstructured) string {
-			return strings.ToLower(o.GetName() + ":" + o.GetKind())
-		},
-		func(o *unstructured.Unstructured) string {
-			return strings.ToLower(o.GetName() + ":" + o.GetKind() + ":" + o.GetNamespace())
-		},
-	}
-	out := map[int]string{}
-	for _, i := range idx {
-		for l, name := range levels {
-			n := 0
-			for _, j := range idx {
-				if name(objs[j]) == name(objs[i]) {
-					n++
-				}
-			}
-			if n == 1 || l == len(levels)-1 {
-				out[i] = name(objs[i])
-				break
-			}
-		}
-	}
-	return out
-}
-
-// matches reports whether a k8s_resource objects= selector "name[:kind[:namespace]]"
-// names o (case-insensitive).
-func matches(sel string, o *unstructured.Unstructured) bool {
-	parts := strings.Split(sel, ":")
-	fields := []string{o.GetName(), o.GetKind(), o.GetNamespace()}
-	if len(parts) > len(fields) {
-		return false
-	}
-	for i, p := range parts {
-		if !strings.EqualFold(p, fields[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 func known(groups []*Group) string {
 	var names []string
 	for _, g := range groups {
-		if g.Workload {
-			names = append(names, g.Name)
-		}
+		names = append(names, g.Name)
 	}
 	if len(names) == 0 {
 		return "none"
@@ -228,6 +336,9 @@ func known(groups []*Group) string {
 func posErr(p model.Position, err error) error {
 	if p.File == "" {
 		return err
+	}
+	if p.Col > 0 {
+		return fmt.Errorf("%s:%d:%d: %w", p.File, p.Line, p.Col, err)
 	}
 	return fmt.Errorf("%s:%d: %w", p.File, p.Line, err)
 }

@@ -110,6 +110,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 		}
 		for _, img := range Images(g.Objects, images, cfg.K8sKinds) {
+			// As Tilt, at assembly and for deployed images only: the syncs
+			// must be under a path the image (or its base images) watches.
+			if err := liveupdate.Validate(img, cfg.Images); err != nil {
+				return out, err
+			}
 			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
 			if err != nil {
 				return out, fmt.Errorf("resource %s: image %s: %w", g.Name, img.Ref, err)
@@ -123,6 +128,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				d.lu, d.luImage = img.LiveUpdate, img.Ref
 				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, m
 			}
+		}
+		for _, o := range g.Objects {
+			r.Detail.Objects = append(r.Detail.Objects, model.ObjectRef{Kind: o.GetKind(), Name: o.GetName(), Namespace: o.GetNamespace()})
+		}
+		for _, img := range d.images {
+			r.Detail.Images = append(r.Detail.Images, liveupdate.Describe(img, cfg.Images))
 		}
 		if !g.Workload && holdsClusterScaffolding(g.Objects) {
 			first = append(first, g.Name)

@@ -42,6 +42,8 @@ func (k Kind) Load(_ context.Context, cfg *model.Config) (engine.Loaded, error) 
 			ProbeGated: lr.ReadinessProbe != nil && !lr.ServeCmd.Empty(),
 			Immediate:  true,
 			Inputs:     engine.Inputs{Deps: lr.Deps, DepsIgnore: ign},
+			Detail: model.ResourceDetail{Local: &model.LocalRef{
+				Cmd: lr.Cmd.Argv, ServeCmd: lr.ServeCmd.Argv, Dir: lr.Dir, Deps: lr.Deps}},
 		}
 		if lr.ReadyLog != "" {
 			re, err := regexp.Compile(lr.ReadyLog)
