@@ -262,6 +262,9 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 	if err != nil {
 		return err
 	}
+	if len(groups) == 0 {
+		return nil // e.g. a helm() render the Tiltfile only read
+	}
 	k, err := kube.Connect(cfg.Settings.AllowedK8sContexts, nil)
 	if err != nil {
 		return err

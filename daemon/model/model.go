@@ -24,7 +24,9 @@ type Config struct {
 	Compose []*ComposeProject `json:"compose,omitempty"`
 	// DCResources are dc_resource calls that adjust Compose services.
 	DCResources []*DCResource `json:"dc_resources,omitempty"`
-	// K8sSources are the k8s_yaml/kustomize/helm inputs, rendered by a later stage.
+	// K8sSources are the k8s_yaml inputs, rendered by a later stage, plus the
+	// helm()/kustomize() renders whose output was not passed to k8s_yaml (kept
+	// so their inputs stay watched).
 	K8sSources []*K8sSource `json:"k8s_sources,omitempty"`
 	// K8sResources are k8s_resource calls.
 	K8sResources []*K8sResource `json:"k8s_resources,omitempty"`
@@ -201,11 +203,18 @@ type K8sSource struct {
 	// Paths are YAML files or directories (Kind yaml).
 	Paths []string `json:"paths,omitempty"`
 	// YAML is inline manifest text (a blob passed to k8s_yaml).
-	YAML            string         `json:"yaml,omitempty"`
-	AllowDuplicates bool           `json:"allow_duplicates,omitempty"`
-	Kustomize       *KustomizeArgs `json:"kustomize,omitempty"`
-	Helm            *HelmArgs      `json:"helm,omitempty"`
-	Pos             Position       `json:"pos"`
+	YAML            string `json:"yaml,omitempty"`
+	AllowDuplicates bool   `json:"allow_duplicates,omitempty"`
+	// Kustomize and Helm are the inputs of a kustomization or chart. With Kind
+	// kustomize or helm a later stage renders them. With Kind yaml they say
+	// where YAML came from: the Tiltfile's kustomize()/helm() render at load
+	// time, as Tilt's do, and their inputs are kept here so that they stay
+	// watched (an edit re-runs the Tiltfile). A yaml source with neither YAML
+	// nor Paths only keeps a render's inputs watched (the Tiltfile used the
+	// output some other way than k8s_yaml).
+	Kustomize *KustomizeArgs `json:"kustomize,omitempty"`
+	Helm      *HelmArgs      `json:"helm,omitempty"`
+	Pos       Position       `json:"pos"`
 }
 
 // KustomizeArgs are the arguments of kustomize().

@@ -92,21 +92,26 @@ custom_build('example/custom', 'make image EXPECTED_REF=$EXPECTED_REF', ['app'],
 		}},
 		{"k8s_yaml", `
 k8s_yaml('k8s.yaml')
-k8s_yaml(['k8s.yaml', blob('kind: A')], allow_duplicates=True)
+k8s_yaml(['k8s.yaml', blob('apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n')], allow_duplicates=True)
 k8s_yaml(helm('chart', name='demo', namespace='ns', values=['chart/values-dev.yaml'], set=['a=b'], kube_version='1.30', skip_crds=True))
-k8s_yaml(kustomize('kust', flags=['--enable-helm']))
-h = helm('chart')  # not passed to k8s_yaml: nothing to deploy
+k8s_yaml(kustomize('kust', flags=['--load-restrictor', 'LoadRestrictionsNone']))
+h = helm('chart')  # not passed to k8s_yaml: its inputs are still watched
 `, func(t *testing.T, r loadResult) {
 			s := r.cfg.K8sSources
-			eq(t, "sources", len(s), 5)
+			eq(t, "sources", len(s), 6)
 			eq(t, "paths", s[0].Paths, []string{filepath.Join(r.dir, "k8s.yaml")})
-			eq(t, "blob", [2]any{s[1].YAML, s[1].AllowDuplicates}, [2]any{"kind: A", true})
+			eq(t, "blob", [2]any{s[1].YAML, s[1].AllowDuplicates}, [2]any{"apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n", true})
 			eq(t, "list paths", [2]any{s[2].Paths, s[2].AllowDuplicates}, [2]any{[]string{filepath.Join(r.dir, "k8s.yaml")}, true})
 			eq(t, "helm", *s[3].Helm, model.HelmArgs{Chart: filepath.Join(r.dir, "chart"), Name: "demo", Namespace: "ns",
 				Values: []string{filepath.Join(r.dir, "chart/values-dev.yaml")}, Set: []string{"a=b"}, KubeVersion: "1.30", SkipCRDs: true})
-			eq(t, "helm kind", s[3].Kind, model.K8sHelm)
-			eq(t, "kustomize", *s[4].Kustomize, model.KustomizeArgs{Dir: filepath.Join(r.dir, "kust"), Flags: []string{"--enable-helm"}})
+			eq(t, "helm kind", s[3].Kind, model.K8sYAML)
+			if !strings.Contains(s[3].YAML, "name: demo-cfg") {
+				t.Errorf("helm source YAML = %q, want the rendered chart", s[3].YAML)
+			}
+			eq(t, "kustomize", *s[4].Kustomize, model.KustomizeArgs{Dir: filepath.Join(r.dir, "kust"), Flags: []string{"--load-restrictor", "LoadRestrictionsNone"}})
 			eq(t, "kustomize pos line", s[4].Pos.Line, 5)
+			eq(t, "unused helm: watch only", [3]any{s[5].Kind, s[5].YAML, s[5].Helm.Chart}, [3]any{model.K8sYAML, "", filepath.Join(r.dir, "chart")})
+			eq(t, "unused helm pos line", s[5].Pos.Line, 6)
 		}},
 		{"k8s_resource", `
 k8s_resource('web', new_name='frontend', port_forwards=[8000, '9000:90', 'localhost:7000:70', port_forward(6000, 60, name='ui', link_path='/x', host='0.0.0.0')],

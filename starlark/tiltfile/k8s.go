@@ -2,23 +2,28 @@ package tiltfile
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
 	"go.starlark.net/starlark"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
-// k8sBuiltins are the Kubernetes builtins. They record inputs only: a later
-// stage renders helm/kustomize and applies the objects.
+// k8sBuiltins are the Kubernetes builtins. helm() and kustomize() render at
+// load time; the rest record what a later stage applies.
 func (l *loader) k8sBuiltins() starlark.StringDict {
 	return builtins(map[string]builtinFn{
 		"k8s_yaml":           l.k8sYAML,
+		"filter_yaml":        l.filterYAML,
 		"k8s_resource":       l.k8sResource,
 		"k8s_kind":           l.k8sKind,
 		"helm":               l.helm,
@@ -117,14 +122,21 @@ func (l *loader) k8sYAML(thread *starlark.Thread, b *starlark.Builtin, args star
 			}
 			paths = append(paths, path)
 		case *Blob:
-			if x.source != nil {
-				src := *x.source
-				src.AllowDuplicates, src.Pos = allowDuplicates, p
-				l.cfg.K8sSources = append(l.cfg.K8sSources, &src)
-				continue
+			// Tilt parses a blob here: an empty or broken one is a load error.
+			objs, err := render.Parse([]byte(x.text))
+			if err != nil {
+				return nil, fmt.Errorf("%s: parse yaml: %w", b.Name(), err)
 			}
-			l.cfg.K8sSources = append(l.cfg.K8sSources, &model.K8sSource{
-				Kind: model.K8sYAML, YAML: x.text, AllowDuplicates: allowDuplicates, Pos: p})
+			if len(objs) == 0 {
+				return nil, errorf(b, "empty or invalid YAML: the blob holds no Kubernetes objects")
+			}
+			src := &model.K8sSource{Kind: model.K8sYAML, YAML: x.text, AllowDuplicates: allowDuplicates, Pos: p}
+			if x.rendered != nil {
+				// Rendered by helm() or kustomize(): keep its inputs watched.
+				src.Helm, src.Kustomize = x.rendered.src.Helm, x.rendered.src.Kustomize
+				x.rendered.attached = true
+			}
+			l.cfg.K8sSources = append(l.cfg.K8sSources, src)
 		default:
 			return nil, fmt.Errorf("%s: for parameter \"yaml\": got %s in list, want string or blob", b.Name(), it.Type())
 		}
@@ -134,6 +146,100 @@ func (l *loader) k8sYAML(thread *starlark.Thread, b *starlark.Builtin, args star
 			Kind: model.K8sYAML, Paths: paths, AllowDuplicates: allowDuplicates, Pos: p})
 	}
 	return starlark.None, nil
+}
+
+// filterYAML is filter_yaml(yaml, labels, name, namespace, kind,
+// api_version): it splits the objects of yaml (a blob, a file path, or a list
+// of them) into those that match and the rest, as two YAML blobs. As in Tilt,
+// name, namespace, kind and api_version are case-insensitive regular
+// expressions (an object without a namespace is in "default") and labels must
+// all be among the object's metadata labels.
+func (l *loader) filterYAML(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		yaml                              starlark.Value
+		labels                            strDict
+		name, namespace, kind, apiVersion string
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "yaml", &yaml, "labels?", &labels,
+		"name?", &name, "namespace?", &namespace, "kind?", &kind, "api_version?", &apiVersion); err != nil {
+		return nil, err
+	}
+	var sel [4]*regexp.Regexp
+	for i, f := range []struct{ param, expr string }{{"api_version", apiVersion}, {"kind", kind}, {"name", name}, {"namespace", namespace}} {
+		re, err := regexp.Compile("(?i)" + f.expr)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", b.Name(), f.param, err)
+		}
+		sel[i] = re
+	}
+	objs, from, err := l.yamlObjects(thread, b, yaml)
+	if err != nil {
+		return nil, err
+	}
+	var match, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if ns == "" {
+			ns = "default"
+		}
+		ok := sel[0].MatchString(o.GetAPIVersion()) && sel[1].MatchString(o.GetKind()) &&
+			sel[2].MatchString(o.GetName()) && sel[3].MatchString(ns)
+		have := o.GetLabels()
+		for k, v := range labels.m {
+			if lv, found := have[k]; !found || lv != v {
+				ok = false
+			}
+		}
+		if ok {
+			match = append(match, o)
+		} else {
+			rest = append(rest, o)
+		}
+	}
+	var out starlark.Tuple
+	for _, part := range [][]*unstructured.Unstructured{match, rest} {
+		text, err := render.Encode(part)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
+		// The parts of a helm() or kustomize() render keep its inputs.
+		out = append(out, &Blob{text: string(text), rendered: from})
+	}
+	return out, nil
+}
+
+// yamlObjects parses the objects of v: a blob of YAML, a path of a YAML file
+// (relative to the executing file, and recorded), or a list of them. from is
+// the render the first rendered blob came from.
+func (l *loader) yamlObjects(thread *starlark.Thread, b *starlark.Builtin, v starlark.Value) (objs []*unstructured.Unstructured, from *rendered, err error) {
+	one := func(v starlark.Value) error {
+		var data []byte
+		switch x := v.(type) {
+		case *Blob:
+			data = []byte(x.text)
+			if from == nil {
+				from = x.rendered
+			}
+		case starlark.String:
+			path := l.abs(thread, string(x))
+			l.record(path)
+			d, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("%s: %s", b.Name(), readErrMsg(err))
+			}
+			data = d
+		default:
+			return fmt.Errorf("%s: for parameter \"yaml\": got %s, want blob, string or list of them", b.Name(), v.Type())
+		}
+		o, err := render.Parse(data)
+		if err != nil {
+			return fmt.Errorf("%s: parse yaml: %w", b.Name(), err)
+		}
+		objs = append(objs, o...)
+		return nil
+	}
+	err = oneOrMany(v, one)
+	return objs, from, err
 }
 
 // portForwardsArg accepts an int, "LOCAL", "LOCAL:CONTAINER",
@@ -315,8 +421,12 @@ func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args star
 	return starlark.None, nil
 }
 
-// helm records a chart to render later and returns a placeholder blob that
-// k8s_yaml turns into a K8sSource (recorded once, at k8s_yaml).
+// helm renders a chart at load time, as Tilt's helm() does (in process, with
+// the Helm SDK, where Tilt runs `helm template`), and returns the YAML as a
+// blob. The chart and values files stay watched: an edit re-runs the Tiltfile.
+// As in Tilt, the release is named "chart" unless name= says otherwise,
+// templates under a tests/ directory are left out, and namespace= is set on
+// every namespaced object that has none.
 func (l *loader) helm(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		chart, name, namespace, kubeVersion string
@@ -344,15 +454,63 @@ func (l *loader) helm(thread *starlark.Thread, b *starlark.Builtin, args starlar
 			return nil, errorf(b, "set: %q is not KEY=VALUE", s)
 		}
 	}
-	return &Blob{
-		text: fmt.Sprintf("# helm chart %s, rendered by loop when it deploys\n", chart),
-		source: &model.K8sSource{Kind: model.K8sHelm, Helm: &model.HelmArgs{
-			Chart: dir, Name: name, Namespace: namespace, Values: vals, Set: set.vals,
-			KubeVersion: kubeVersion, SkipCRDs: skipCRDs,
-		}},
-	}, nil
+	if name == "" {
+		name = "chart" // Tilt's default: stable across loads
+	}
+	h := &model.HelmArgs{Chart: dir, Name: name, Namespace: namespace, Values: vals, Set: set.vals,
+		KubeVersion: kubeVersion, SkipCRDs: skipCRDs}
+	text, err := render.HelmTemplate(l.ctx, render.HelmOptions{Chart: dir, ReleaseName: name,
+		Namespace: namespace, ValueFiles: vals, Set: set.vals, KubeVersion: kubeVersion, SkipCRDs: skipCRDs})
+	if err != nil {
+		l.recordTree(dir) // fixing any file of the chart reloads
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	text = dropHelmTests(text)
+	if namespace != "" {
+		if text, err = withNamespace(text, namespace); err != nil {
+			return nil, fmt.Errorf("%s: chart %s: %w", b.Name(), chart, err)
+		}
+	}
+	return l.renderedBlob(text, &model.K8sSource{Kind: model.K8sYAML, Helm: h, Pos: pos(thread)}), nil
 }
 
+// helmTestSource is the "# Source:" line of a template under a tests/
+// directory, which Tilt's helm() leaves out of its output.
+var helmTestSource = regexp.MustCompile(`(?m)^# Source: .*/tests/`)
+
+// dropHelmTests removes the documents rendered from templates under tests/.
+func dropHelmTests(text string) string {
+	if !helmTestSource.MatchString(text) {
+		return text
+	}
+	docs := strings.Split(text, "---\n")
+	kept := docs[:0]
+	for _, d := range docs {
+		if !helmTestSource.MatchString(d) {
+			kept = append(kept, d)
+		}
+	}
+	return strings.Join(kept, "---\n")
+}
+
+// withNamespace sets ns on every namespaced object of text that has no
+// namespace, as Tilt's helm(namespace=) does (`helm template` does not).
+func withNamespace(text, ns string) (string, error) {
+	objs, err := render.Parse([]byte(text))
+	if err != nil {
+		return "", fmt.Errorf("parse rendered yaml: %w", err)
+	}
+	render.DefaultNamespace(objs, ns)
+	out, err := render.Encode(objs)
+	if err != nil {
+		return "", err
+	}
+	return string(out), nil
+}
+
+// kustomize builds a kustomization at load time, as Tilt's kustomize() does
+// (in process, where Tilt runs `kustomize build`), and returns the YAML as a
+// blob. The kustomization's directories stay watched.
 func (l *loader) kustomize(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		dir, bin string
@@ -365,11 +523,56 @@ func (l *loader) kustomize(thread *starlark.Thread, b *starlark.Builtin, args st
 	if err := l.statRecord(b, abs); err != nil {
 		return nil, err
 	}
-	return &Blob{
-		text: fmt.Sprintf("# kustomization %s, rendered by loop when it deploys\n", dir),
-		source: &model.K8sSource{Kind: model.K8sKustomize,
-			Kustomize: &model.KustomizeArgs{Dir: abs, Flags: flags.vals}},
-	}, nil
+	opts, err := render.KustomizeFlags(flags.vals)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	p := pos(thread)
+	if bin != "" {
+		l.warn(p, fmt.Sprintf("kustomize(kustomize_bin=%q) is ignored: loop builds kustomizations in process", bin))
+	}
+	data, err := render.KustomizeBuild(abs, opts)
+	if err != nil {
+		l.recordTree(abs)
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return l.renderedBlob(string(data), &model.K8sSource{Kind: model.K8sYAML,
+		Kustomize: &model.KustomizeArgs{Dir: abs, Flags: flags.vals}, Pos: p}), nil
+}
+
+// rendered is a helm() or kustomize() render: src holds its inputs (a yaml
+// source without YAML). A render passed to k8s_yaml lends them to that
+// source; finish keeps the others as sources of their own so their inputs
+// are watched all the same.
+type rendered struct {
+	src      *model.K8sSource
+	attached bool
+}
+
+func (l *loader) renderedBlob(text string, src *model.K8sSource) *Blob {
+	r := &rendered{src: src}
+	l.rendered = append(l.rendered, r)
+	return &Blob{text: text, rendered: r}
+}
+
+// recordTree records every file under dir (a chart or kustomization whose
+// render failed), so that fixing one re-runs the Tiltfile.
+func (l *loader) recordTree(dir string) {
+	const limit = 2000
+	n := 0
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || n >= limit {
+			return filepath.SkipAll
+		}
+		if d.IsDir() && d.Name() == ".git" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			l.record(p)
+			n++
+		}
+		return nil
+	})
 }
 
 // statRecord records path as read and fails if it does not exist.

@@ -7,8 +7,9 @@
 // over it, so concurrent loads are independent.
 //
 // Loading runs user code (local() executes commands) but talks to no Docker
-// engine, cluster or network: helm(), kustomize() and k8s_yaml() only record
-// their inputs; a later stage renders them.
+// engine or cluster: helm() and kustomize() render in process (as Tilt's run
+// `helm template` and `kustomize build`); k8s_yaml() records what a later
+// stage applies.
 package tiltfile
 
 import (
@@ -104,6 +105,19 @@ func Load(ctx context.Context, path string, opts Options) (*model.Config, error)
 	}
 	l := newLoader(ctx, abs, opts)
 	_, err = l.exec(abs)
+	if err != nil {
+		// Only Files are watched after a failed load: record the files of
+		// every chart and kustomization rendered so far, so that fixing one
+		// re-runs the Tiltfile.
+		for _, r := range l.rendered {
+			if r.src.Helm != nil {
+				l.recordTree(r.src.Helm.Chart)
+			}
+			if r.src.Kustomize != nil {
+				l.recordTree(r.src.Kustomize.Dir)
+			}
+		}
+	}
 	return l.finish(), err
 }
 
@@ -127,6 +141,8 @@ type loader struct {
 	images     map[string]bool
 	localNames map[string]bool
 	config     configState
+	// rendered are the helm() and kustomize() calls of this load.
+	rendered []*rendered
 }
 
 // module is a loaded file, cached so each file runs once per Load.
@@ -195,8 +211,14 @@ func newLoader(ctx context.Context, mainPath string, opts Options) *loader {
 	return l
 }
 
-// finish returns the config with Files sorted.
+// finish returns the config with Files sorted, and a source for each
+// helm()/kustomize() render no k8s_yaml took, so its inputs stay watched.
 func (l *loader) finish() *model.Config {
+	for _, r := range l.rendered {
+		if !r.attached {
+			l.cfg.K8sSources = append(l.cfg.K8sSources, r.src)
+		}
+	}
 	l.cfg.Files = l.cfg.Files[:0]
 	for f := range l.files {
 		l.cfg.Files = append(l.cfg.Files, f)

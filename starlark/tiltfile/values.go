@@ -15,9 +15,9 @@ import (
 // directly, as they do in Tilt Tiltfiles.
 type Blob struct {
 	text string
-	// source is set for helm() and kustomize() placeholders: passing the
-	// blob to k8s_yaml records this source instead of inline YAML.
-	source *model.K8sSource
+	// rendered is set on the output of helm() and kustomize(): k8s_yaml
+	// keeps the render's inputs watched.
+	rendered *rendered
 }
 
 var (

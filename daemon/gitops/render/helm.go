@@ -51,13 +51,31 @@ type HelmOptions struct {
 // checked and, when missing, built like `helm dependency build`; a render with no objects
 // is an error, never silence.
 func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, error) {
+	text, err := HelmTemplate(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Parse([]byte(text))
+	if err != nil {
+		return nil, fmt.Errorf("helm template %s: parse output: %w", o.Chart, err)
+	}
+	if len(objs) == 0 {
+		return nil, fmt.Errorf("helm template %s: the chart rendered no objects", o.Chart)
+	}
+	return objs, nil
+}
+
+// HelmTemplate renders a chart in process like `helm template --include-crds` and
+// returns what that command prints: the manifest, then each hook, every document after
+// a "# Source: <template>" line. Dependencies are handled as Helm does.
+func HelmTemplate(ctx context.Context, o HelmOptions) (string, error) {
 	chartPath, err := filepath.Abs(o.Chart)
 	if err != nil {
-		return nil, fmt.Errorf("helm template %s: %w", o.Chart, err)
+		return "", fmt.Errorf("helm template %s: %w", o.Chart, err)
 	}
 	ch, err := loadChartWithDeps(chartPath)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	settings := cli.New()
 	vopts := values.Options{Values: o.Set, StringValues: o.SetString, FileValues: o.SetFile}
@@ -72,7 +90,7 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 		// overrides them while --set still wins.
 		f, err := os.CreateTemp("", "loop-helm-values-*.yaml")
 		if err != nil {
-			return nil, fmt.Errorf("helm template %s: %w", o.Chart, err)
+			return "", fmt.Errorf("helm template %s: %w", o.Chart, err)
 		}
 		defer os.Remove(f.Name())
 		data, err := yaml.Marshal(o.ValuesObject)
@@ -83,13 +101,13 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 			err = cerr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("helm template %s: write valuesObject: %w", o.Chart, err)
+			return "", fmt.Errorf("helm template %s: write valuesObject: %w", o.Chart, err)
 		}
 		vopts.ValueFiles = append(vopts.ValueFiles, f.Name())
 	}
 	vals, err := vopts.MergeValues(getter.All(settings))
 	if err != nil {
-		return nil, fmt.Errorf("helm template %s: values: %w", o.Chart, err)
+		return "", fmt.Errorf("helm template %s: values: %w", o.Chart, err)
 	}
 
 	inst := action.NewInstall(new(action.Configuration))
@@ -109,13 +127,13 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 	if o.KubeVersion != "" {
 		kv, err := chartutil.ParseKubeVersion(o.KubeVersion)
 		if err != nil {
-			return nil, fmt.Errorf("helm template %s: kube version %q: %w", o.Chart, o.KubeVersion, err)
+			return "", fmt.Errorf("helm template %s: kube version %q: %w", o.Chart, o.KubeVersion, err)
 		}
 		inst.KubeVersion = kv
 	}
 	rel, err := inst.RunWithContext(ctx, ch, vals)
 	if err != nil {
-		return nil, fmt.Errorf("helm template %s: %w", o.Chart, err)
+		return "", fmt.Errorf("helm template %s: %w", o.Chart, err)
 	}
 	var b strings.Builder
 	b.WriteString(strings.TrimSpace(rel.Manifest))
@@ -128,14 +146,7 @@ func Helm(ctx context.Context, o HelmOptions) ([]*unstructured.Unstructured, err
 			fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
 		}
 	}
-	objs, err := Parse([]byte(b.String()))
-	if err != nil {
-		return nil, fmt.Errorf("helm template %s: parse output: %w", o.Chart, err)
-	}
-	if len(objs) == 0 {
-		return nil, fmt.Errorf("helm template %s: the chart rendered no objects", o.Chart)
-	}
-	return objs, nil
+	return b.String(), nil
 }
 
 // loadChartWithDeps loads a chart and, if its declared dependencies are not all present,

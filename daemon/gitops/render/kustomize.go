@@ -73,6 +73,19 @@ func KustomizeFlags(flags []string) (KustomizeOptions, error) {
 // Kustomize builds dir in process like `kustomize build` (krusty, with the CLI's legacy
 // reorder unless the kustomization sets sortOptions).
 func Kustomize(dir string, opts KustomizeOptions) ([]*unstructured.Unstructured, error) {
+	data, err := KustomizeBuild(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	return objs, nil
+}
+
+// KustomizeBuild builds dir in process and returns what `kustomize build` prints.
+func KustomizeBuild(dir string, opts KustomizeOptions) ([]byte, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
@@ -98,11 +111,7 @@ func Kustomize(dir string, opts KustomizeOptions) ([]*unstructured.Unstructured,
 	if err != nil {
 		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
-	objs, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
-	}
-	return objs, nil
+	return data, nil
 }
 
 func (o KustomizeOptions) edits() bool {
