@@ -35,11 +35,102 @@ func (l *loader) helperBuiltins() starlark.StringDict {
 		"blob":               blobFn,
 		"warn":               l.warnFn,
 		"include":            l.include,
+		"load_dynamic":       l.loadDynamic,
+		"exit":               l.exit,
 	})
 	d["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
 	d["os"] = l.osModule()
 	d["shlex"] = &starlarkstruct.Module{Name: "shlex", Members: builtins(map[string]builtinFn{"quote": shlexQuote})}
+	d["sys"] = l.sysModule()
 	return d
+}
+
+// sysModule is Tilt's subset of Python's sys: argv (loop's command line) and
+// executable (the loop binary).
+func (l *loader) sysModule() *starlarkstruct.Module {
+	args := l.opts.Argv
+	if args == nil {
+		args = os.Args
+	}
+	argv := make([]starlark.Value, len(args))
+	for i, a := range args {
+		argv[i] = starlark.String(a)
+	}
+	list := starlark.NewList(argv)
+	list.Freeze()
+	var exe starlark.Value = starlark.None
+	if e, err := os.Executable(); err == nil {
+		exe = starlark.String(e)
+	}
+	return &starlarkstruct.Module{Name: "sys", Members: starlark.StringDict{"argv": list, "executable": exe}}
+}
+
+// errExit is what exit() raises: it stops the load (every file up the load
+// chain), and Load reports success with what was declared so far.
+var errExit = errors.New("exit() called")
+
+// exit is Tilt's exit(code): it ends the load without an error; code, when
+// given, is printed.
+func (l *loader) exit(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var code starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "code?", &code); err != nil {
+		return nil, err
+	}
+	if code != starlark.None {
+		msg := code.String()
+		if s, ok := code.(starlark.String); ok {
+			msg = string(s)
+		} else if bl, ok := code.(*Blob); ok {
+			msg = bl.text
+		}
+		if msg != "" {
+			fmt.Fprintln(l.out, msg)
+		}
+	}
+	return nil, errExit
+}
+
+// loadDynamic is load_dynamic(path): it loads a file as load() does (cached,
+// relative to the executing file, or ext://) and returns its globals as a
+// frozen dict, binding no names.
+func (l *loader) loadDynamic(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p text
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
+		return nil, err
+	}
+	path, err := l.resolveLoad(thread, p.s)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	globals, err := l.exec(path)
+	if err != nil {
+		return nil, l.execErr(b, err)
+	}
+	keys := make([]string, 0, len(globals))
+	for k := range globals {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	d := starlark.NewDict(len(keys))
+	for _, k := range keys {
+		_ = d.SetKey(starlark.String(k), globals[k])
+	}
+	d.Freeze()
+	return d, nil
+}
+
+// execErr is the error of builtin b when a file it executed failed: exit()
+// goes on stopping the load, an error inside the file is reported where it
+// happened (as load() does), anything else at b's call.
+func (l *loader) execErr(b *starlark.Builtin, err error) error {
+	if errors.Is(err, errExit) {
+		return errExit
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return fmt.Errorf("%s: %w", b.Name(), err)
 }
 
 func (l *loader) osModule() *starlarkstruct.Module {
@@ -479,11 +570,7 @@ func (l *loader) include(thread *starlark.Thread, b *starlark.Builtin, args star
 		return nil, errorf(b, "%v", err)
 	}
 	if _, err := l.exec(path); err != nil {
-		var e *Error
-		if errors.As(err, &e) {
-			return nil, e // reported where it happened, like load
-		}
-		return nil, errorf(b, "%v", err)
+		return nil, l.execErr(b, err)
 	}
 	return starlark.None, nil
 }

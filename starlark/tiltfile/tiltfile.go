@@ -48,6 +48,9 @@ type Options struct {
 	// Output receives print(), warn() and the echo of local(); nil means
 	// os.Stderr.
 	Output io.Writer
+	// Argv is sys.argv; nil means os.Args (loop's command line, as Tilt's
+	// sys.argv is Tilt's).
+	Argv []string
 }
 
 // Error is a load error with the position it was found at.
@@ -105,6 +108,9 @@ func Load(ctx context.Context, path string, opts Options) (*model.Config, error)
 	}
 	l := newLoader(ctx, abs, opts)
 	_, err = l.exec(abs)
+	if errors.Is(err, errExit) {
+		err = nil // exit() ends the load; what was declared stays
+	}
 	if err != nil {
 		// Only Files are watched after a failed load: record the files of
 		// every chart and kustomization rendered so far, so that fixing one
@@ -265,9 +271,22 @@ func (l *loader) exec(path string) (starlark.StringDict, error) {
 	stop := context.AfterFunc(l.ctx, func() { thread.Cancel(l.ctx.Err().Error()) })
 	defer stop()
 
-	globals, err := starlark.ExecFileOptions(fileOptions, thread, path, src, l.predeclared)
+	// __file__ and __name__ are per file, as in Tilt.
+	predeclared := make(starlark.StringDict, len(l.predeclared)+2)
+	for k, v := range l.predeclared {
+		predeclared[k] = v
+	}
+	predeclared["__file__"] = starlark.String(path)
+	predeclared["__name__"] = starlark.String(filepath.Base(path))
+	if path == l.mainPath {
+		predeclared["__name__"] = starlark.String("__main__")
+	}
+	globals, err := starlark.ExecFileOptions(fileOptions, thread, path, src, predeclared)
 	m.done, m.globals = true, globals
-	if err != nil {
+	switch {
+	case errors.Is(err, errExit):
+		m.err = errExit // not an error: every file up the load chain stops
+	case err != nil:
 		m.err = toError(err)
 	}
 	return globals, m.err
