@@ -298,3 +298,27 @@ func oneOrMany(v starlark.Value, one func(starlark.Value) error) error {
 	}
 	return one(v)
 }
+
+// alias renames the keyword arguments that Tilt's source spells differently
+// from its documentation (read_file(paths=) vs file_path=, listdir(dir=) vs
+// directory=, ...), so that both spellings work: aliases maps each other
+// spelling to the name the builtin unpacks. Starlark reports a name given
+// twice.
+func alias(kwargs []starlark.Tuple, aliases map[string]string) []starlark.Tuple {
+	var out []starlark.Tuple
+	for i, kv := range kwargs {
+		name, _ := starlark.AsString(kv[0])
+		to, ok := aliases[name]
+		if !ok {
+			continue
+		}
+		if out == nil {
+			out = append([]starlark.Tuple(nil), kwargs...)
+		}
+		out[i] = starlark.Tuple{starlark.String(to), kv[1]}
+	}
+	if out == nil {
+		return kwargs
+	}
+	return out
+}

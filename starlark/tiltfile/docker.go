@@ -222,6 +222,7 @@ func (l *loader) restartStep(thread *starlark.Thread, b *starlark.Builtin, args 
 
 func (l *loader) fallBackOnStep(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var files stringList
+	kwargs = alias(kwargs, map[string]string{"paths": "files"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "files", &files); err != nil {
 		return nil, err
 	}

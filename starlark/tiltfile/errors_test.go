@@ -93,7 +93,6 @@ func TestBuiltinArgumentErrors(t *testing.T) {
 		{"encode_yaml(lambda: 1)", "encode_yaml: encode yaml: cannot encode function"},
 		{"encode_yaml_stream({})", "encode_yaml_stream: for parameter \"objs\": got dict, want list"},
 		{"encode_json(lambda: 1)", "encode_json: encode json"},
-		{"listdir('nope')", "listdir: file not found"},
 		{"watch_file(1)", "watch_file: for parameter \"file_path\": got int"},
 		{"blob(1)", "blob: for parameter \"contents\": got int"},
 		{"warn()", "warn: missing argument for msg"},

@@ -12,6 +12,7 @@ import (
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/syntax"
 
 	"github.com/loop-dev/loop/starlark/codec"
 )
@@ -160,36 +161,45 @@ func (l *loader) osModule() *starlarkstruct.Module {
 
 func (l *loader) getenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
-		key string
+		key text
 		def starlark.Value = starlark.None
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "default?", &def); err != nil {
 		return nil, err
 	}
-	if v, ok := l.env[key]; ok {
+	if v, ok := l.env[key.s]; ok {
 		return starlark.String(v), nil
 	}
 	return def, nil
 }
 
+// putenv sets a variable of the load's environment (key and value may be
+// blobs, as in Tilt).
 func (l *loader) putenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var key, value string
+	var key, value text
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value); err != nil {
 		return nil, err
 	}
-	if key == "" || strings.Contains(key, "=") {
-		return nil, errorf(b, "invalid environment variable name %q", key)
+	if err := l.setenv(key.s, value.s); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	l.env[key] = value
 	return starlark.None, nil
 }
 
+func (l *loader) setenv(key, value string) error {
+	if key == "" || strings.ContainsAny(key, "=\x00") {
+		return fmt.Errorf("invalid environment variable name %q", key)
+	}
+	l.env[key] = value
+	return nil
+}
+
 func (l *loader) unsetenv(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var key string
+	var key text
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key); err != nil {
 		return nil, err
 	}
-	delete(l.env, key)
+	delete(l.env, key.s)
 	return starlark.None, nil
 }
 
@@ -201,48 +211,61 @@ func (l *loader) getcwd(thread *starlark.Thread, b *starlark.Builtin, args starl
 	return starlark.String(l.abs(thread, ".")), nil
 }
 
-// environ is os.environ: a mapping of the load's environment. Assigning to
-// a key is os.putenv; calling it returns a copy as a dict.
+// environ is os.environ: the load's environment as a mapping. Like Tilt's, it
+// has the dict methods, and those that write (assignment, update, setdefault,
+// pop, popitem, clear) change the environment that later os.getenv and
+// local() calls see. Calling it returns a copy as a dict.
 type environ struct{ l *loader }
 
 var (
 	_ starlark.IterableMapping = (*environ)(nil)
 	_ starlark.HasSetKey       = (*environ)(nil)
+	_ starlark.Sequence        = (*environ)(nil)
 	_ starlark.Callable        = (*environ)(nil)
+	_ starlark.Comparable      = (*environ)(nil)
 )
 
-func (e *environ) String() string        { return "os.environ" }
+func (e *environ) String() string        { return e.dict().String() }
 func (e *environ) Type() string          { return "environ" }
 func (e *environ) Freeze()               {}
 func (e *environ) Truth() starlark.Bool  { return len(e.l.env) > 0 }
 func (e *environ) Hash() (uint32, error) { return 0, errors.New("unhashable: environ") }
 func (e *environ) Name() string          { return "environ" }
+func (e *environ) Len() int              { return len(e.l.env) }
 
 func (e *environ) Get(k starlark.Value) (starlark.Value, bool, error) {
-	s, ok := starlark.AsString(k)
+	s, ok := asText(k)
 	if !ok {
-		return nil, false, fmt.Errorf("os.environ: got %s key, want string", k.Type())
+		return starlark.None, false, nil
 	}
 	v, found := e.l.env[s]
 	return starlark.String(v), found, nil
 }
 
 func (e *environ) SetKey(k, v starlark.Value) error {
-	ks, ok1 := starlark.AsString(k)
-	vs, ok2 := starlark.AsString(v)
-	if !ok1 || !ok2 {
-		return fmt.Errorf("os.environ: keys and values must be strings")
+	ks, ok := asText(k)
+	if !ok {
+		return fmt.Errorf("os.environ: got %s key, want string", k.Type())
 	}
-	e.l.env[ks] = vs
-	return nil
+	vs, ok := asText(v)
+	if !ok {
+		return fmt.Errorf("os.environ: got %s value for %q, want string", v.Type(), ks)
+	}
+	return e.l.setenv(ks, vs)
 }
 
-func (e *environ) dict() *starlark.Dict {
+func (e *environ) keys() []string {
 	keys := make([]string, 0, len(e.l.env))
 	for k := range e.l.env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+// dict is a copy of the environment, sorted by name.
+func (e *environ) dict() *starlark.Dict {
+	keys := e.keys()
 	d := starlark.NewDict(len(keys))
 	for _, k := range keys {
 		_ = d.SetKey(starlark.String(k), starlark.String(e.l.env[k]))
@@ -252,16 +275,125 @@ func (e *environ) dict() *starlark.Dict {
 
 func (e *environ) Items() []starlark.Tuple    { return e.dict().Items() }
 func (e *environ) Iterate() starlark.Iterator { return e.dict().Iterate() }
-func (e *environ) AttrNames() []string        { return e.dict().AttrNames() }
-func (e *environ) Attr(name string) (starlark.Value, error) {
-	// get, keys, items, values... on a snapshot (writes go through SetKey).
-	return e.dict().Attr(name)
+
+func (e *environ) CompareSameType(op syntax.Token, y starlark.Value, depth int) (bool, error) {
+	return e.dict().CompareSameType(op, y.(*environ).dict(), depth)
 }
+
 func (e *environ) CallInternal(thread *starlark.Thread, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if err := starlark.UnpackArgs("os.environ", args, kwargs); err != nil {
 		return nil, err
 	}
 	return e.dict(), nil
+}
+
+var environMethods = []string{"clear", "get", "items", "keys", "pop", "popitem", "setdefault", "update", "values"}
+
+func (e *environ) AttrNames() []string { return environMethods }
+
+// Attr returns the dict methods; reads go through a copy, writes through
+// SetKey and delete.
+func (e *environ) Attr(name string) (starlark.Value, error) {
+	var fn builtinFn
+	switch name {
+	case "get", "items", "keys", "values":
+		return e.dict().Attr(name)
+	case "clear":
+		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+				return nil, err
+			}
+			clear(e.l.env)
+			return starlark.None, nil
+		}
+	case "pop":
+		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var k, def starlark.Value
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &k, &def); err != nil {
+				return nil, err
+			}
+			if s, ok := asText(k); ok {
+				if v, found := e.l.env[s]; found {
+					delete(e.l.env, s)
+					return starlark.String(v), nil
+				}
+			}
+			if def != nil {
+				return def, nil
+			}
+			return nil, fmt.Errorf("%s: missing key %s", b.Name(), k)
+		}
+	case "popitem":
+		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+				return nil, err
+			}
+			keys := e.keys()
+			if len(keys) == 0 {
+				return nil, fmt.Errorf("%s: empty environ", b.Name())
+			}
+			k := keys[0]
+			v := e.l.env[k]
+			delete(e.l.env, k)
+			return starlark.Tuple{starlark.String(k), starlark.String(v)}, nil
+		}
+	case "setdefault":
+		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var k starlark.Value
+			var def starlark.Value = starlark.None
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &k, &def); err != nil {
+				return nil, err
+			}
+			if v, found, _ := e.Get(k); found {
+				return v, nil
+			}
+			if err := e.SetKey(k, def); err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+			}
+			return def, nil
+		}
+	case "update":
+		fn = func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if len(args) > 1 {
+				return nil, fmt.Errorf("%s: got %d arguments, want at most 1", b.Name(), len(args))
+			}
+			// Like dict.update: a mapping or an iterable of pairs, then kwargs;
+			// a copy is updated first so a bad value changes nothing.
+			tmp := starlark.NewDict(0)
+			upd, err := tmp.Attr("update")
+			if err != nil {
+				return nil, err
+			}
+			if _, err := starlark.Call(&starlark.Thread{Name: "os.environ.update"}, upd, args, kwargs); err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+			}
+			for _, kv := range tmp.Items() {
+				if _, ok := asText(kv[0]); !ok {
+					return nil, fmt.Errorf("%s: got %s key, want string", b.Name(), kv[0].Type())
+				}
+				if _, ok := asText(kv[1]); !ok {
+					return nil, fmt.Errorf("%s: got %s value for %s, want string", b.Name(), kv[1].Type(), kv[0])
+				}
+			}
+			for _, kv := range tmp.Items() {
+				if err := e.SetKey(kv[0], kv[1]); err != nil {
+					return nil, fmt.Errorf("%s: %w", b.Name(), err)
+				}
+			}
+			return starlark.None, nil
+		}
+	default:
+		return nil, nil
+	}
+	return starlark.NewBuiltin(name, fn).BindReceiver(e), nil
+}
+
+// asText is the text of a string or a blob.
+func asText(v starlark.Value) (string, bool) {
+	if b, ok := v.(*Blob); ok {
+		return b.text, true
+	}
+	return starlark.AsString(v)
 }
 
 func pathFn(f func(string) string) builtinFn {
@@ -359,6 +491,7 @@ func (l *loader) readPath(thread *starlark.Thread, b *starlark.Builtin, p string
 func (l *loader) readArgs(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (data string, def starlark.Value, err error) {
 	var p string
 	def = nil
+	kwargs = alias(kwargs, map[string]string{"paths": "file_path", "path": "file_path"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "file_path", &p, "default?", &def); err != nil {
 		return "", nil, err
 	}
@@ -502,24 +635,34 @@ func encodeJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 }
 
 // listdir returns the absolute paths of the files (not directories) under
-// directory, sorted; the directory is recorded so new files reload.
+// directory, sorted; the directory is recorded so new files reload. A missing
+// directory lists nothing, as in Tilt.
 func (l *loader) listdir(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		dir       string
 		recursive bool
 	)
+	kwargs = alias(kwargs, map[string]string{"dir": "directory"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "directory", &dir, "recursive?", &recursive); err != nil {
 		return nil, err
 	}
 	abs := l.abs(thread, dir)
 	l.record(abs)
-	var files []starlark.Value
+	files := []starlark.Value{}
 	err := filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if p == abs {
+			// As in Tilt: a missing directory (the tilt.d convention) or a
+			// file lists nothing.
+			if err != nil || !d.IsDir() {
+				return filepath.SkipAll
+			}
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if p != abs && !recursive {
+			if !recursive {
 				return filepath.SkipDir
 			}
 			return nil
@@ -528,13 +671,14 @@ func (l *loader) listdir(thread *starlark.Thread, b *starlark.Builtin, args star
 		return nil
 	})
 	if err != nil {
-		return nil, errorf(b, "%s", readErrMsg(err))
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
 	return starlark.NewList(files), nil
 }
 
 func (l *loader) watchFile(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var p string
+	kwargs = alias(kwargs, map[string]string{"paths": "file_path"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "file_path", &p); err != nil {
 		return nil, err
 	}
@@ -544,6 +688,7 @@ func (l *loader) watchFile(thread *starlark.Thread, b *starlark.Builtin, args st
 
 func blobFn(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var contents text
+	kwargs = alias(kwargs, map[string]string{"input": "contents"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "contents", &contents); err != nil {
 		return nil, err
 	}
@@ -578,6 +723,7 @@ func (l *loader) include(thread *starlark.Thread, b *starlark.Builtin, args star
 // shlexQuote quotes s for a POSIX shell, as Python's shlex.quote.
 func shlexQuote(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var s string
+	kwargs = alias(kwargs, map[string]string{"name": "s"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "s", &s); err != nil {
 		return nil, err
 	}

@@ -148,6 +148,7 @@ func (l *loader) analyticsSettings(thread *starlark.Thread, b *starlark.Builtin,
 
 func (l *loader) enableFeature(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
+	kwargs = alias(kwargs, map[string]string{"msg": "feature_name"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "feature_name", &name); err != nil {
 		return nil, err
 	}

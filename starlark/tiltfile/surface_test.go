@@ -1,8 +1,14 @@
 package tiltfile
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // Tilt's builtins beyond the essential ones, each asserted inside the
@@ -63,6 +69,64 @@ if load_dynamic(blob('./lib/dyn.star'))['A'] != 1: fail('cached, blob path')
 if sys.argv != ['loop', 'up', '--', 'x']: fail('argv %r' % sys.argv)
 if type(sys.executable) != 'string' or not sys.executable: fail('executable %r' % sys.executable)
 `, Options{Argv: []string{"loop", "up", "--", "x"}}, nil},
+		{"os.environ writes change the environment", `
+os.environ.update({'A': '1'}, B='2')
+os.environ.update([('C', '3')])
+if os.getenv('A') != '1' or os.getenv('B') != '2' or os.environ['C'] != '3': fail('update')
+if os.environ.setdefault('A', 'x') != '1' or os.environ.setdefault('D', '4') != '4' or os.getenv('D') != '4': fail('setdefault')
+if os.environ.pop('A') != '1' or os.getenv('A') != None or 'A' in os.environ: fail('pop')
+if os.environ.pop('A', 'dflt') != 'dflt': fail('pop default')
+os.putenv('BLOB', local('echo blob').strip())
+os.putenv(blob('BLOB2'), blob('v'))
+if os.getenv('BLOB') != 'ran echo blob' or os.getenv(blob('BLOB2')) != 'v': fail('putenv blob')
+os.environ['E'] = blob('5')
+if os.environ.get('E') != '5' or os.environ.get('NOPE') != None: fail('get')
+if len(os.environ) != len(os.environ.keys()) or ('E', '5') not in os.environ.items() or '5' not in os.environ.values(): fail('reads')
+out = local('env', env={'B': 'own'})
+`, Options{Local: func(_ context.Context, cmd model.Cmd, dir string, env []string, stdin string) ([]byte, error) {
+			if strings.Join(cmd.Argv, " ") == "sh -c env" {
+				want := []string{"B=own", "BLOB2=v", "BLOB=ran echo blob", "C=3", "D=4", "E=5", "HOME=/home/test", "LOOP_TEST=1"}
+				if !slices.Equal(env, want) {
+					return nil, fmt.Errorf("local env %q, want %q", env, want)
+				}
+			}
+			return []byte("ran " + displayCmd(cmd) + "\n"), nil
+		}}, nil},
+		{"os.environ.clear and popitem", `
+k, v = os.environ.popitem()
+if k != 'HOME' or v != '/home/test' or 'HOME' in os.environ: fail('popitem %s=%s' % (k, v))
+os.environ.clear()
+if len(os.environ) != 0 or os.getenv('LOOP_TEST') != None: fail('clear')
+`, Options{}, nil},
+		{"environment changes reach local_resource and custom_build", `
+os.putenv('KUBECONFIG', '/tmp/kc')
+os.environ['HOME'] = '/elsewhere'
+local_resource('cmd', 'kubectl get pods', env={'HOME': 'own'})
+local_resource('serve', serve_cmd='server')
+custom_build('example/c', 'build.sh', deps=['app'])
+`, Options{}, func(t *testing.T, r loadResult) {
+			eq(t, "cmd env", r.cfg.LocalResources[0].Env, map[string]string{"KUBECONFIG": "/tmp/kc", "HOME": "own"})
+			eq(t, "serve env", [2]any{r.cfg.LocalResources[1].Env, r.cfg.LocalResources[1].ServeEnv},
+				[2]any{map[string]string(nil), map[string]string{"KUBECONFIG": "/tmp/kc", "HOME": "/elsewhere"}})
+			eq(t, "custom_build env", r.cfg.Images[0].Custom.Env, map[string]string{"KUBECONFIG": "/tmp/kc", "HOME": "/elsewhere"})
+		}},
+		{"listdir of a missing directory", `
+for f in listdir('tilt.d'):
+    load_dynamic(f)
+if listdir('tilt.d', recursive=True) != [] or listdir('Dockerfile') != []: fail('listdir')
+if listdir(dir='app') != [os.path.abspath('app/main.go')]: fail('listdir(dir=)')
+`, Options{}, func(t *testing.T, r loadResult) {
+			if !contains(r.cfg.Files, filepath.Join(r.dir, "tilt.d")) {
+				t.Errorf("files %q: the missing directory is not recorded (creating it must reload)", r.cfg.Files)
+			}
+		}},
+		{"keyword spellings of Tilt's source and docs", `
+if str(read_file(paths='secret.txt')) != 's3cret\n' or str(read_file(file_path='secret.txt')) != 's3cret\n': fail('read_file')
+if read_json(path='data.json')['n'] != 3 or read_yaml(paths='data.yaml')['name'] != 'demo': fail('read_json/read_yaml')
+watch_file(paths='watched.txt')
+if str(blob(input='x')) != 'x' or shlex.quote(name='a b') != "'a b'": fail('blob/shlex')
+docker_build('example/a', '.', live_update=[fall_back_on(paths=['go.mod'])])
+`, Options{}, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

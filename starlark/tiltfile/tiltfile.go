@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -138,7 +139,9 @@ type loader struct {
 
 	cfg   *model.Config
 	files map[string]struct{}
-	env   map[string]string
+	// env is the load's environment: os.putenv and os.environ change it,
+	// os.getenv and local() read it; env0 is what it started as.
+	env, env0 map[string]string
 
 	predeclared starlark.StringDict
 	modules     map[string]*module
@@ -199,6 +202,7 @@ func newLoader(ctx context.Context, mainPath string, opts Options) *loader {
 			l.env[k] = v
 		}
 	}
+	l.env0 = maps.Clone(l.env)
 	l.predeclared = starlark.StringDict{}
 	for _, domain := range []starlark.StringDict{
 		l.dockerBuiltins(),
@@ -225,12 +229,47 @@ func (l *loader) finish() *model.Config {
 			l.cfg.K8sSources = append(l.cfg.K8sSources, r.src)
 		}
 	}
+	l.passEnv()
 	l.cfg.Files = l.cfg.Files[:0]
 	for f := range l.files {
 		l.cfg.Files = append(l.cfg.Files, f)
 	}
 	sort.Strings(l.cfg.Files)
 	return l.cfg
+}
+
+// passEnv gives the variables the Tiltfile set (os.putenv, os.environ) to
+// the commands loop runs for it later: local_resource cmd and serve_cmd and
+// custom_build commands. In Tilt they change Tilt's own environment, which
+// those commands inherit; here their env= still wins.
+func (l *loader) passEnv() {
+	set := map[string]string{}
+	for k, v := range l.env {
+		if old, ok := l.env0[k]; !ok || old != v {
+			set[k] = v
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	with := func(own map[string]string) map[string]string {
+		out := maps.Clone(set)
+		maps.Copy(out, own)
+		return out
+	}
+	for _, lr := range l.cfg.LocalResources {
+		if !lr.Cmd.Empty() {
+			lr.Env = with(lr.Env)
+		}
+		if !lr.ServeCmd.Empty() {
+			lr.ServeEnv = with(lr.ServeEnv)
+		}
+	}
+	for _, img := range l.cfg.Images {
+		if img.Custom != nil {
+			img.Custom.Env = with(img.Custom.Env)
+		}
+	}
 }
 
 // record notes that the load read (or looked for) path.
