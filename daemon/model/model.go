@@ -30,8 +30,11 @@ type Config struct {
 	K8sSources []*K8sSource `json:"k8s_sources,omitempty"`
 	// K8sResources are k8s_resource calls.
 	K8sResources []*K8sResource `json:"k8s_resources,omitempty"`
-	// K8sKinds are k8s_kind calls.
+	// K8sKinds are k8s_kind and k8s_image_json_path calls.
 	K8sKinds []*K8sKind `json:"k8s_kinds,omitempty"`
+	// WorkloadToResource is set by workload_to_resource_function(): it names
+	// the resource of each workload in place of the default names.
+	WorkloadToResource *WorkloadToResource `json:"workload_to_resource,omitempty"`
 	// LocalResources are local_resource calls, in order.
 	LocalResources []*LocalResource `json:"local_resources,omitempty"`
 	// ArgoApps are the Argo CD Applications argocd_app read, in declaration
@@ -283,12 +286,37 @@ type ArgoAppSet struct {
 	Pos      Position `json:"pos"`
 }
 
-// K8sKind is a k8s_kind call: a custom kind that carries images.
+// K8sKind is a k8s_kind call (a custom kind that carries images) or a
+// k8s_image_json_path call (image paths of the objects it selects).
 type K8sKind struct {
 	Kind          string   `json:"kind"`
 	APIVersion    string   `json:"api_version,omitempty"`
 	ImageJSONPath []string `json:"image_json_path,omitempty"`
 	PodReadiness  string   `json:"pod_readiness,omitempty"`
+	// Name and Namespace narrow a k8s_image_json_path selection. Like Tilt,
+	// Kind, APIVersion, Name and Namespace of a k8s_image_json_path call are
+	// case-insensitive regular expressions (ByPath is true for those).
+	Name      string `json:"name,omitempty"`
+	Namespace string `json:"namespace,omitempty"`
+	ByPath    bool   `json:"by_path,omitempty"`
+}
+
+// WorkloadToResource is the function workload_to_resource_function() gave.
+type WorkloadToResource struct {
+	// Name calls it for one workload and returns the resource name. It runs
+	// Starlark code of the Tiltfile (frozen after the load), so it is safe for
+	// concurrent use; an error names the Tiltfile position.
+	Name func(ObjectID) (string, error) `json:"-"`
+	// Pos is where the function is defined.
+	Pos Position `json:"pos"`
+}
+
+// ObjectID identifies a Kubernetes object as Tilt's K8sObjectID does.
+type ObjectID struct {
+	Name      string
+	Kind      string
+	Namespace string
+	Group     string
 }
 
 // PortForward is a port_forward value.

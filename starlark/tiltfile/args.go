@@ -232,7 +232,11 @@ func (l *linksArg) Unpack(v starlark.Value) error {
 	one := func(v starlark.Value) error {
 		switch x := v.(type) {
 		case starlark.String:
-			l.links = append(l.links, model.Link{URL: string(x)})
+			u, err := linkURL(string(x))
+			if err != nil {
+				return err
+			}
+			l.links = append(l.links, model.Link{URL: u})
 		case linkValue:
 			l.links = append(l.links, x.link)
 		default:

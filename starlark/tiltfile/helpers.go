@@ -38,6 +38,7 @@ func (l *loader) helperBuiltins() starlark.StringDict {
 		"include":            l.include,
 		"load_dynamic":       l.loadDynamic,
 		"exit":               l.exit,
+		"local_git_repo":     l.localGitRepo,
 	})
 	d["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
 	d["os"] = l.osModule()
@@ -741,4 +742,47 @@ func shlexQuote(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 		return starlark.String(s), nil
 	}
 	return starlark.String("'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"), nil
+}
+
+// localGitRepo is local_git_repo(path): a git.Repo value whose paths(p)
+// joins p to the repository's directory. As in Tilt the directory must hold
+// a .git directory.
+func (l *loader) localGitRepo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var p string
+	kwargs = alias(kwargs, map[string]string{"path": "paths"})
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "paths", &p); err != nil {
+		return nil, err
+	}
+	dir := l.abs(thread, p)
+	if _, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err != nil {
+		return nil, errorf(b, "%s is not a git repository: it has no .git directory", dir)
+	}
+	return gitRepo{dir: dir}, nil
+}
+
+// gitRepo is the value of local_git_repo().
+type gitRepo struct{ dir string }
+
+var _ starlark.HasAttrs = gitRepo{}
+
+func (r gitRepo) String() string        { return fmt.Sprintf("[git.Repo] '%s'", r.dir) }
+func (r gitRepo) Type() string          { return "git.Repo" }
+func (r gitRepo) Freeze()               {}
+func (r gitRepo) Truth() starlark.Bool  { return r.dir != "" }
+func (r gitRepo) Hash() (uint32, error) { return 0, errors.New("unhashable: git.Repo") }
+func (r gitRepo) AttrNames() []string   { return []string{"paths"} }
+func (r gitRepo) Attr(name string) (starlark.Value, error) {
+	if name != "paths" {
+		return nil, nil
+	}
+	return starlark.NewBuiltin("paths", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var p string
+		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "paths", &p); err != nil {
+			return nil, err
+		}
+		return starlark.String(filepath.Join(r.dir, p)), nil
+	}), nil
 }

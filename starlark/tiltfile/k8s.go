@@ -1,8 +1,10 @@
 package tiltfile
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -22,20 +24,22 @@ import (
 // load time; the rest record what a later stage applies.
 func (l *loader) k8sBuiltins() starlark.StringDict {
 	return builtins(map[string]builtinFn{
-		"k8s_yaml":           l.k8sYAML,
-		"filter_yaml":        l.filterYAML,
-		"k8s_resource":       l.k8sResource,
-		"k8s_kind":           l.k8sKind,
-		"helm":               l.helm,
-		"kustomize":          l.kustomize,
-		"k8s_custom_deploy":  l.k8sCustomDeploy,
-		"allow_k8s_contexts": l.allowK8sContexts,
-		"port_forward":       l.portForward,
-		"link":               l.link,
-		"k8s_context":        l.k8sContext,
-		"k8s_namespace":      l.k8sNamespace,
-		"argocd_app":         l.argocdApp,
-		"argocd_appset":      l.argocdAppSet,
+		"k8s_yaml":                      l.k8sYAML,
+		"filter_yaml":                   l.filterYAML,
+		"k8s_resource":                  l.k8sResource,
+		"k8s_kind":                      l.k8sKind,
+		"k8s_image_json_path":           l.k8sImageJSONPath,
+		"workload_to_resource_function": l.workloadToResourceFunction,
+		"helm":                          l.helm,
+		"kustomize":                     l.kustomize,
+		"k8s_custom_deploy":             l.k8sCustomDeploy,
+		"allow_k8s_contexts":            l.allowK8sContexts,
+		"port_forward":                  l.portForward,
+		"link":                          l.link,
+		"k8s_context":                   l.k8sContext,
+		"k8s_namespace":                 l.k8sNamespace,
+		"argocd_app":                    l.argocdApp,
+		"argocd_appset":                 l.argocdAppSet,
 	})
 }
 
@@ -390,14 +394,19 @@ func podSelectors(v starlark.Value) ([]map[string]string, error) {
 	return out, nil
 }
 
+// k8sKind is k8s_kind(kind, image_json_path, api_version, image_object,
+// pod_readiness). As in Tilt only kind may be given by position.
 func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) > 1 {
+		return nil, errorf(b, "got %d positional arguments, want at most 1 (pass image_json_path= and api_version= by name)", len(args))
+	}
 	var (
 		kind, apiVersion, podReadiness string
 		jsonPath                       stringList
 		imageObject                    starlark.Value = starlark.None
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
-		"kind", &kind, "api_version?", &apiVersion, "image_json_path?", &jsonPath,
+		"kind", &kind, "image_json_path?", &jsonPath, "api_version?", &apiVersion,
 		"image_object?", &imageObject, "pod_readiness?", &podReadiness,
 	); err != nil {
 		return nil, err
@@ -410,15 +419,115 @@ func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args star
 	default:
 		return nil, errorf(b, "pod_readiness must be 'wait' or 'ignore', got %q", podReadiness)
 	}
-	if _, ok := imageObject.(*starlark.Dict); !ok && imageObject != starlark.None {
+	obj, isDict := imageObject.(*starlark.Dict)
+	if !isDict && imageObject != starlark.None {
 		return nil, fmt.Errorf("%s: for parameter \"image_object\": got %s, want dict", b.Name(), imageObject.Type())
 	}
-	if len(jsonPath.vals) > 0 && imageObject != starlark.None {
+	if len(jsonPath.vals) > 0 && isDict {
 		return nil, errorf(b, "cannot specify both image_json_path and image_object")
+	}
+	if isDict {
+		for _, k := range []string{"json_path", "repo_field", "tag_field"} {
+			if v, found, _ := obj.Get(starlark.String(k)); !found || v == starlark.None {
+				return nil, errorf(b, "image_object needs %s (a dict of json_path, repo_field and tag_field)", k)
+			}
+		}
+		l.warn(pos(thread), fmt.Sprintf("k8s_kind(%q, image_object=...) is recorded, but loop substitutes built images only at image_json_path paths: images split into repository and tag fields are not replaced", kind))
 	}
 	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{
 		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, PodReadiness: podReadiness})
 	return starlark.None, nil
+}
+
+// k8sImageJSONPath is k8s_image_json_path(paths, api_version, kind, name,
+// namespace): image paths of the objects selected, as Tilt's (the selectors
+// are case-insensitive regular expressions; one of kind, name, namespace is
+// required).
+func (l *loader) k8sImageJSONPath(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		paths                             stringList
+		apiVersion, kind, name, namespace string
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "paths", &paths, "api_version?", &apiVersion,
+		"kind?", &kind, "name?", &name, "namespace?", &namespace); err != nil {
+		return nil, err
+	}
+	if kind == "" && name == "" && namespace == "" {
+		return nil, errorf(b, "at least one of kind, name, or namespace must be specified")
+	}
+	if len(paths.vals) == 0 {
+		return nil, errorf(b, "paths must name at least one JSONPath")
+	}
+	for _, f := range []struct{ param, expr string }{{"api_version", apiVersion}, {"kind", kind}, {"name", name}, {"namespace", namespace}} {
+		if _, err := regexp.Compile("(?i)" + f.expr); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", b.Name(), f.param, err)
+		}
+	}
+	if kind == "" {
+		l.warn(pos(thread), "k8s_image_json_path without kind= is recorded, but loop applies image paths by kind: it has no effect")
+	}
+	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{Kind: kind, APIVersion: apiVersion,
+		ImageJSONPath: paths.vals, Name: name, Namespace: namespace, ByPath: true})
+	return starlark.None, nil
+}
+
+// workloadToResourceFunction is workload_to_resource_function(func): func
+// takes a K8sObjectID (.name, .kind, .namespace, .group) and returns the
+// name of the workload's resource. The loader records it; resource
+// assembly calls it.
+func (l *loader) workloadToResourceFunction(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var fn *starlark.Function
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "func", &fn); err != nil {
+		return nil, err
+	}
+	if fn.NumParams() != 1 {
+		return nil, errorf(b, "func must take 1 argument; %s takes %d", fn.Name(), fn.NumParams())
+	}
+	fpos := fn.Position()
+	at := model.Position{File: fpos.Filename(), Line: int(fpos.Line), Col: int(fpos.Col)}
+	out := l.out
+	l.cfg.WorkloadToResource = &model.WorkloadToResource{Pos: at, Name: func(id model.ObjectID) (string, error) {
+		th := &starlark.Thread{Name: b.Name(), Print: func(_ *starlark.Thread, msg string) { fmt.Fprintln(out, msg) }}
+		v, err := starlark.Call(th, fn, starlark.Tuple{objectID(id)}, nil)
+		if err != nil {
+			return "", fmt.Errorf("%s:%d:%d: %s %s: %w", at.File, at.Line, at.Col, b.Name(), objectID(id), err)
+		}
+		s, ok := v.(starlark.String)
+		if !ok {
+			return "", fmt.Errorf("%s:%d:%d: %s: %s returned %s for %s, want string", at.File, at.Line, at.Col, b.Name(), fn.Name(), v.Type(), objectID(id))
+		}
+		return string(s), nil
+	}}
+	return starlark.None, nil
+}
+
+// objectID is Tilt's K8sObjectID value: .name, .kind, .namespace, .group.
+type objectID model.ObjectID
+
+var _ starlark.HasAttrs = objectID{}
+
+func (o objectID) String() string {
+	return strings.ToLower(fmt.Sprintf("%s:%s:%s:%s", o.Name, o.Kind, o.Namespace, o.Group))
+}
+func (o objectID) Type() string         { return "K8sObjectID" }
+func (o objectID) Freeze()              {}
+func (o objectID) Truth() starlark.Bool { return o != objectID{} }
+func (o objectID) Hash() (uint32, error) {
+	return starlark.Tuple{starlark.String(o.Name), starlark.String(o.Kind), starlark.String(o.Namespace), starlark.String(o.Group)}.Hash()
+}
+func (o objectID) AttrNames() []string { return []string{"group", "kind", "name", "namespace"} }
+func (o objectID) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "name":
+		return starlark.String(o.Name), nil
+	case "kind":
+		return starlark.String(o.Kind), nil
+	case "namespace":
+		return starlark.String(o.Namespace), nil
+	case "group":
+		return starlark.String(o.Group), nil
+	}
+	return nil, nil
 }
 
 // helm renders a chart at load time, as Tilt's helm() does (in process, with
@@ -650,13 +759,32 @@ func (l *loader) portForward(thread *starlark.Thread, b *starlark.Builtin, args 
 		Name: name, LinkPath: linkPath, Host: host}}, nil
 }
 
+// link is link(url, name): a value with .url and .name. As in Tilt, a URL
+// without a scheme gets http.
 func (l *loader) link(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var url, name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "url", &url, "name?", &name); err != nil {
+	var u, name string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "url", &u, "name?", &name); err != nil {
 		return nil, err
 	}
-	if url == "" {
-		return nil, errorf(b, "url must not be empty")
+	full, err := linkURL(u)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
-	return linkValue{model.Link{URL: url, Name: name}}, nil
+	return linkValue{model.Link{URL: full, Name: name}}, nil
+}
+
+// linkURL validates a link's URL and gives it the scheme http when it has
+// none, as Tilt does.
+func linkURL(s string) (string, error) {
+	if s == "" {
+		return "", errors.New("url must not be empty")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("validate url %q: %w", s, err)
+	}
+	if u.Scheme == "" {
+		u.Scheme = "http"
+	}
+	return u.String(), nil
 }

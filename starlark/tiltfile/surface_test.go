@@ -19,6 +19,7 @@ func TestTiltSurface(t *testing.T) {
 		"lib/exits.star":    "X = 1\nlocal_resource('before-exit', 'true')\nexit('bye from lib')\nlocal_resource('after-exit', 'true')\n",
 		"lib/dyn.star":      "A = 1\ndef f():\n    return 'f'\n",
 		"lib/dyn_fail.star": "\nfail('inside dyn')\n",
+		".git/HEAD":         "ref: refs/heads/main\n",
 	}
 	cases := []struct {
 		name  string
@@ -127,6 +128,79 @@ watch_file(paths='watched.txt')
 if str(blob(input='x')) != 'x' or shlex.quote(name='a b') != "'a b'": fail('blob/shlex')
 docker_build('example/a', '.', live_update=[fall_back_on(paths=['go.mod'])])
 `, Options{}, nil},
+		{"filter_yaml selectors", `
+y = blob('\n---\n'.join([
+    'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-api, labels: {app: web, tier: back}}',
+    'apiVersion: v1\nkind: Service\nmetadata: {name: web-api, namespace: prod, labels: {app: web}}',
+    'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: other}',
+]))
+def names(b):
+    return ['%s/%s' % (o['kind'], o['metadata']['name']) for o in decode_yaml_stream(b)]
+m, r = filter_yaml(y, kind='deploy')
+if names(m) != ['Deployment/web-api'] or names(r) != ['Service/web-api', 'ConfigMap/other']: fail('kind regex %r %r' % (names(m), names(r)))
+m, r = filter_yaml(y, name='^WEB', namespace='default')
+if names(m) != ['Deployment/web-api']: fail('name and default namespace %r' % names(m))
+m, r = filter_yaml([y, 'k8s.yaml'], api_version='^v1$', labels={'app': 'web'})
+if names(m) != ['Service/web-api'] or names(r) != ['Deployment/web-api', 'ConfigMap/other', 'Namespace/demo']: fail('labels, list %r %r' % (names(m), names(r)))
+m, r = filter_yaml('k8s.yaml', kind='nothing')
+if str(m) != '' or names(r) != ['Namespace/demo']: fail('no match %r' % str(m))
+`, Options{}, func(t *testing.T, r loadResult) {
+			if !contains(r.cfg.Files, filepath.Join(r.dir, "k8s.yaml")) {
+				t.Errorf("files %q: filter_yaml's file is not recorded", r.cfg.Files)
+			}
+		}},
+		{"k8s_image_json_path and k8s_kind", `
+k8s_image_json_path('{.spec.runtime.image}', kind='UselessMachine', name='^um-', namespace='default')
+k8s_image_json_path(['{.spec.a}', '{.spec.b}'], name='only-name')
+k8s_kind('Environment', image_object={'json_path': '{.spec.runtime}', 'repo_field': 'repo', 'tag_field': 'tag'})
+`, Options{}, func(t *testing.T, r loadResult) {
+			eq(t, "kinds", []model.K8sKind{*r.cfg.K8sKinds[0], *r.cfg.K8sKinds[1], *r.cfg.K8sKinds[2]}, []model.K8sKind{
+				{Kind: "UselessMachine", ImageJSONPath: []string{"{.spec.runtime.image}"}, Name: "^um-", Namespace: "default", ByPath: true},
+				{ImageJSONPath: []string{"{.spec.a}", "{.spec.b}"}, Name: "only-name", ByPath: true},
+				{Kind: "Environment"},
+			})
+			eq(t, "warnings", len(r.cfg.Warnings), 2)
+			if !strings.Contains(r.cfg.Warnings[0], "Tiltfile:3:20: k8s_image_json_path without kind=") || !strings.Contains(r.cfg.Warnings[1], "image_object") {
+				t.Errorf("warnings %q", r.cfg.Warnings)
+			}
+		}},
+		{"workload_to_resource_function", `
+def name_of(id):
+    if id.kind == 'Job':
+        return 1
+    if id.name == 'boom':
+        fail('boom')
+    return '%s-%s-%s-%s' % (id.name, id.kind.lower(), id.namespace, id.group or 'core')
+workload_to_resource_function(name_of)
+`, Options{}, func(t *testing.T, r loadResult) {
+			w := r.cfg.WorkloadToResource
+			if w == nil {
+				t.Fatal("not recorded")
+			}
+			eq(t, "pos", w.Pos.Line, 2)
+			got, err := w.Name(model.ObjectID{Name: "web", Kind: "Deployment", Namespace: "shop", Group: "apps"})
+			eq(t, "name", [2]any{got, err}, [2]any{"web-deployment-shop-apps", error(nil)})
+			if _, err := w.Name(model.ObjectID{Name: "x", Kind: "Job"}); err == nil || !strings.Contains(err.Error(), "returned int for x:job::, want string") {
+				t.Errorf("non-string return: %v", err)
+			}
+			if _, err := w.Name(model.ObjectID{Name: "boom", Kind: "Pod"}); err == nil || !strings.Contains(err.Error(), "Tiltfile:2:") || !strings.Contains(err.Error(), "boom") {
+				t.Errorf("failing function: %v", err)
+			}
+		}},
+		{"local_git_repo", `
+repo = local_git_repo('.')
+if repo.paths('app/main.go') != os.path.abspath('app/main.go'): fail('paths %s' % repo.paths('app/main.go'))
+if type(repo) != 'git.Repo': fail(type(repo))
+`, Options{}, nil},
+		{"link values", `
+l = link('localhost:8080/x', 'X')
+if l.url != 'localhost:8080/x' or l.name != 'X': fail('%s %s' % (l.url, l.name))
+l2 = link('example.com/app')
+if l2.url != 'http://example.com/app' or l2.name != '': fail(l2.url)
+local_resource('r', 'true', links=['127.0.0.1/x', l2])
+`, Options{}, func(t *testing.T, r loadResult) {
+			eq(t, "links", r.cfg.LocalResources[0].Links, []model.Link{{URL: "http://127.0.0.1/x"}, {URL: "http://example.com/app"}})
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -151,10 +225,21 @@ func TestTiltSurfaceErrors(t *testing.T) {
 		{"\nload_dynamic('lib/nope.star')", "Tiltfile", 2, "load_dynamic: file not found: "},
 		{"load_dynamic('lib/dyn_fail.star')", "lib/dyn_fail.star", 2, "inside dyn"},
 		{"exit(code=1, x=2)", "Tiltfile", 1, "exit: unexpected keyword argument \"x\""},
+		{"\nlocal_git_repo('app')", "Tiltfile", 2, "local_git_repo: " + "%DIR%/app is not a git repository"},
+		{"k8s_image_json_path('{.a}', api_version='v1')", "Tiltfile", 1, "at least one of kind, name, or namespace must be specified"},
+		{"k8s_image_json_path('{.a}', kind='(')", "Tiltfile", 1, "k8s_image_json_path: kind: error parsing regexp"},
+		{"k8s_kind('A', '{.a}')", "Tiltfile", 1, "k8s_kind: got 2 positional arguments, want at most 1"},
+		{"k8s_kind('A', image_object={'json_path': '{.a}'})", "Tiltfile", 1, "image_object needs repo_field"},
+		{"workload_to_resource_function(lambda a, b: a)", "Tiltfile", 1, "func must take 1 argument; lambda takes 2"},
+		{"workload_to_resource_function('f')", "Tiltfile", 1, "for parameter func: got string, want function"},
+		{"filter_yaml(blob('a: ['))", "Tiltfile", 1, "filter_yaml: parse yaml"},
+		{"filter_yaml('k8s.yaml', name='(')", "Tiltfile", 1, "filter_yaml: name: error parsing regexp"},
+		{"filter_yaml(1)", "Tiltfile", 1, "filter_yaml: for parameter \"yaml\": got int, want blob, string or list of them"},
+		{"link('')", "Tiltfile", 1, "link: url must not be empty"},
 	} {
 		t.Run(c.src, func(t *testing.T) {
 			r := loadSrc(t, c.src, Options{}, extra)
-			assertErrAt(t, r, c.file, c.line, c.want)
+			assertErrAt(t, r, c.file, c.line, strings.ReplaceAll(c.want, "%DIR%", r.dir))
 		})
 	}
 }

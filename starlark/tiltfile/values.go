@@ -129,8 +129,21 @@ func (p portForwardValue) Freeze()               {}
 func (p portForwardValue) Truth() starlark.Bool  { return true }
 func (p portForwardValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: port_forward") }
 
-// linkValue is the value of link().
+// linkValue is the value of link(): .url and .name, as in Tilt.
 type linkValue struct{ link model.Link }
+
+var _ starlark.HasAttrs = linkValue{}
+
+func (l linkValue) AttrNames() []string { return []string{"name", "url"} }
+func (l linkValue) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "url":
+		return starlark.String(l.link.URL), nil
+	case "name":
+		return starlark.String(l.link.Name), nil
+	}
+	return nil, nil
+}
 
 func (l linkValue) String() string        { return fmt.Sprintf("link(%q)", l.link.URL) }
 func (l linkValue) Type() string          { return "link" }
