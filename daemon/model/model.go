@@ -184,6 +184,9 @@ type DCResource struct {
 	AutoInit     *bool       `json:"auto_init,omitempty"`
 	Links        []Link      `json:"links,omitempty"`
 	InferLinks   *bool       `json:"infer_links,omitempty"`
+	// Image (dc_resource image=) names the image the service runs, in place
+	// of the compose file's: the docker_build of that ref builds it.
+	Image string `json:"image,omitempty"`
 	// ReadyLog is a regular expression (loop extension): after a start,
 	// rebuild or restart the service is ready when a log line matches it.
 	ReadyLog string   `json:"ready_log,omitempty"`
@@ -405,11 +408,13 @@ type Settings struct {
 	AllowedK8sContexts []string    `json:"allowed_k8s_contexts,omitempty"`
 	DefaultRegistry    *Registry   `json:"default_registry,omitempty"`
 	// EnabledResources is what config.set_enabled_resources chose; nil means all.
-	EnabledResources  []string      `json:"enabled_resources,omitempty"`
-	CITimeout         time.Duration `json:"ci_timeout,omitempty"`
-	K8sGracePeriod    time.Duration `json:"k8s_grace_period,omitempty"`
-	VersionCheck      bool          `json:"version_check_updates"`
-	VersionConstraint string        `json:"version_constraint,omitempty"`
+	EnabledResources []string      `json:"enabled_resources,omitempty"`
+	CITimeout        time.Duration `json:"ci_timeout,omitempty"`
+	K8sGracePeriod   time.Duration `json:"k8s_grace_period,omitempty"`
+	// CIReadinessTimeout is ci_settings(readiness_timeout=).
+	CIReadinessTimeout time.Duration `json:"ci_readiness_timeout,omitempty"`
+	VersionCheck       bool          `json:"version_check_updates"`
+	VersionConstraint  string        `json:"version_constraint,omitempty"`
 	// Secrets are names of environment values to mask in logs (loop extension).
 	Secrets []string `json:"secrets,omitempty"`
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 
+	"github.com/distribution/reference"
 	"go.starlark.net/starlark"
 
 	"github.com/loop-dev/loop/daemon/model"
@@ -80,21 +81,33 @@ func (l *loader) dockerCompose(thread *starlark.Thread, b *starlark.Builtin, arg
 func (l *loader) dcResource(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		name, projectName, newName, readyLog string
+		image                                starlark.Value = starlark.None
 		trigger                              triggerModeArg
 		resourceDeps, labels                 stringList
 		links                                linksArg
 		autoInit, inferLinks                 optBool
 	)
+	// Tilt's parameter order; ready_log is loop's.
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
-		"name", &name, "trigger_mode?", &trigger, "resource_deps?", &resourceDeps,
-		"links?", &links, "labels?", &labels, "auto_init?", &autoInit,
-		"project_name?", &projectName, "new_name?", &newName, "infer_links?", &inferLinks,
-		"ready_log?", &readyLog,
+		"name", &name, "image?", &image, "trigger_mode?", &trigger, "resource_deps?", &resourceDeps,
+		"infer_links?", &inferLinks, "links?", &links, "labels?", &labels, "auto_init?", &autoInit,
+		"project_name?", &projectName, "new_name?", &newName, "ready_log?", &readyLog,
 	); err != nil {
 		return nil, err
 	}
 	if name == "" {
 		return nil, errorf(b, "name must not be empty")
+	}
+	var imageRef string
+	switch x := image.(type) {
+	case starlark.NoneType:
+	case starlark.String:
+		if _, err := reference.ParseNormalizedNamed(string(x)); err != nil {
+			return nil, errorf(b, "image %q is not an image reference: %v", string(x), err)
+		}
+		imageRef = string(x)
+	default:
+		return nil, fmt.Errorf("%s: for parameter \"image\": got %s, want string", b.Name(), image.Type())
 	}
 	if _, err := regexp.Compile(readyLog); err != nil {
 		return nil, errorf(b, "ready_log is not a regular expression: %v", err)
@@ -117,6 +130,7 @@ func (l *loader) dcResource(thread *starlark.Thread, b *starlark.Builtin, args s
 		AutoInit:     autoInit.ptr(),
 		Links:        links.links,
 		InferLinks:   inferLinks.ptr(),
+		Image:        imageRef,
 		ReadyLog:     readyLog,
 		Pos:          pos(thread),
 	})

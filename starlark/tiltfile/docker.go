@@ -1,8 +1,10 @@
 package tiltfile
 
 import (
+	"fmt"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/distribution/reference"
 	"go.starlark.net/starlark"
@@ -35,20 +37,25 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		ignore, only, ssh, secret, extraTag, cacheFrom      stringList
 		containerArgs, extraHosts                           stringList
 		entrypoint                                          cmdArg
+		cache                                               starlark.Value = starlark.None
 	)
+	// Tilt's parameter order (it matters for positional arguments).
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"ref", &ref, "context", &context,
 		"build_args?", &buildArgs, "dockerfile?", &dockerfile,
-		"dockerfile_contents?", &dockerfileContents, "live_update?", &liveUpdate,
+		"dockerfile_contents?", &dockerfileContents, "cache?", &cache, "live_update?", &liveUpdate,
 		"match_in_env_vars?", &matchInEnv, "ignore?", &ignore, "only?", &only,
-		"entrypoint?", &entrypoint, "target?", &target, "ssh?", &ssh,
-		"network?", &network, "secret?", &secret, "extra_tag?", &extraTag,
-		"container_args?", &containerArgs, "cache_from?", &cacheFrom,
-		"pull?", &pull, "platform?", &platform, "extra_hosts?", &extraHosts,
+		"entrypoint?", &entrypoint, "container_args?", &containerArgs, "target?", &target,
+		"ssh?", &ssh, "secret?", &secret, "network?", &network, "extra_tag?", &extraTag,
+		"cache_from?", &cacheFrom, "pull?", &pull, "platform?", &platform, "extra_hosts?", &extraHosts,
 	); err != nil {
 		return nil, err
 	}
 	p := pos(thread)
+	if cache != starlark.None {
+		// Tilt's own warning: the parameter is a no-op there too.
+		l.warn(p, "docker_build(cache=...) is obsolete, and currently a no-op. You should switch to live_update to optimize your builds.")
+	}
 	if err := l.addImageRef(b, ref); err != nil {
 		return nil, err
 	}
@@ -104,6 +111,7 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 			l.warn(p, "docker_build("+unsupported.name+"=...) is accepted but not passed to the build yet")
 		}
 	}
+	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchInEnv)
 	l.cfg.Images = append(l.cfg.Images, img)
 	return starlark.None, nil
 }
@@ -236,26 +244,50 @@ func (l *loader) initialSyncStep(thread *starlark.Thread, b *starlark.Builtin, a
 	return &liveUpdateStep{kind: stepInitialSync, pos: pos(thread)}, nil
 }
 
+// warnNotApplied warns about image arguments loop records but does not apply
+// to the containers that run the image yet.
+func (l *loader) warnNotApplied(p model.Position, fn string, entrypoint model.Cmd, containerArgs, matchInEnv bool) {
+	var names []string
+	if !entrypoint.Empty() {
+		names = append(names, "entrypoint")
+	}
+	if containerArgs {
+		names = append(names, "container_args")
+	}
+	if matchInEnv {
+		names = append(names, "match_in_env_vars")
+	}
+	if len(names) > 0 {
+		l.warn(p, fmt.Sprintf("%s(%s=...) is recorded, but loop does not apply it to the containers yet", fn, strings.Join(names, "=..., ")))
+	}
+}
+
 func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
-		ref, tag, outputsTo, dir               string
-		command, commandBat, entrypoint        cmdArg
-		deps, ignore, imageDeps                stringList
-		disablePush, skipsLocalDocker, matchIn bool
-		liveUpdate                             stepsArg
-		env                                    strDict
+		ref, tag, outputsTo, dir                       string
+		command, commandBat, commandBatVal, entrypoint cmdArg
+		deps, ignore, imageDeps, containerArgs         stringList
+		disablePush, skipsLocalDocker, matchIn         bool
+		liveUpdate                                     stepsArg
+		env                                            strDict
 	)
+	// Tilt's parameter order (command_bat_val is its older spelling of
+	// command_bat).
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"ref", &ref, "command", &command, "deps", &deps, "tag?", &tag,
 		"disable_push?", &disablePush, "skips_local_docker?", &skipsLocalDocker,
 		"live_update?", &liveUpdate, "match_in_env_vars?", &matchIn,
-		"ignore?", &ignore, "entrypoint?", &entrypoint, "command_bat?", &commandBat,
-		"outputs_image_ref_to?", &outputsTo, "image_deps?", &imageDeps,
+		"ignore?", &ignore, "entrypoint?", &entrypoint, "container_args?", &containerArgs,
+		"command_bat_val?", &commandBatVal, "outputs_image_ref_to?", &outputsTo,
+		"command_bat?", &commandBat, "image_deps?", &imageDeps,
 		"env?", &env, "dir?", &dir,
 	); err != nil {
 		return nil, err
 	}
 	p := pos(thread)
+	if commandBat.cmd.Empty() {
+		commandBat = commandBatVal
+	}
 	if command.cmd.Empty() {
 		if commandBat.cmd.Empty() {
 			return nil, errorf(b, "command must not be empty")
@@ -278,13 +310,14 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		return nil, err
 	}
 	img := &model.Image{
-		Ref:        ref,
-		Context:    workDir,
-		Ignore:     ignore.vals,
-		Entrypoint: entrypoint.cmd.Argv,
-		MatchInEnv: matchIn,
-		LiveUpdate: lu,
-		Pos:        p,
+		Ref:           ref,
+		Context:       workDir,
+		Ignore:        ignore.vals,
+		Entrypoint:    entrypoint.cmd.Argv,
+		ContainerArgs: containerArgs.vals,
+		MatchInEnv:    matchIn,
+		LiveUpdate:    lu,
+		Pos:           p,
 		Custom: &model.CustomBuild{
 			Command:           command.cmd,
 			Deps:              absDeps,
@@ -297,9 +330,23 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 			ImageDeps:         imageDeps.vals,
 		},
 	}
+	if containerArgs.set && img.ContainerArgs == nil {
+		img.ContainerArgs = []string{}
+	}
 	l.cfg.Images = append(l.cfg.Images, img)
-	return starlark.None, nil
+	l.warn(p, fmt.Sprintf("custom_build(%q) is recorded, but loop does not run custom builds yet: the image is not built", ref))
+	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchIn)
+	return customBuildValue{ref: ref}, nil
 }
+
+// customBuildValue is what custom_build() returns, as Tilt's does.
+type customBuildValue struct{ ref string }
+
+func (c customBuildValue) String() string        { return fmt.Sprintf("custom_build(%q)", c.ref) }
+func (c customBuildValue) Type() string          { return "custom_build" }
+func (c customBuildValue) Freeze()               {}
+func (c customBuildValue) Truth() starlark.Bool  { return true }
+func (c customBuildValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: custom_build") }
 
 func (l *loader) absIf(thread *starlark.Thread, p string) string {
 	if p == "" {

@@ -41,6 +41,7 @@ func (l *loader) helperBuiltins() starlark.StringDict {
 		"local_git_repo":     l.localGitRepo,
 	})
 	d["struct"] = starlark.NewBuiltin("struct", starlarkstruct.Make)
+	d["module"] = starlark.NewBuiltin("module", starlarkstruct.MakeModule)
 	d["os"] = l.osModule()
 	d["shlex"] = &starlarkstruct.Module{Name: "shlex", Members: builtins(map[string]builtinFn{"quote": shlexQuote})}
 	d["sys"] = l.sysModule()

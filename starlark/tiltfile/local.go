@@ -19,6 +19,7 @@ import (
 func (l *loader) localBuiltins() starlark.StringDict {
 	return builtins(map[string]builtinFn{
 		"local_resource":    l.localResource,
+		"test":              l.localResource, // Tilt's deprecated fork of local_resource
 		"local":             l.local,
 		"probe":             l.probe,
 		"exec_action":       l.execAction,
@@ -39,13 +40,15 @@ func (l *loader) localResource(thread *starlark.Thread, b *starlark.Builtin, arg
 		env, serveEnv                            strDict
 		readiness                                probeArg
 	)
+	// Tilt's parameter order; tags (an older name of labels) and ready_log
+	// are loop's.
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"name", &name, "cmd?", &cmd, "deps?", &deps, "trigger_mode?", &trigger,
 		"resource_deps?", &resourceDeps, "ignore?", &ignore, "auto_init?", &autoInit,
 		"serve_cmd?", &serveCmd, "cmd_bat?", &cmdBat, "serve_cmd_bat?", &serveCmdBat,
-		"allow_parallel?", &allowParallel, "links?", &links, "tags?", &tags,
+		"allow_parallel?", &allowParallel, "links?", &links, "labels?", &labels,
 		"env?", &env, "serve_env?", &serveEnv, "readiness_probe?", &readiness,
-		"dir?", &dir, "serve_dir?", &serveDir, "labels?", &labels, "ready_log?", &readyLog,
+		"dir?", &dir, "serve_dir?", &serveDir, "tags?", &tags, "ready_log?", &readyLog,
 	); err != nil {
 		return nil, err
 	}

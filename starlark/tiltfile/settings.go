@@ -20,9 +20,15 @@ func (l *loader) settingsBuiltins() starlark.StringDict {
 		"ci_settings":        l.ciSettings,
 		"secret_settings":    l.secretSettings,
 		"analytics_settings": l.analyticsSettings,
-		"enable_feature":     l.enableFeature,
+		"enable_feature":     l.feature,
+		"disable_feature":    l.feature,
 		"disable_snapshots":  l.noArgsNoop,
 		"set_team":           l.setTeam,
+
+		"docker_prune_settings":         l.dockerPruneSettings,
+		"experimental_telemetry_cmd":    l.telemetryCmd,
+		"experimental_metrics_settings": l.metricsSettings,
+		"experimental_analytics_report": l.analyticsReport,
 	})
 	d["TRIGGER_MODE_AUTO"] = triggerModeValue(model.TriggerAuto)
 	d["TRIGGER_MODE_MANUAL"] = triggerModeValue(model.TriggerManual)
@@ -53,11 +59,28 @@ func (l *loader) updateSettings(thread *starlark.Thread, b *starlark.Builtin, ar
 		maxParallel = -1
 		timeout     seconds
 		suppress    stringList
+		ssa         starlark.Value = starlark.None
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
 		"max_parallel_updates?", &maxParallel, "k8s_upsert_timeout_secs?", &timeout,
-		"suppress_unused_image_warnings?", &suppress); err != nil {
+		"suppress_unused_image_warnings?", &suppress, "k8s_server_side_apply?", &ssa); err != nil {
 		return nil, err
+	}
+	// Tilt takes "true", "false" or "auto" (a bool is accepted too). loop
+	// always applies server-side: "false" cannot be honoured.
+	switch x := ssa.(type) {
+	case starlark.NoneType:
+	case starlark.String, starlark.Bool:
+		v := strings.ToLower(strings.Trim(x.String(), `"`))
+		switch v {
+		case "true", "auto", "":
+		case "false":
+			l.warn(pos(thread), "update_settings(k8s_server_side_apply='false') is ignored: loop always applies objects server-side")
+		default:
+			return nil, errorf(b, "k8s_server_side_apply must be \"true\", \"false\", or \"auto\"; got %q", v)
+		}
+	default:
+		return nil, fmt.Errorf("%s: for parameter \"k8s_server_side_apply\": got %s, want string", b.Name(), ssa.Type())
 	}
 	if maxParallel != -1 {
 		if maxParallel < 1 {
@@ -109,17 +132,94 @@ func (l *loader) versionSettings(thread *starlark.Thread, b *starlark.Builtin, a
 	return starlark.None, nil
 }
 
+// ciSettings records ci_settings(k8s_grace_period, timeout,
+// readiness_timeout); `loop ci` does not read them yet (its --timeout
+// bounds the run), and a warning says so.
 func (l *loader) ciSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var grace, timeout duration
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "k8s_grace_period?", &grace, "timeout?", &timeout); err != nil {
+	var grace, timeout, readiness duration
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "k8s_grace_period?", &grace, "timeout?", &timeout,
+		"readiness_timeout?", &readiness); err != nil {
 		return nil, err
 	}
+	var given []string
 	if grace.set {
 		l.cfg.Settings.K8sGracePeriod = grace.d
+		given = append(given, "k8s_grace_period")
 	}
 	if timeout.set {
 		l.cfg.Settings.CITimeout = timeout.d
+		given = append(given, "timeout")
 	}
+	if readiness.set {
+		l.cfg.Settings.CIReadinessTimeout = readiness.d
+		given = append(given, "readiness_timeout")
+	}
+	if len(given) > 0 {
+		l.warn(pos(thread), fmt.Sprintf("ci_settings(%s) is recorded, but loop ci does not apply it yet (loop ci --timeout bounds the run)", strings.Join(given, ", ")))
+	}
+	return starlark.None, nil
+}
+
+// dockerPruneSettings is docker_prune_settings(disable, max_age_mins,
+// num_builds, interval_hrs, keep_recent), validated as in Tilt. loop does not
+// prune Docker images, so anything but disable=True warns.
+func (l *loader) dockerPruneSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		disable                           bool
+		maxAgeMins, numBuilds, intervalHr int
+		keepRecent                        starlark.Value = starlark.None
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "disable?", &disable, "max_age_mins?", &maxAgeMins,
+		"num_builds?", &numBuilds, "interval_hrs?", &intervalHr, "keep_recent?", &keepRecent); err != nil {
+		return nil, err
+	}
+	if numBuilds != 0 && intervalHr != 0 {
+		return nil, errorf(b, "can't specify both 'prune every X builds' and 'prune every Y hours'; please pass only one of `num_builds` and `interval_hrs`")
+	}
+	if keepRecent != starlark.None {
+		if _, err := starlark.AsInt32(keepRecent); err != nil {
+			return nil, fmt.Errorf("%s: for parameter \"keep_recent\": %w", b.Name(), err)
+		}
+	}
+	if !disable {
+		l.warn(pos(thread), "docker_prune_settings() is ignored: loop does not prune Docker images (images it built are kept)")
+	}
+	return starlark.None, nil
+}
+
+// telemetryCmd is experimental_telemetry_cmd(cmd, cmd_bat, period, dir):
+// Tilt runs it to collect traces for its web UI; loop does not.
+func (l *loader) telemetryCmd(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		cmd, cmdBat cmdArg
+		period      duration
+		dir         string
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cmd", &cmd, "cmd_bat?", &cmdBat, "period?", &period, "dir?", &dir); err != nil {
+		return nil, err
+	}
+	if cmd.cmd.Empty() && cmdBat.cmd.Empty() {
+		return nil, errorf(b, "cmd cannot be empty")
+	}
+	l.warn(pos(thread), "experimental_telemetry_cmd() is ignored: loop collects no telemetry spans for Tilt's web UI")
+	return starlark.None, nil
+}
+
+// metricsSettings is experimental_metrics_settings(...), deprecated in Tilt,
+// which accepts anything and warns.
+func (l *loader) metricsSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	l.warn(pos(thread), "experimental_metrics_settings() is deprecated (in Tilt too) and ignored")
+	return starlark.None, nil
+}
+
+// analyticsReport is experimental_analytics_report(tags): loop sends no
+// analytics.
+func (l *loader) analyticsReport(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var tags strDict
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "tags", &tags); err != nil {
+		return nil, err
+	}
+	l.warn(pos(thread), "experimental_analytics_report() is ignored: loop sends no analytics")
 	return starlark.None, nil
 }
 
@@ -137,30 +237,37 @@ func (l *loader) secretSettings(thread *starlark.Thread, b *starlark.Builtin, ar
 	return starlark.None, nil
 }
 
-// analyticsSettings is a no-op: loop sends no analytics.
+// analyticsSettings: loop sends no analytics, so enable=False is what it
+// does anyway; enable=True warns.
 func (l *loader) analyticsSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var enable optBool
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "enable?", &enable); err != nil {
 		return nil, err
 	}
+	if enable.v {
+		l.warn(pos(thread), "analytics_settings(True) is ignored: loop sends no analytics")
+	}
 	return starlark.None, nil
 }
 
-func (l *loader) enableFeature(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// feature is enable_feature and disable_feature: Tilt's feature flags.
+func (l *loader) feature(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name string
 	kwargs = alias(kwargs, map[string]string{"msg": "feature_name"})
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "feature_name", &name); err != nil {
 		return nil, err
 	}
-	l.warn(pos(thread), fmt.Sprintf("enable_feature(%q): loop has no feature flags; ignored", name))
+	l.warn(pos(thread), fmt.Sprintf("%s(%q): loop has no feature flags; ignored", b.Name(), name))
 	return starlark.None, nil
 }
 
+// setTeam is set_team(team_id): a Tilt Cloud setting.
 func (l *loader) setTeam(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var team string
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "team_id", &team); err != nil {
 		return nil, err
 	}
+	l.warn(pos(thread), "set_team() is ignored: it is a Tilt Cloud setting and loop has no cloud")
 	return starlark.None, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -201,6 +202,82 @@ local_resource('r', 'true', links=['127.0.0.1/x', l2])
 `, Options{}, func(t *testing.T, r loadResult) {
 			eq(t, "links", r.cfg.LocalResources[0].Links, []model.Link{{URL: "http://127.0.0.1/x"}, {URL: "http://example.com/app"}})
 		}},
+		{"settings Tilt has", `
+ci_settings(k8s_grace_period='10s', timeout='5m', readiness_timeout='2m')
+update_settings(k8s_server_side_apply='auto')
+update_settings(k8s_server_side_apply=True)
+update_settings(k8s_server_side_apply='false')
+docker_prune_settings(disable=True)
+docker_prune_settings(max_age_mins=60, num_builds=5, keep_recent=2)
+disable_feature('snapshots')
+enable_feature(msg='labels')
+experimental_telemetry_cmd('./trace.sh', period='1m')
+experimental_metrics_settings(enabled=True)
+experimental_analytics_report({'team': 'x'})
+analytics_settings(enable=False)
+analytics_settings(True)
+set_team('t')
+disable_snapshots()
+`, Options{}, func(t *testing.T, r loadResult) {
+			s := r.cfg.Settings
+			eq(t, "ci", []any{s.K8sGracePeriod, s.CITimeout, s.CIReadinessTimeout}, []any{10 * time.Second, 5 * time.Minute, 2 * time.Minute})
+			var got []string
+			for _, w := range r.cfg.Warnings {
+				_, msg, _ := strings.Cut(strings.TrimPrefix(w, filepath.Join(r.dir, "Tiltfile")+":"), ": ")
+				got = append(got, strings.SplitN(w, ":", 3)[1]+" "+strings.Fields(msg)[0])
+			}
+			eq(t, "one warning per call loop cannot honour", got, []string{"2 ci_settings(k8s_grace_period,", "5 update_settings(k8s_server_side_apply='false')",
+				"7 docker_prune_settings()", "8 disable_feature(\"snapshots\"):", "9 enable_feature(\"labels\"):", "10 experimental_telemetry_cmd()",
+				"11 experimental_metrics_settings()", "12 experimental_analytics_report()", "14 analytics_settings(True)", "15 set_team()"})
+		}},
+		{"image builds: Tilt's arguments", `
+docker_build('example/a', '.', {'A': '1'}, 'Dockerfile', None, True)
+c = custom_build('example/c', 'build.sh', ['app'], container_args=['--flag'], command_bat_val='build.bat', image_deps=['example/a'])
+if type(c) != 'custom_build' or str(c) != 'custom_build("example/c")': fail('custom_build value %s' % c)
+custom_build('example/d', '', ['app'], command_bat='build.bat')
+`, Options{}, func(t *testing.T, r loadResult) {
+			a := r.cfg.Images[0]
+			eq(t, "positional build_args, dockerfile", [2]any{a.BuildArgs, a.Dockerfile}, [2]any{map[string]string{"A": "1"}, filepath.Join(r.dir, "Dockerfile")})
+			c := r.cfg.Images[1]
+			eq(t, "custom_build", []any{c.ContainerArgs, c.Custom.ImageDeps}, []any{[]string{"--flag"}, []string{"example/a"}})
+			eq(t, "command_bat only", r.cfg.Images[2].Custom.Command.Argv, []string{"sh", "-c", "build.bat"})
+			var cache, custom, args int
+			for _, w := range r.cfg.Warnings {
+				switch {
+				case strings.Contains(w, "Tiltfile:2:13: docker_build(cache=...) is obsolete"):
+					cache++
+				case strings.Contains(w, "custom builds yet"):
+					custom++
+				case strings.Contains(w, "Tiltfile:3:17: custom_build(container_args=...) is recorded, but loop does not apply it"):
+					args++
+				}
+			}
+			eq(t, "warnings: cache, custom builds, container_args", [3]int{cache, custom, args}, [3]int{1, 2, 1})
+		}},
+		{"dc_resource image and Tilt's order", `
+docker_compose('compose.yaml')
+dc_resource('web', 'example/web', TRIGGER_MODE_MANUAL, ['db'], False)
+`, Options{}, func(t *testing.T, r loadResult) {
+			d := r.cfg.DCResources[0]
+			eq(t, "dc", []any{d.Image, d.TriggerMode, d.ResourceDeps, *d.InferLinks}, []any{"example/web", model.TriggerManual, []string{"db"}, false})
+		}},
+		{"test, module, labels in Tilt's position", `
+test('unit', 'go test ./...')
+local_resource('lint', 'golangci-lint run', None, None, None, None, True, None, None, None, False, None, ['checks'])
+m = module('helpers', x=1)
+if m.x != 1 or type(m) != 'module': fail('module')
+`, Options{}, func(t *testing.T, r loadResult) {
+			eq(t, "test is local_resource", r.cfg.LocalResources[0].Name, "unit")
+			eq(t, "labels", r.cfg.LocalResources[1].Labels, []string{"checks"})
+		}},
+		{"v1alpha1", `
+v1alpha1.ui_button(name='b', text='Go', location=v1alpha1.ui_component_location(component_id='x', component_type='Resource'))
+v1alpha1.extension_repo(name='default', url='file:///x')
+v1alpha1.cmd(name='c', args=['true'], readiness_probe=v1alpha1.probe(handler=v1alpha1.handler(exec=v1alpha1.exec_action(command=['true']))))
+if 'ui_text_input_spec' not in dir(v1alpha1) or 'kubernetes_apply' not in dir(v1alpha1): fail('dir')
+`, Options{}, func(t *testing.T, r loadResult) {
+			eq(t, "warnings (objects only)", len(r.cfg.Warnings), 3)
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -236,6 +313,13 @@ func TestTiltSurfaceErrors(t *testing.T) {
 		{"filter_yaml('k8s.yaml', name='(')", "Tiltfile", 1, "filter_yaml: name: error parsing regexp"},
 		{"filter_yaml(1)", "Tiltfile", 1, "filter_yaml: for parameter \"yaml\": got int, want blob, string or list of them"},
 		{"link('')", "Tiltfile", 1, "link: url must not be empty"},
+		{"docker_prune_settings(num_builds=1, interval_hrs=2)", "Tiltfile", 1, "please pass only one of `num_builds` and `interval_hrs`"},
+		{"update_settings(k8s_server_side_apply='maybe')", "Tiltfile", 1, "k8s_server_side_apply must be \"true\", \"false\", or \"auto\"; got \"maybe\""},
+		{"ci_settings(readiness_timeout=5)", "Tiltfile", 1, "ci_settings: for parameter readiness_timeout: got int, want a duration string"},
+		{"docker_compose('compose.yaml')\ndc_resource('web', image=1)", "Tiltfile", 2, "dc_resource: for parameter \"image\": got int, want string"},
+		{"docker_compose('compose.yaml')\ndc_resource('web', image='UPPER')", "Tiltfile", 2, "dc_resource: image \"UPPER\" is not an image reference"},
+		{"v1alpha1.no_such_thing()", "Tiltfile", 1, "module has no .no_such_thing field or method"},
+		{"experimental_telemetry_cmd('')", "Tiltfile", 1, "experimental_telemetry_cmd: cmd cannot be empty"},
 	} {
 		t.Run(c.src, func(t *testing.T) {
 			r := loadSrc(t, c.src, Options{}, extra)

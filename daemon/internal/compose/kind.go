@@ -89,7 +89,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 			sort.Strings(r.Deps)
 			var img *model.Image
-			if i, ok := images[svc.Image]; ok && i.Custom == nil {
+			ref := svc.Image
+			if dc != nil && dc.Image != "" {
+				ref = dc.Image // dc_resource(image=) names the image the service runs
+			}
+			if i, ok := images[ref]; ok && i.Custom == nil {
 				img = i
 				// As Tilt, at assembly and for deployed images only: the syncs
 				// must be under a path the image (or its base images) watches.
