@@ -684,7 +684,12 @@ func (l *loader) watchFile(thread *starlark.Thread, b *starlark.Builtin, args st
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "file_path", &p); err != nil {
 		return nil, err
 	}
-	l.record(l.abs(thread, p))
+	abs := l.abs(thread, p)
+	l.record(abs)
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		// Tilt watches a directory recursively: record the files in it.
+		l.recordTree(abs)
+	}
 	return starlark.None, nil
 }
 

@@ -100,7 +100,7 @@ func (l *loader) updateSettings(thread *starlark.Thread, b *starlark.Builtin, ar
 
 func (l *loader) watchSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var ignore stringList
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "ignore", &ignore); err != nil {
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "ignore?", &ignore); err != nil {
 		return nil, err
 	}
 	l.cfg.Settings.WatchIgnore = append(l.cfg.Settings.WatchIgnore, ignore.vals...)

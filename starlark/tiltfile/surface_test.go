@@ -126,9 +126,16 @@ if listdir(dir='app') != [os.path.abspath('app/main.go')]: fail('listdir(dir=)')
 if str(read_file(paths='secret.txt')) != 's3cret\n' or str(read_file(file_path='secret.txt')) != 's3cret\n': fail('read_file')
 if read_json(path='data.json')['n'] != 3 or read_yaml(paths='data.yaml')['name'] != 'demo': fail('read_json/read_yaml')
 watch_file(paths='watched.txt')
+watch_file('app')
 if str(blob(input='x')) != 'x' or shlex.quote(name='a b') != "'a b'": fail('blob/shlex')
 docker_build('example/a', '.', live_update=[fall_back_on(paths=['go.mod'])])
-`, Options{}, nil},
+`, Options{}, func(t *testing.T, r loadResult) {
+			for _, f := range []string{"app", "app/main.go", "app/sub/x.txt"} {
+				if !contains(r.cfg.Files, filepath.Join(r.dir, f)) {
+					t.Errorf("watch_file of a directory: %s not recorded", f)
+				}
+			}
+		}},
 		{"filter_yaml selectors", `
 y = blob('\n---\n'.join([
     'apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web-api, labels: {app: web, tier: back}}',
@@ -179,6 +186,9 @@ workload_to_resource_function(name_of)
 				t.Fatal("not recorded")
 			}
 			eq(t, "pos", w.Pos.Line, 2)
+			if len(r.cfg.Warnings) != 1 || !strings.Contains(r.cfg.Warnings[0], "Tiltfile:8:30: workload_to_resource_function() is recorded") {
+				t.Errorf("warnings %q", r.cfg.Warnings)
+			}
 			got, err := w.Name(model.ObjectID{Name: "web", Kind: "Deployment", Namespace: "shop", Group: "apps"})
 			eq(t, "name", [2]any{got, err}, [2]any{"web-deployment-shop-apps", error(nil)})
 			if _, err := w.Name(model.ObjectID{Name: "x", Kind: "Job"}); err == nil || !strings.Contains(err.Error(), "returned int for x:job::, want string") {
