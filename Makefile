@@ -15,9 +15,17 @@ help: ## List the targets
 setup: ## Get everything on a fresh Debian machine: Docker engine (started if none answers), busybox, tmux, Go modules
 	@bash scripts/setup.sh
 
+# The sync agents loop embeds are committed (daemon/internal/agent/prebuilt), so that
+# `go build ./cmd/loop` and `go install` work on a clean checkout; see docs/releasing.md.
+AGENT_DIR := daemon/internal/agent/prebuilt
+
 .PHONY: agent
-agent: ## Build the static in-container sync agent for linux/amd64 and linux/arm64 (embedded into loop)
+agent: ## Rebuild the committed sync agents (linux/amd64, linux/arm64) from cmd/loop-agent; commit the result
 	$(GO) generate ./daemon/internal/agent
+
+.PHONY: check-agent
+check-agent: ## Check the committed sync agents are byte for byte what their current sources build
+	$(GO) run ./daemon/internal/agent/agentbuild/gen -check $(AGENT_DIR)
 
 .PHONY: build
 build: agent ## Build bin/loop
@@ -30,8 +38,11 @@ test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-
 # The kubeconfig scripts/test-cluster.sh writes; tests reach the cluster through it.
 TEST_KUBECONFIG := $(or $(LOOP_TEST_CLUSTER_DIR),/tmp/loop-test-cluster)/kubeconfig
 
+# The cheap checks run first: `build` rewrites the agents, after which check-agent
+# could no longer see that they were stale.
 .PHONY: test
-test: build test-cluster ## Run every test: unit tests and integration tests on the real Docker engine and the test cluster
+test: check-agent ## Run every test: unit tests and integration tests on the real Docker engine and the test cluster
+	@$(MAKE) --no-print-directory build test-cluster
 	$(GO) vet ./...
 	KUBECONFIG=$(TEST_KUBECONFIG) $(GO) test -count=1 -timeout 25m ./...
 
