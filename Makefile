@@ -27,9 +27,16 @@ agent: ## Rebuild the committed sync agents (linux/amd64, linux/arm64) from cmd/
 check-agent: ## Check the committed sync agents are byte for byte what their current sources build
 	$(GO) run ./daemon/internal/agent/agentbuild/gen -check $(AGENT_DIR)
 
+# What `loop version` reports; a build of one commit always carries the same values
+# (DATE is the commit's time, not the build's), so builds stay reproducible.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE ?= $(shell TZ=UTC0 git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+
 .PHONY: build
 build: agent ## Build bin/loop
-	$(GO) build -trimpath -o $(BIN) ./cmd/loop
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/loop
 
 .PHONY: test-cluster
 test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok
