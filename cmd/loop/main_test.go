@@ -76,6 +76,16 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	}
 }
 
+// The completion scripts README.md tells users to install exist.
+func TestCompletionScripts(t *testing.T) {
+	for shell, want := range map[string]string{"bash": "bash completion V2 for loop", "zsh": "#compdef loop", "fish": "fish completion for loop"} {
+		out, errOut, code := runLoop(t, ".", "completion", shell)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("loop completion %s: exit %d, output without %q: %.200s%s", shell, code, want, out, errOut)
+		}
+	}
+}
+
 func TestDumpConfigExamples(t *testing.T) {
 	for _, ex := range []string{"hello", "compose", "local"} {
 		t.Run(ex, func(t *testing.T) {
