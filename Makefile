@@ -15,13 +15,43 @@ help: ## List the targets
 setup: ## Get everything on a fresh Debian machine: Docker engine (started if none answers), busybox, tmux, Go modules
 	@bash scripts/setup.sh
 
+# The sync agents loop embeds are committed (daemon/internal/agent/prebuilt), so that
+# `go build ./cmd/loop` and `go install` work on a clean checkout; see docs/releasing.md.
+AGENT_DIR := daemon/internal/agent/prebuilt
+
 .PHONY: agent
-agent: ## Build the static in-container sync agent for linux/amd64 and linux/arm64 (embedded into loop)
+agent: ## Rebuild the committed sync agents (linux/amd64, linux/arm64) from cmd/loop-agent; commit the result
 	$(GO) generate ./daemon/internal/agent
+
+.PHONY: check-agent
+check-agent: ## Check the committed sync agents are byte for byte what their current sources build
+	$(GO) run ./daemon/internal/agent/agentbuild/gen -check $(AGENT_DIR)
+
+# What `loop version` reports; a build of one commit always carries the same values
+# (DATE is the commit's time, not the build's), so builds stay reproducible.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE ?= $(shell TZ=UTC0 git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
 .PHONY: build
 build: agent ## Build bin/loop
-	$(GO) build -trimpath -o $(BIN) ./cmd/loop
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/loop
+
+# The platforms `make release` ships; check-cross keeps each of them compiling.
+RELEASE_TARGETS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+
+.PHONY: release
+release: check-agent ## Build dist/: a reproducible tar.gz per platform (loop, README, LICENSE), SPDX SBOMs, SHA256SUMS
+	rm -rf dist
+	$(GO) run ./internal/release -out dist -version '$(VERSION)' -commit '$(COMMIT)' -date '$(DATE)' -targets '$(RELEASE_TARGETS)'
+
+.PHONY: check-cross
+check-cross: ## Check loop still compiles for every release platform (go vet per GOOS/GOARCH, from the build cache)
+	@for t in $(RELEASE_TARGETS); do \
+		echo "go vet ./cmd/loop for $$t"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet -trimpath ./cmd/loop || exit 1; \
+	done
 
 .PHONY: test-cluster
 test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok
@@ -30,8 +60,11 @@ test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-
 # The kubeconfig scripts/test-cluster.sh writes; tests reach the cluster through it.
 TEST_KUBECONFIG := $(or $(LOOP_TEST_CLUSTER_DIR),/tmp/loop-test-cluster)/kubeconfig
 
+# The cheap checks run first: `build` rewrites the agents, after which check-agent
+# could no longer see that they were stale.
 .PHONY: test
-test: build test-cluster ## Run every test: unit tests and integration tests on the real Docker engine and the test cluster
+test: check-agent check-cross ## Run every test: unit tests and integration tests on the real Docker engine and the test cluster
+	@$(MAKE) --no-print-directory build test-cluster
 	$(GO) vet ./...
 	KUBECONFIG=$(TEST_KUBECONFIG) $(GO) test -count=1 -timeout 25m ./...
 
@@ -83,4 +116,4 @@ up: build ## Run `loop up` on examples/hello
 
 .PHONY: clean
 clean: ## Remove build output
-	rm -rf bin
+	rm -rf bin dist

@@ -44,6 +44,11 @@ const (
 // that has completed, so a reused container does not run it again.
 const markerDir = "/var/lib/loop-devcontainer"
 
+// rootUser is the user loop's own bookkeeping in the container runs as:
+// uid and gid 0, by number, so that it works on images without /etc/passwd
+// (scratch, distroless), where the user name root cannot be resolved.
+const rootUser = "0:0"
+
 // BuildFunc builds img and returns the image reference to run.
 // daemon.DevcontainerBuilder gives loop's builder (context filtered by
 // .dockerignore, tagged by a hash of its inputs).
@@ -223,7 +228,8 @@ func (r *Runner) installFeatures(ctx context.Context, c *Config, base string) (s
 	defer os.RemoveAll(dir)
 
 	var df strings.Builder
-	fmt.Fprintf(&df, "FROM %s\nUSER root\n", base)
+	// uid 0, not the name root: an image without /etc/passwd has no names.
+	fmt.Fprintf(&df, "FROM %s\nUSER %s\n", base, rootUser)
 	containerUser := c.ContainerUser
 	if containerUser == "" && insp.Config != nil {
 		containerUser = insp.Config.User
@@ -492,7 +498,7 @@ func (r *Runner) lifecycle(ctx context.Context, c *Config, insp container.Inspec
 // markers reads the completion markers of the container.
 func (r *Runner) markers(ctx context.Context, id string) (map[string]string, error) {
 	script := `cd ` + markerDir + ` 2>/dev/null || exit 0; for f in *; do [ -f "$f" ] && printf '%s=%s\n' "$f" "$(cat "$f")"; done; exit 0`
-	out, code, err := r.exec(ctx, id, container.ExecOptions{User: "root", Cmd: []string{"/bin/sh", "-c", script}}, nil, nil)
+	out, code, err := r.exec(ctx, id, container.ExecOptions{User: rootUser, Cmd: []string{"/bin/sh", "-c", script}}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read lifecycle markers: %w", err)
 	}
@@ -509,7 +515,7 @@ func (r *Runner) markers(ctx context.Context, id string) (map[string]string, err
 }
 
 func (r *Runner) mark(ctx context.Context, id, name, value string) error {
-	out, code, err := r.exec(ctx, id, container.ExecOptions{User: "root", Cmd: []string{
+	out, code, err := r.exec(ctx, id, container.ExecOptions{User: rootUser, Cmd: []string{
 		"/bin/sh", "-c", `mkdir -p "$1" && printf '%s' "$3" > "$1/$2"`, "-", markerDir, name, value,
 	}}, nil, nil)
 	if err == nil && code != 0 {

@@ -361,3 +361,64 @@ func TestHostPathMappingInsideDevContainer(t *testing.T) {
 }
 
 const hostpathOff = "LOOP_HOST_PATH_MAPPING=off"
+
+// An image without /etc/passwd (scratch plus a static busybox) has no user
+// names: loop's own bookkeeping in the container (lifecycle markers, the
+// Features build) runs as uid 0, which works there, not as the name root.
+func TestUpImageWithoutPasswd(t *testing.T) {
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skipf("no static busybox to build the image from (install busybox-static): %v", err)
+	}
+	ref := testenv.BuildImage(t, "loop-test/nopasswd:latest", map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY busybox /bin/busybox\n" +
+			"RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nENV PATH=/bin\nCMD [\"/bin/sh\"]\n"),
+		"busybox": bb,
+	})
+	feature := map[string]string{
+		".devcontainer/hello/devcontainer-feature.json": `{"id": "hello", "version": "1.0.0"}`,
+		".devcontainer/hello/install.sh":                "#!/bin/sh\nset -e\necho feature > /feature\n",
+	}
+	for _, tc := range []struct {
+		name, features, want string
+	}{
+		{"image", "", "onCreate\npostStart\n"},
+		{"features", `"features": {"./hello": {}},`, "feature\nonCreate\npostStart\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			ws := t.TempDir()
+			writeFiles(t, ws, map[string]string{".devcontainer/devcontainer.json": `{
+	"image": "` + ref + `",` + tc.features + `
+	"onCreateCommand": "echo onCreate >> /order",
+	"postStartCommand": "echo postStart >> /order",
+}`})
+			if tc.features != "" {
+				writeFiles(t, ws, feature)
+			}
+			r, c, out := setup(t, ws)
+			cli := testenv.Docker(t)
+			t.Cleanup(func() {
+				_, _ = r.Down(context.Background(), c)
+				ref := "loop-devcontainer/" + devcontainer.ID(c.LocalWorkspaceFolder, c.Path) + "-features"
+				imgs, _ := cli.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", ref))})
+				for _, img := range imgs {
+					for _, tag := range img.RepoTags {
+						_, _ = cli.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true})
+					}
+				}
+			})
+			if _, err := r.Up(ctx, c); err != nil {
+				t.Fatalf("up: %v\n%s", err, out)
+			}
+			// Reused: the markers are read, and onCreate does not run again.
+			if res, err := r.Up(ctx, c); err != nil || res.Created {
+				t.Fatalf("second up: %+v, %v\n%s", res, err, out)
+			}
+			got := execOut(t, r, c, "sh", "-c", `test -e /etc/passwd && echo has-passwd; cat /feature /order 2>/dev/null; true`)
+			if got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -16,14 +16,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/loop-dev/loop/internal/agentwire"
 )
 
-// The cross-compiled agents land in bin/ (build output, not committed).
-//go:generate go run ./agentbuild/gen -o bin
+// The agents are committed in prebuilt/ so that `go build` and `go install`
+// need no generate step; `make agent` rewrites them from cmd/loop-agent and
+// `make check-agent` verifies they match their sources (see agentbuild).
+//go:generate go run ./agentbuild/gen -o prebuilt
 
-//go:embed bin
+//go:embed prebuilt
 var binFS embed.FS
 
 // Path is where Install puts the agent inside a container.
@@ -114,12 +117,25 @@ func Binary(arch string) ([]byte, error) {
 		}
 		return b, nil
 	}
-	b, err := binFS.ReadFile("bin/" + name)
+	b, err := binFS.ReadFile("prebuilt/" + name)
 	if err != nil {
-		return nil, fmt.Errorf("%w for linux/%s: this loop was built without %s; run `go generate ./daemon/internal/agent` (make agent) and rebuild, or set $%s",
-			ErrNoBinary, arch, name, DirEnv)
+		return nil, fmt.Errorf("%w for linux/%s: loop embeds agents for %s only; set $%s to a directory holding %s",
+			ErrNoBinary, arch, strings.Join(Arches(), ", "), DirEnv, name)
 	}
 	return b, nil
+}
+
+// Arches lists the architectures of the agents embedded in this binary
+// (linux/ARCH), sorted.
+func Arches() []string {
+	entries, _ := binFS.ReadDir("prebuilt")
+	var arches []string
+	for _, e := range entries {
+		if a, ok := strings.CutPrefix(e.Name(), "loop-agent-linux-"); ok {
+			arches = append(arches, a)
+		}
+	}
+	return arches
 }
 
 func sha256Hex(b []byte) string {

@@ -1,5 +1,7 @@
-// Command gen cross-compiles the sync agent for every architecture loop
-// embeds. `go generate ./daemon/internal/agent` runs it.
+// Command gen builds the sync agent for every architecture loop embeds.
+// `go generate ./daemon/internal/agent` (make agent) runs it with -o to
+// rewrite the committed agents; make check-agent runs it with -check to
+// verify, byte for byte, that they are what the current sources build.
 package main
 
 import (
@@ -11,9 +13,19 @@ import (
 )
 
 func main() {
-	out := flag.String("o", "bin", "output directory")
+	out := flag.String("o", "", "write the agents into this directory")
+	check := flag.String("check", "", "rebuild the agents and compare them with those in this directory")
 	flag.Parse()
-	if err := agentbuild.Build(*out, "amd64", "arm64"); err != nil {
+	var err error
+	switch {
+	case *check != "" && *out == "":
+		err = agentbuild.Check(*check)
+	case *out != "" && *check == "":
+		err = agentbuild.Generate(*out)
+	default:
+		err = fmt.Errorf("gen: give one of -o DIR or -check DIR")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
