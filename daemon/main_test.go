@@ -11,8 +11,8 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/agent/agentbuild"
 )
 
-// TestMain builds the sync agent for the tests when the binary under test
-// was built without it (plain `go test`, no `make agent`).
+// TestMain builds the sync agent from the sources in the tree for the tests
+// (the committed, embedded ones lag behind a source change until `make agent`).
 func TestMain(m *testing.M) {
 	// client-go reports retries through klog on stderr; cmd/loop silences it for the
 	// program, the tests do it for the daemons they run in process.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -73,10 +74,19 @@ func TestBinary(t *testing.T) {
 	if _, err := Binary("s390x"); !errors.Is(err, ErrNoBinary) {
 		t.Errorf("Binary(s390x) = %v, want ErrNoBinary", err)
 	}
+	// The committed agents are embedded: a clean checkout's go build has them.
 	t.Setenv(DirEnv, "")
+	if got := Arches(); !slices.Equal(got, []string{"amd64", "arm64"}) {
+		t.Errorf("embedded agents for %v, want amd64 and arm64", got)
+	}
+	for _, arch := range []string{"amd64", "x86_64", "arm64", "aarch64"} {
+		if b, err := Binary(arch); err != nil || !bytes.HasPrefix(b, []byte("\x7fELF")) {
+			t.Errorf("embedded agent for %s: %v (ELF: %v)", arch, err, bytes.HasPrefix(b, []byte("\x7fELF")))
+		}
+	}
 	_, err = Binary("riscv64")
-	if !errors.Is(err, ErrNoBinary) || !strings.Contains(err.Error(), "go generate") {
-		t.Errorf("embedded miss = %v, want ErrNoBinary saying how to build", err)
+	if !errors.Is(err, ErrNoBinary) || !strings.Contains(err.Error(), "amd64, arm64") || !strings.Contains(err.Error(), DirEnv) {
+		t.Errorf("embedded miss = %v, want ErrNoBinary naming the embedded arches and $%s", err, DirEnv)
 	}
 }
 
