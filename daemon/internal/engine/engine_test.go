@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -52,7 +53,9 @@ type project struct {
 	// read before the load waits at loadGate.
 	declared map[*model.Config][]string
 	events   []api.Event
-	changed  chan struct{}
+	// removed lists Remove calls, with whether the runtime had closed first.
+	removed []string
+	changed chan struct{}
 	// runtimes by resource name, newest last.
 	rts map[string][]*fakeRuntime
 	// updateHook runs inside every update, on the supervisor's goroutine.
@@ -128,6 +131,20 @@ func (p *project) Load(_ context.Context, cfg *model.Config) (Loaded, error) {
 			p.mu.Unlock()
 			p.notify()
 			return rt
+		}
+		r.Remove = func(context.Context, io.Writer) {
+			p.mu.Lock()
+			closed := "open"
+			if rs := p.rts[d.name]; len(rs) > 0 {
+				select {
+				case <-rs[len(rs)-1].closed:
+					closed = "closed"
+				default:
+				}
+			}
+			p.removed = append(p.removed, d.name+" "+closed)
+			p.mu.Unlock()
+			p.notify()
 		}
 		out.Resources = append(out.Resources, r)
 	}
@@ -554,13 +571,19 @@ func TestReplacedDefinitionOpensAfterOldCloses(t *testing.T) {
 func TestRemovedResourceIsRemoved(t *testing.T) {
 	p := newProject(t, ModeUp, fakeDef{name: "a"}, fakeDef{name: "b"})
 	p.waitPhase("b", api.PhaseReady)
-	rb := p.runtime("b")
+	p.writeTiltfile("broken\n")
+	p.waitFor("the config error", func() bool {
+		ev := p.events[len(p.events)-1]
+		return ev.Kind == api.EventConfig && ev.Text != ""
+	})
 	p.setDefs(fakeDef{name: "a"})
 	p.writeTiltfile("# v2\n")
-	select {
-	case <-rb.closed:
-	case <-time.After(15 * time.Second):
-		t.Fatal("a removed resource's runtime was not closed")
+	// Removed once, after its runtime closed; the broken load removed nothing.
+	p.waitFor("b's removal", func() bool { return len(p.removed) > 0 })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if strings.Join(p.removed, ",") != "b closed" {
+		t.Fatalf("removals %q, want [b closed]", p.removed)
 	}
 }
 
