@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/compose"
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/kube"
@@ -140,7 +141,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 // kinds are the kinds of resources a project has, in the order the engine
 // loads them. cli may be nil for Load alone.
 func kinds(cli *client.Client, env []string, mapPath func(string) string) []engine.Kind {
-	return []engine.Kind{localres.Kind{}, compose.NewKind(cli, env, mapPath), kube.NewKind(cli)}
+	b := build.New(cli) // one builder for every kind's images
+	return []engine.Kind{localres.Kind{}, compose.NewKind(cli, b, env, mapPath), kube.NewKind(cli, b)}
 }
 
 // Resources assembles cfg into the resources `loop up` would run, as the

@@ -31,12 +31,13 @@ type Kind struct {
 	Env []string
 }
 
-// NewKind returns the Compose kind on one Docker engine. mapPath turns a
-// local path into the engine's for bind mounts (nil: identity).
-func NewKind(cli *client.Client, env []string, mapPath func(string) string) *Kind {
+// NewKind returns the Compose kind on one Docker engine, building with b
+// (shared with the other kinds). mapPath turns a local path into the
+// engine's for bind mounts (nil: identity).
+func NewKind(cli *client.Client, b *build.Builder, env []string, mapPath func(string) string) *Kind {
 	ctl := New(cli)
 	ctl.MapPath = mapPath
-	return &Kind{Docker: cli, Builder: build.New(cli), Ctl: ctl, Env: env}
+	return &Kind{Docker: cli, Builder: b, Ctl: ctl, Env: env}
 }
 
 // Load reads every compose project of the config (a worker's job: it reads files).

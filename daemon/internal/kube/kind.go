@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -45,10 +44,11 @@ type Kind struct {
 	connKey string
 }
 
-// NewKind returns the Kubernetes kind; it connects to the current kube
-// context when a resource first deploys.
-func NewKind(cli *client.Client) *Kind {
-	return &Kind{Docker: cli, Builder: build.New(cli)}
+// NewKind returns the Kubernetes kind, building with b (shared with the
+// other kinds); it connects to the current kube context when a resource
+// first deploys.
+func NewKind(cli *client.Client, b *build.Builder) *Kind {
+	return &Kind{Docker: cli, Builder: b}
 }
 
 // connect returns the cluster connection, made on first use for these allowed
@@ -59,9 +59,6 @@ func (k *Kind) connect(allowed []string) (*Deployer, error) {
 	key := strings.Join(allowed, "\x00")
 	if k.conn != nil && k.connKey == key {
 		return k.conn, nil
-	}
-	if k.Docker == nil {
-		return nil, errors.New("connect to kubernetes: no Docker engine to build images with")
 	}
 	d, err := Connect(allowed, k.Docker)
 	if err != nil {
