@@ -70,8 +70,11 @@ func (d *Daemon) Serve(ctx context.Context, so ServeOptions) error {
 	if so.Prometheus == nil {
 		so.Prometheus = d.lazyMetrics(func(m *metrics.Store) http.Handler { return m.PrometheusHandler() })
 	}
+	// POST /v1/stop ends Run as Ctrl-C would.
+	ctx, stopRun := context.WithCancel(ctx)
+	defer stopRun()
 	srv, err := server.Listen(server.Options{
-		Socket: sock, Listen: so.Listen, TokenFile: tok, Control: d, UnknownResource: ErrUnknownResource,
+		Socket: sock, Listen: so.Listen, TokenFile: tok, Control: d, UnknownResource: ErrUnknownResource, Stop: stopRun,
 		Info:     server.Info{Project: filepath.Base(filepath.Dir(abs)), Tiltfile: abs, Docker: docker},
 		LogLines: so.LogLines, Metrics: so.Metrics, Prometheus: so.Prometheus,
 	})

@@ -66,6 +66,8 @@ type DockerAPI interface {
 	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 	ImageInspect(ctx context.Context, ref string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImagePull(ctx context.Context, ref string, options image.PullOptions) (io.ReadCloser, error)
+	CopyToContainer(ctx context.Context, id, dstPath string, content io.Reader, options container.CopyToContainerOptions) error
+	ContainerStatPath(ctx context.Context, id, path string) (container.PathStat, error)
 }
 
 var _ DockerAPI = (*client.Client)(nil)
@@ -723,8 +725,10 @@ func (r *Runner) Exec(ctx context.Context, c *Config, argv []string, stdin io.Re
 	return code, err
 }
 
-// Down removes the dev container(s) of c with their anonymous volumes. It
-// returns how many it removed (0 when there was none).
+// Down removes the dev container(s) of c with their anonymous volumes. A
+// loop that StartLoop runs there is stopped first with `loop down`, so what
+// it started goes too. It returns how many containers it removed (0 when
+// there was none).
 func (r *Runner) Down(ctx context.Context, c *Config) (int, error) {
 	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(
 		filters.Arg("label", LabelLocalFolder+"="+c.LocalWorkspaceFolder),
@@ -734,6 +738,13 @@ func (r *Runner) Down(ctx context.Context, c *Config) (int, error) {
 		return 0, fmt.Errorf("list dev containers of %s: %w", c.LocalWorkspaceFolder, err)
 	}
 	for _, ctr := range list {
+		if ctr.State == container.StateRunning {
+			// The container goes either way; what that loop started may
+			// then be left, and the warning says so.
+			if err := r.stopLoop(ctx, c, ctr.ID); err != nil {
+				fmt.Fprintf(r.Out, "warning: %v; what it started may still run (remove it with `loop down` in the workspace)\n", err)
+			}
+		}
 		if err := r.cli.ContainerRemove(ctx, ctr.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !cerrdefs.IsNotFound(err) {
 			return 0, fmt.Errorf("remove dev container %s: %w", shortID(ctr.ID), err)
 		}

@@ -56,11 +56,21 @@ func newDevcontainerCmd() *cobra.Command {
 
 func newDevcontainerUpCmd() *cobra.Command {
 	var f devcontainerFlags
+	var up bool
 	cmd := &cobra.Command{
-		Use:   "up [--workspace-folder DIR] [--config PATH]",
-		Short: "Create (or reuse) the dev container and run its lifecycle commands",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "up [--workspace-folder DIR] [--config PATH] [--up [-- UP-ARGS]]",
+		Short: "Create (or reuse) the dev container and run its lifecycle commands (--up: and start loop up inside it)",
+		Long: `Create (or reuse) the dev container and run its lifecycle commands.
+
+With --up, loop then copies itself into the container and starts ` + "`loop up --detach`" + `
+there (arguments after -- go to it), in the workspace folder as the remote user,
+and returns once that loop answers; ` + "`loop devcontainer down`" + ` stops it with
+` + "`loop down`" + ` before removing the container. An image that has loop installed can
+run ` + "`loop up --detach`" + ` from postStartCommand instead.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 && !up {
+				return usageError{fmt.Errorf("unexpected arguments %q (arguments after -- go to loop up, with --up)", args)}
+			}
 			r, cfg, done, err := f.runner(cmd)
 			if err != nil {
 				return err
@@ -76,10 +86,19 @@ func newDevcontainerUpCmd() *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "dev container %s %s (image %s, workspace %s, user %q)\n",
 				res.ContainerID[:12], state, res.Image, res.WorkspaceFolder, res.RemoteUser)
-			return nil
+			if !up {
+				return nil
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find loop's own binary: %w", err)
+			}
+			r.Out = cmd.OutOrStdout()
+			return r.StartLoop(cmd.Context(), cfg, self, args)
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().BoolVar(&up, "up", false, "then start `loop up --detach` inside the container and wait until it answers")
 	return cmd
 }
 

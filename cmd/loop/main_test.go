@@ -50,7 +50,13 @@ func TestMain(m *testing.M) {
 
 func runLoop(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(loopBin, args...)
+	return runBin(t, loopBin, dir, args...)
+}
+
+// runBin runs the loop binary bin in dir.
+func runBin(t *testing.T, bin, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e

@@ -17,15 +17,33 @@ import (
 
 func newUpCmd() *cobra.Command {
 	var pf projectFlags
-	var headlessFlag bool
+	var headlessFlag, detachFlag bool
 	var listen string
 	cmd := &cobra.Command{
-		Use:   "up [-f Tiltfile] [--headless] [--listen 127.0.0.1:PORT] [RESOURCE...] [-- ARGS]",
+		Use:   "up [-f Tiltfile] [--headless|--detach] [--listen 127.0.0.1:PORT] [RESOURCE...] [-- ARGS]",
 		Short: "Build and start the project, then live-update or rebuild on every save, with the terminal UI (Ctrl-C stops)",
+		Long: `Build and start the project, then live-update or rebuild on every save.
+
+With the terminal UI by default (q or Ctrl-C stops loop; what it started keeps
+running until ` + "`loop down`" + `). --headless logs events as lines on stdout instead.
+--detach starts the same daemon in the background and returns once its API
+answers (at once when one already runs for the project), for scripts and
+dev container lifecycle commands; it logs to daemon.log in the project's state
+directory, ` + "`loop ui`" + ` attaches to it and ` + "`loop down`" + ` stops it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			only, tiltArgs := splitArgs(cmd, args)
+			if detachFlag && !detachedChild() {
+				if headlessFlag {
+					return usageError{errors.New("--detach and --headless do not go together: a detached daemon logs to its state directory")}
+				}
+				path, err := pf.tiltfilePath()
+				if err != nil {
+					return err
+				}
+				return detach(cmd.Context(), path, cmd.OutOrStdout(), time.Minute)
+			}
 			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only}
-			if headlessFlag {
+			if headlessFlag || detachedChild() {
 				o.Sink = newHeadless(cmd.OutOrStdout()).event
 				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
 			}
@@ -34,6 +52,7 @@ func newUpCmd() *cobra.Command {
 	}
 	pf.register(cmd)
 	cmd.Flags().BoolVar(&headlessFlag, "headless", false, "log events and resource output as lines on stdout instead of the terminal UI")
+	cmd.Flags().BoolVar(&detachFlag, "detach", false, "run in the background and return once the daemon's API answers (`loop down` stops it)")
 	cmd.Flags().StringVar(&listen, "listen", "", "also serve the API on this loopback TCP address (127.0.0.1:PORT); needs the token file")
 	return cmd
 }
@@ -123,9 +142,17 @@ func newDownCmd() *cobra.Command {
 	var volumes bool
 	cmd := &cobra.Command{
 		Use:   "down [-f Tiltfile] [--volumes] [-- ARGS]",
-		Short: "Remove the containers and networks `loop up` created (and named volumes with --volumes)",
+		Short: "Stop a running `loop up` of the project, then remove the containers and networks it created (and named volumes with --volumes)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, tiltArgs := splitArgs(cmd, args)
+			// A daemon left running would start again what down removes.
+			path, err := pf.tiltfilePath()
+			if err != nil {
+				return err
+			}
+			if _, err := stopRunning(cmd.Context(), path, cmd.OutOrStdout()); err != nil {
+				return err
+			}
 			h := newHeadless(cmd.OutOrStdout())
 			return daemon.Down(cmd.Context(), daemon.Options{
 				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Sink: h.event,

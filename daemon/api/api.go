@@ -142,6 +142,8 @@ type Snapshot struct {
 	Docker   string    `json:"docker,omitempty"`
 	Kube     string    `json:"kube_context,omitempty"`
 	Started  time.Time `json:"started"`
+	// PID is the daemon's process ID.
+	PID int `json:"pid,omitempty"`
 	// ConfigError is the last Tiltfile load error (with path:line:col), if any.
 	ConfigError string           `json:"config_error,omitempty"`
 	Resources   []ResourceStatus `json:"resources"`

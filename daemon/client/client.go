@@ -160,6 +160,28 @@ func (c *Client) SetEnabled(ctx context.Context, name string, on bool) error {
 	return c.post(ctx, "/v1/resources/"+url.PathEscape(name)+"/"+verb)
 }
 
+// Stop asks the daemon to end, as Ctrl-C does: what it started keeps running.
+// It returns once the daemon has accepted; WaitGone waits for it to be gone.
+func (c *Client) Stop(ctx context.Context) error {
+	return c.post(ctx, "/v1/stop")
+}
+
+// WaitGone polls until the daemon no longer answers, or ctx is done.
+func (c *Client) WaitGone(ctx context.Context) error {
+	t := time.NewTicker(25 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if _, err := c.State(ctx, 0); errors.Is(err, ErrUnavailable) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the daemon to stop: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
 func (c *Client) post(ctx context.Context, path string) error {
 	resp, err := c.do(ctx, http.MethodPost, path, nil)
 	if err != nil {

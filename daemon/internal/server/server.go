@@ -70,6 +70,10 @@ type Options struct {
 	// Metrics serves /v1/metrics and Prometheus serves /metrics when set.
 	Metrics    http.Handler
 	Prometheus http.Handler
+	// Stop asks the daemon to end, as Ctrl-C does (what it started keeps
+	// running); POST /v1/stop calls it. Nil means the daemon cannot be stopped
+	// through the API.
+	Stop func()
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -194,12 +198,27 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /v1/resources/{name}/trigger", s.handleControl)
 	mux.HandleFunc("POST /v1/resources/{name}/enable", s.handleControl)
 	mux.HandleFunc("POST /v1/resources/{name}/disable", s.handleControl)
+	mux.HandleFunc("POST /v1/stop", s.handleStop)
 	mux.Handle("/v1/metrics", orNotFound(s.o.Metrics, "metrics are not available in this daemon"))
 	mux.Handle("/metrics", orNotFound(s.o.Prometheus, "metrics are not available in this daemon"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// handleStop answers first, then stops the daemon: the reply must not race the
+// listener's close.
+func (s *Server) handleStop(w http.ResponseWriter, _ *http.Request) {
+	if s.o.Stop == nil {
+		writeError(w, http.StatusServiceUnavailable, "this daemon cannot be stopped through its API")
+		return
+	}
+	writeJSON(w, http.StatusAccepted, struct{}{})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.o.Stop()
 }
 
 func orNotFound(h http.Handler, msg string) http.Handler {
@@ -224,6 +243,7 @@ func (s *Server) snapshot(logTail int) api.Snapshot {
 	snap.Instance = s.instance
 	snap.Project, snap.Tiltfile, snap.Docker, snap.Kube = s.o.Info.Project, s.o.Info.Tiltfile, s.o.Info.Docker, s.o.Info.Kube
 	snap.Started = s.started
+	snap.PID = os.Getpid()
 	return snap
 }
 
