@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -32,7 +33,10 @@ dev container lifecycle commands; it logs to daemon.log in the project's state
 directory, ` + "`loop ui`" + ` attaches to it and ` + "`loop down`" + ` stops it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			only, tiltArgs := splitArgs(cmd, args)
-			if detachFlag && !detachedChild() {
+			child := detachedChild()
+			// Not passed on to the commands the daemon runs.
+			_ = os.Unsetenv(detachedEnv)
+			if detachFlag && !child {
 				if headlessFlag {
 					return usageError{errors.New("--detach and --headless do not go together: a detached daemon logs to its state directory")}
 				}
@@ -43,7 +47,7 @@ directory, ` + "`loop ui`" + ` attaches to it and ` + "`loop down`" + ` stops it
 				return detach(cmd.Context(), path, cmd.OutOrStdout(), time.Minute)
 			}
 			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only}
-			if headlessFlag || detachedChild() {
+			if headlessFlag || child {
 				o.Sink = newHeadless(cmd.OutOrStdout()).event
 				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
 			}
