@@ -187,7 +187,32 @@ func applyIgnore(o *unstructured.Unstructured, rules []ignoreRule) (*unstructure
 	if err := utiljson.Unmarshal(doc, &m); err != nil {
 		return nil, fmt.Errorf("decode %s: %w", Key(o), err)
 	}
+	// A list or map emptied by a removal is as good as absent (the other side often
+	// never had it).
+	dropEmpty(m)
 	return &unstructured.Unstructured{Object: m}, nil
+}
+
+// dropEmpty removes empty lists and maps from m, depth first.
+func dropEmpty(m map[string]any) {
+	for k, v := range m {
+		switch x := v.(type) {
+		case map[string]any:
+			dropEmpty(x)
+			if len(x) == 0 {
+				delete(m, k)
+			}
+		case []any:
+			for _, e := range x {
+				if em, ok := e.(map[string]any); ok {
+					dropEmpty(em)
+				}
+			}
+			if len(x) == 0 {
+				delete(m, k)
+			}
+		}
+	}
 }
 
 func runJQ(code *gojq.Code, doc []byte) ([]byte, error) {
