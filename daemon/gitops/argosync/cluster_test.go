@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -167,7 +168,7 @@ metadata: {name: keep, annotations: {argocd.argoproj.io/sync-options: Prune=fals
 		t.Errorf("steps %v lack the prune of b", res.Steps)
 	}
 	// loop down deletes what is left.
-	deleted, err := s.Down(ctx, "drift")
+	deleted, err := s.Down(ctx, "drift", model.ArgoSync{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -823,7 +824,7 @@ metadata: {name: old}
 		t.Errorf("prune deleted what the cluster made or its owners: %v", uids)
 	}
 
-	deleted, err := s.Down(ctx, "shop")
+	deleted, err := s.Down(ctx, "shop", model.ArgoSync{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,7 +65,7 @@ func TestCreateNamespace(t *testing.T) {
 	if res, err := s.Sync(ctx, nil, opts); err != nil || !res.Succeeded || !hasStep(res.Steps, "prune", "/a") {
 		t.Fatalf("pruning sync: %v %+v, want a pruned", err, res)
 	}
-	if deleted, err := s.Down(ctx, "createns"); err != nil || len(deleted) != 0 {
+	if deleted, err := s.Down(ctx, "createns", model.ArgoSync{}); err != nil || len(deleted) != 0 {
 		t.Fatalf("down: %v %v, want nothing left to delete", deleted, err)
 	}
 	live, err = nsRes.Get(ctx, ns, metav1.GetOptions{})

@@ -176,16 +176,21 @@ func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstru
 }
 
 // Down deletes every object loop applied for the app, except those annotated
-// loop.dev/keep: "true" and those whose argocd.argoproj.io/sync-options say Delete=false
-// or Delete=confirm. It returns the keys it deleted.
-func (s *Syncer) Down(ctx context.Context, app string) ([]string, error) {
+// loop.dev/keep: "true" and those whose Delete sync option (the object's
+// argocd.argoproj.io/sync-options, else the app's p) is false or confirm. It returns
+// the keys it deleted.
+func (s *Syncer) Down(ctx context.Context, app string, p model.ArgoSync) ([]string, error) {
+	pol, err := compilePolicy(p)
+	if err != nil {
+		return nil, fmt.Errorf("down %s: %w", app, err)
+	}
 	live, err := s.Tracked(ctx, app)
 	if err != nil {
 		return nil, err
 	}
 	var deleted []string
 	for _, l := range live {
-		if d := (&policy{}).opt(l, model.OptDelete); l.GetAnnotations()[AnnKeep] == "true" || d == "false" || d == "confirm" {
+		if d := pol.opt(l, model.OptDelete); l.GetAnnotations()[AnnKeep] == "true" || d == "false" || d == "confirm" {
 			continue
 		}
 		ri, err := s.resource(l)

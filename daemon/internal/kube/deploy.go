@@ -187,23 +187,10 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 	return res.Drifted, healed, nil
 }
 
-// Remove deletes what Deploy applied for one resource.
-func (d *Deployer) Remove(ctx context.Context, resource string) ([]string, error) {
-	return d.syncer.Down(ctx, AppName(resource))
-}
-
-// Down deletes what Deploy applied for each resource (objects annotated to be kept
-// stay) and returns the keys it deleted.
-func (d *Deployer) Down(ctx context.Context, resources []string) ([]string, error) {
-	var all []string
-	for _, r := range resources {
-		keys, err := d.syncer.Down(ctx, AppName(r))
-		all = append(all, keys...)
-		if err != nil {
-			return all, err
-		}
-	}
-	return all, nil
+// Remove deletes what Deploy applied for one resource (objects annotated to be kept, or
+// whose Delete sync option is false or confirm, stay) and returns the keys it deleted.
+func (d *Deployer) Remove(ctx context.Context, resource string, pol AppPolicy) ([]string, error) {
+	return d.syncer.Down(ctx, AppName(resource), pol.Sync)
 }
 
 // LoadImages gets images into every node of a kind cluster the way `kind load

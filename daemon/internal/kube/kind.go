@@ -448,7 +448,7 @@ func (d *definition) remove(ctx context.Context, logs io.Writer) {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
 		return
 	}
-	keys, err := k.Remove(ctx, d.name)
+	keys, err := k.Remove(ctx, d.name, d.policy)
 	for _, key := range keys {
 		fmt.Fprintf(logs, "%s left the config: deleted %s\n", d.name, key)
 	}
