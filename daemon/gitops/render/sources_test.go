@@ -26,7 +26,7 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 func TestMultiSourceFromWorkTree(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		".git/config": "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@github.com:Example/Shop.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
+		".git/config":                     "[core]\n\tbare = false\n[remote \"origin\"]\n\turl = git@github.com:Example/Shop.git\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n",
 		"charts/web/Chart.yaml":           "apiVersion: v2\nname: web\nversion: 0.1.0\n",
 		"charts/web/values.yaml":          "greeting: hello\n",
 		"charts/web/templates/cm.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web}\ndata: {greeting: {{ .Values.greeting | quote }}}\n",
