@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch"
@@ -254,7 +255,7 @@ func dropManaged(live, desired *unstructured.Unstructured, managers []string) (*
 	}
 	changed := false
 	for _, mf := range live.GetManagedFields() {
-		if !containsString(managers, mf.Manager) || mf.FieldsV1 == nil {
+		if !slices.Contains(managers, mf.Manager) || mf.FieldsV1 == nil {
 			continue
 		}
 		set := &fieldpath.Set{}
@@ -276,15 +277,6 @@ func dropManaged(live, desired *unstructured.Unstructured, managers []string) (*
 		return nil, nil, fmt.Errorf("compare %s: not an object", Key(live))
 	}
 	return &unstructured.Unstructured{Object: l}, &unstructured.Unstructured{Object: d}, nil
-}
-
-func containsString(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // respectIgnored is RespectIgnoreDifferences=true: desired with the ignored fields
