@@ -1,7 +1,6 @@
 package argosync
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -259,7 +258,7 @@ func dropManaged(live, desired *unstructured.Unstructured, managers []string) (*
 			continue
 		}
 		set := &fieldpath.Set{}
-		if err := set.FromJSON(bytes.NewReader(mf.FieldsV1.Raw)); err != nil {
+		if err := set.FromJSON(mf.FieldsV1.GetRawReader()); err != nil {
 			return nil, nil, fmt.Errorf("read the managed fields of %s: %w", Key(live), err)
 		}
 		both := set.Intersection(cmp.Modified.Union(cmp.Added).Union(cmp.Removed))
