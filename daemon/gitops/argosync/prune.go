@@ -178,7 +178,7 @@ func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstru
 // Down deletes every object loop applied for the app, except those annotated
 // loop.dev/keep: "true" and those whose Delete sync option (the object's
 // argocd.argoproj.io/sync-options, else the app's p) is false or confirm. It returns
-// the keys it deleted.
+// the keys it deleted (not those already being deleted).
 func (s *Syncer) Down(ctx context.Context, app string, p model.ArgoSync) ([]string, error) {
 	pol, err := compilePolicy(p)
 	if err != nil {
@@ -190,7 +190,7 @@ func (s *Syncer) Down(ctx context.Context, app string, p model.ArgoSync) ([]stri
 	}
 	var deleted []string
 	for _, l := range live {
-		if d := pol.opt(l, model.OptDelete); l.GetAnnotations()[AnnKeep] == "true" || d == "false" || d == "confirm" {
+		if d := pol.opt(l, model.OptDelete); l.GetAnnotations()[AnnKeep] == "true" || d == "false" || d == "confirm" || l.GetDeletionTimestamp() != nil {
 			continue
 		}
 		ri, err := s.resource(l)
