@@ -322,12 +322,14 @@ func TestSyncOptionsOnCluster(t *testing.T) {
 		t.Fatalf("FailOnSharedResource: %v %+v, want a failure before any step", err, res)
 	}
 
-	// Validate=false: a field the schema does not know is dropped instead of refused.
-	bad := parse(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbogus: 1\n")
+	// Validate=false: a field the schema does not know is dropped instead of refused
+	// (by a replace: server-side apply refuses it whatever the validation, as
+	// kubectl apply --server-side does).
+	bad := parse(t, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, annotations: {argocd.argoproj.io/sync-options: Replace=true}}\nbogus: 1\n")
 	if res, err := s.Sync(ctx, bad, Options{App: "validate", Namespace: ns}); err != nil || res.Succeeded || !strings.Contains(res.Message, "bogus") {
 		t.Fatalf("strict validation: %v %+v, want the unknown field refused", err, res)
 	}
-	bad[0].SetAnnotations(map[string]string{annSyncOptions: "Validate=false"})
+	bad[0].SetAnnotations(map[string]string{annSyncOptions: "Replace=true,Validate=false"})
 	if res, err := s.Sync(ctx, bad, Options{App: "validate", Namespace: ns}); err != nil || !res.Succeeded {
 		t.Fatalf("Validate=false: %v %+v", err, res)
 	}

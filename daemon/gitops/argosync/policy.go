@@ -288,6 +288,8 @@ func (p *policy) respectIgnored(desired, live *unstructured.Unstructured) (*unst
 	if err != nil || normLive == live {
 		return desired, err
 	}
+	// Only the ignored fields are to come from live, never the server's bookkeeping.
+	normLive, live = withoutBookkeeping(normLive), withoutBookkeeping(live)
 	a, err := json.Marshal(normLive.Object)
 	if err != nil {
 		return nil, err
@@ -313,4 +315,13 @@ func (p *policy) respectIgnored(desired, live *unstructured.Unstructured) (*unst
 		return nil, err
 	}
 	return &unstructured.Unstructured{Object: m}, nil
+}
+
+// withoutBookkeeping is a copy of o without what the server keeps in its metadata.
+func withoutBookkeeping(o *unstructured.Unstructured) *unstructured.Unstructured {
+	o = o.DeepCopy()
+	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp", "selfLink"} {
+		unstructured.RemoveNestedField(o.Object, "metadata", f)
+	}
+	return o
 }

@@ -143,8 +143,12 @@ func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstru
 		}
 	}
 	if !last {
-		for _, l := range unwanted(live, desired, &policy{}) {
-			if pol.is(l, model.OptPrune, "confirm") {
+		want := map[string]bool{}
+		for _, d := range desired {
+			want[Key(d)] = true
+		}
+		for _, l := range live {
+			if !want[Key(l)] && l.GetDeletionTimestamp() == nil && pol.is(l, model.OptPrune, "confirm") {
 				res.Steps = append(res.Steps, Step{Action: "prune-needs-confirmation", Key: Key(l), Phase: Sync, Wave: wave(l)})
 			}
 		}

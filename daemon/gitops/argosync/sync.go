@@ -189,8 +189,9 @@ func (s *Syncer) syncOnce(ctx context.Context, objs []*unstructured.Unstructured
 	failed := ""
 	// What the app has live is listed once, for both prune passes: it costs a list per type.
 	var live []*unstructured.Unstructured
-	listed := false
+	listed, pruned := false, false
 	prune := func(last bool) error {
+		pruned = pruned || !last
 		if !listed {
 			var err error
 			if live, err = s.Tracked(ctx, o.App); err != nil {
@@ -215,6 +216,12 @@ func (s *Syncer) syncOnce(ctx context.Context, objs []*unstructured.Unstructured
 				failed = err.Error()
 				break
 			}
+		}
+	}
+	if failed == "" && o.Prune && !pruned {
+		// No Sync-phase wave ran (an app that renders nothing, or only hooks).
+		if err := prune(false); err != nil {
+			failed = err.Error()
 		}
 	}
 	if failed == "" && o.Prune {
