@@ -135,3 +135,21 @@ func TestPolicyOption(t *testing.T) {
 		t.Error("CreateNamespace=true accepted on a resource, where Argo CD does not read it")
 	}
 }
+
+// BenchmarkIgnored: the cost ignoreDifferences adds to one comparison (a pointer and a
+// jq path on a Deployment).
+func BenchmarkIgnored(b *testing.B) {
+	pol, err := compilePolicy(model.ArgoSync{IgnoreDifferences: []model.IgnoreDifference{
+		{Group: "apps", Kind: "Deployment", JSONPointers: []string{"/spec/replicas"}},
+		{Group: "apps", Kind: "Deployment", JQPathExpressions: []string{`.spec.template.spec.initContainers[] | select(.name == "injected")`}},
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	live, desired := deployment("web", 5, "app:1", "injected"), deployment("web", 2, "app:1")
+	for b.Loop() {
+		if _, _, err := pol.ignored(live, desired); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
