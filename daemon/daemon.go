@@ -272,7 +272,11 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		return err
 	}
 	for _, g := range groups {
-		deleted, err := k.Down(ctx, []string{g.Name})
+		var pol kube.AppPolicy
+		if g.App != nil {
+			pol.Sync = g.App.Sync
+		}
+		deleted, err := k.Remove(ctx, g.Name, pol)
 		for _, key := range deleted {
 			if o.Sink != nil {
 				o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: g.Name, Text: "deleted " + key})

@@ -104,9 +104,11 @@ func (d *differ) run(ctx context.Context, apps []*render.App) (*Report, error) {
 	rep := &Report{}
 	desired := map[string]bool{}
 	var owners []string // apps whose earlier applies may have left objects behind
+	policies := map[string]model.ArgoSync{}
 	for _, a := range apps {
 		if a.Tool != render.ToolTiltfile {
 			owners = append(owners, a.Name)
+			policies[a.Name] = a.Sync
 		}
 		for _, obj := range a.Objects {
 			st, err := d.compare(ctx, a, obj)
@@ -143,7 +145,7 @@ func (d *differ) run(ctx context.Context, apps []*render.App) (*Report, error) {
 			return nil, fmt.Errorf("list the objects of app %s: %w", app, err)
 		}
 		for _, l := range live {
-			if desired[argosync.Key(l)] || !argosync.Prunable(l) {
+			if desired[argosync.Key(l)] || !argosync.Prunable(l, policies[app]) {
 				continue
 			}
 			desired[argosync.Key(l)] = true
@@ -167,7 +169,7 @@ func (r *Report) add(od ObjectDiff) {
 // compare asks the cluster about one object; nil means it is a hook. When the live
 // object runs loop-built refs of images the config builds, those refs are desired.
 func (d *differ) compare(ctx context.Context, a *render.App, obj *unstructured.Unstructured) (*argosync.ObjectStatus, error) {
-	o := argosync.Options{App: a.Name, Namespace: a.Namespace}
+	o := argosync.Options{App: a.Name, Namespace: a.Namespace, Policy: a.Sync}
 	sts, err := d.s.Compare(ctx, []*unstructured.Unstructured{obj}, o)
 	if err != nil || len(sts) == 0 {
 		return nil, err

@@ -268,8 +268,11 @@ type ArgoApp struct {
 	// RepoRoot is the absolute directory that spec.source.path is relative to
 	// (the Git work tree of the manifest unless argocd_app(repo_root=) says otherwise).
 	RepoRoot string `json:"repo_root"`
-	// Path is spec.source.path.
+	// Path is spec.source.path (a multi-source app's: its first source's with a path).
 	Path string `json:"path"`
+	// Sources are, for a multi-source app, the paths of its sources and the
+	// directories of the value files they take from one another, relative to RepoRoot.
+	Sources []string `json:"sources,omitempty"`
 	// Namespace is spec.destination.namespace.
 	Namespace string `json:"namespace,omitempty"`
 	// Prune and SelfHeal are spec.syncPolicy.automated.prune and .selfHeal.

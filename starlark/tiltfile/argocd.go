@@ -2,6 +2,7 @@ package tiltfile
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/pathrule"
 )
@@ -36,6 +38,9 @@ func (l *loader) argocdApp(thread *starlark.Thread, b *starlark.Builtin, args st
 			return nil, errorf(b, "%s", l.docErr(d, err))
 		}
 		app.Manifest, app.RepoRoot, app.Pos = d.file, root, p
+		for _, note := range argoNotes(d) {
+			l.warn(p, note)
+		}
 		if prev := l.argoAppNamed(app.Name, apps); prev != nil {
 			return nil, errorf(b, "%s: an Application named %q is already declared (%s)", l.docPos(d, d.root), app.Name, l.display(prev.Manifest))
 		}
@@ -245,28 +250,64 @@ func argoApplication(d argoDoc, root string) (*model.ArgoApp, error) {
 	if spec == nil || spec.Kind != yaml.MappingNode {
 		return nil, errAt(d.root, "%q has no spec", name)
 	}
-	srcKey, src := childKV(spec, "source")
-	if src == nil {
-		if k, _ := childKV(spec, "sources"); k != nil {
-			return nil, errAt(k, "%q has spec.sources: multi-source Applications are not supported, use spec.source", name)
+	sources := []*yaml.Node{}
+	field := "spec.source"
+	if k, list := childKV(spec, "sources"); k != nil && list != nil && list.Kind == yaml.SequenceNode && len(list.Content) > 0 {
+		// spec.sources wins over spec.source, as in Argo CD.
+		for _, n := range list.Content {
+			sources = append(sources, deref(n))
 		}
-		return nil, errAt(specKey, "%q has no spec.source", name)
+		field = "spec.sources[%d]"
+	} else {
+		srcKey, src := childKV(spec, "source")
+		if src == nil {
+			return nil, errAt(specKey, "%q has no spec.source (nor spec.sources)", name)
+		}
+		if src.Kind != yaml.MappingNode {
+			return nil, errAt(srcKey, "%q: spec.source is not a mapping", name)
+		}
+		sources = append(sources, src)
 	}
-	if src.Kind != yaml.MappingNode {
-		return nil, errAt(srcKey, "%q: spec.source is not a mapping", name)
-	}
-	if chart, _ := scalar(child(src, "chart")); chart != "" {
-		return nil, errAt(child(src, "chart"), "%q: spec.source.chart %q comes from a Helm repository; loop renders spec.source.path from the working tree", name, chart)
-	}
-	if n := child(src, "path"); n != nil {
+	for i, src := range sources {
+		f := field
+		if strings.Contains(f, "%d") {
+			f = fmt.Sprintf(field, i)
+		}
+		if src.Kind != yaml.MappingNode {
+			return nil, errAt(src, "%q: %s is not a mapping", name, f)
+		}
+		if chart, _ := scalar(child(src, "chart")); chart != "" {
+			return nil, errAt(child(src, "chart"), "%q: %s.chart %q comes from a Helm repository; loop renders %s.path from the working tree", name, f, chart, f)
+		}
+		if vf := nodePath(src, "helm", "valueFiles"); vf != nil && vf.Kind == yaml.SequenceNode && f != "spec.source" {
+			for _, v := range vf.Content {
+				// $ref/file: a file from the root of another source (the work tree).
+				if s, _ := scalar(deref(v)); strings.HasPrefix(s, "$") && strings.Contains(s, "/") {
+					_, rel, _ := strings.Cut(s, "/")
+					app.Sources = append(app.Sources, filepath.ToSlash(filepath.Dir(filepath.FromSlash(rel))))
+				}
+			}
+		}
+		n := child(src, "path")
+		if n == nil {
+			continue // a multi-source app's source of value files only
+		}
 		p, ok := scalar(n)
 		if !ok {
-			return nil, errAt(n, "%q: spec.source.path is not a string", name)
+			return nil, errAt(n, "%q: %s.path is not a string", name, f)
 		}
 		if !pathrule.Within(root, filepath.Join(root, filepath.FromSlash(p))) {
-			return nil, errAt(n, "%q: spec.source.path %q leaves the repository root %s", name, p, root)
+			return nil, errAt(n, "%q: %s.path %q leaves the repository root %s", name, f, p, root)
 		}
-		app.Path = p
+		if app.Path == "" && len(app.Sources) == 0 {
+			app.Path = p
+		}
+		if f != "spec.source" {
+			app.Sources = append(app.Sources, p)
+		}
+	}
+	if err := checkSyncPolicy(spec, name); err != nil {
+		return nil, err
 	}
 	if n := nodePath(spec, "destination", "namespace"); n != nil {
 		ns, ok := scalar(n)
@@ -289,6 +330,70 @@ func argoApplication(d argoDoc, root string) (*model.ArgoApp, error) {
 		}
 	}
 	return app, nil
+}
+
+// checkSyncPolicy checks spec.syncPolicy.syncOptions, retry and spec.ignoreDifferences
+// at their lines.
+func checkSyncPolicy(spec *yaml.Node, name string) error {
+	if opts := nodePath(spec, "syncPolicy", "syncOptions"); opts != nil {
+		if opts.Kind != yaml.SequenceNode {
+			return errAt(opts, "%q: syncPolicy.syncOptions is not a list", name)
+		}
+		for _, n := range opts.Content {
+			v, _ := scalar(deref(n))
+			if _, _, err := model.ParseSyncOption(v, true); err != nil {
+				return errAt(n, "%q: syncPolicy.syncOptions: %v", name, err)
+			}
+		}
+	}
+	if r := nodePath(spec, "syncPolicy", "retry"); r != nil && r.Kind != yaml.MappingNode {
+		return errAt(r, "%q: syncPolicy.retry is not a mapping", name)
+	}
+	if ig := child(spec, "ignoreDifferences"); ig != nil {
+		if ig.Kind != yaml.SequenceNode {
+			return errAt(ig, "%q: spec.ignoreDifferences is not a list", name)
+		}
+		for i, n := range ig.Content {
+			var raw any
+			var d model.IgnoreDifference
+			err := deref(n).Decode(&raw)
+			if err == nil {
+				var b []byte
+				if b, err = json.Marshal(raw); err == nil {
+					err = json.Unmarshal(b, &d)
+				}
+			}
+			if err != nil {
+				return errAt(n, "%q: spec.ignoreDifferences[%d]: %v", name, i, err)
+			}
+			if err := render.CheckIgnoreDifference(d); err != nil {
+				return errAt(n, "%q: spec.ignoreDifferences[%d]: %v", name, i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// argoNotes are one-line notes on the sync options of an Application that loop
+// accepts but cannot follow as Argo CD does on a local cluster.
+func argoNotes(d argoDoc) []string {
+	var out []string
+	name, _ := metadataName(d.root)
+	opts := nodePath(d.root, "spec", "syncPolicy", "syncOptions")
+	if opts == nil || opts.Kind != yaml.SequenceNode {
+		return nil
+	}
+	for _, n := range opts.Content {
+		v, _ := scalar(deref(n))
+		opt, val, err := model.ParseSyncOption(v, true)
+		if err != nil {
+			continue
+		}
+		if note := model.SyncOptionNote(opt, val); note != "" {
+			out = append(out, fmt.Sprintf("Application %q: %s: %s", name, v, note))
+		}
+	}
+	return out
 }
 
 // checkAppSet checks an ApplicationSet's shape: a name, a template and generators that

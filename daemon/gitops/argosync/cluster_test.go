@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -157,7 +158,8 @@ metadata: {name: keep, annotations: {argocd.argoproj.io/sync-options: Prune=fals
 	if err != nil || !res.Succeeded {
 		t.Fatalf("prune sync: %v %+v", err, res)
 	}
-	if _, err := cms.Get(ctx, "b", metav1.GetOptions{}); err == nil {
+	// Pruned with foreground propagation, as Argo CD: b may be still going.
+	if live, err := cms.Get(ctx, "b", metav1.GetOptions{}); err == nil && live.GetDeletionTimestamp() == nil {
 		t.Error("b was not pruned")
 	}
 	if _, err := cms.Get(ctx, "keep", metav1.GetOptions{}); err != nil {
@@ -167,7 +169,7 @@ metadata: {name: keep, annotations: {argocd.argoproj.io/sync-options: Prune=fals
 		t.Errorf("steps %v lack the prune of b", res.Steps)
 	}
 	// loop down deletes what is left.
-	deleted, err := s.Down(ctx, "drift")
+	deleted, err := s.Down(ctx, "drift", model.ArgoSync{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -823,7 +825,7 @@ metadata: {name: old}
 		t.Errorf("prune deleted what the cluster made or its owners: %v", uids)
 	}
 
-	deleted, err := s.Down(ctx, "shop")
+	deleted, err := s.Down(ctx, "shop", model.ArgoSync{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,10 +32,15 @@ type ObjectStatus struct {
 }
 
 // Compare reports, per non-hook desired object, whether the live object differs from
-// what a server-side apply of the desired object would produce (status ignored).
+// what a server-side apply of the desired object would produce (status ignored, and the
+// fields o.Policy.IgnoreDifferences names).
 func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured, o Options) ([]ObjectStatus, error) {
 	if o.Namespace == "" {
 		o.Namespace = s.cluster.Namespace
+	}
+	pol, err := compilePolicy(o.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("compare %s: %w", o.App, err)
 	}
 	var out []ObjectStatus
 	crds := crdScopes(objs)
@@ -44,43 +49,58 @@ func (s *Syncer) Compare(ctx context.Context, objs []*unstructured.Unstructured,
 			continue
 		}
 		obj = obj.DeepCopy()
-		if err := s.prepare(obj, o, crds); err != nil {
+		if err := s.prepare(obj, o, pol, crds); err != nil {
 			return nil, err
 		}
-		st := ObjectStatus{Key: Key(obj), Status: OutOfSync}
-		live, err := s.get(ctx, obj)
-		if meta.IsNoMatchError(err) {
-			// Its CRD is not there yet: the object is missing too.
-			err = apierrors.NewNotFound(schema.GroupResource{Group: obj.GroupVersionKind().Group}, obj.GetName())
-		}
-		if err != nil && !apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("read %s: %w", Key(obj), err)
-		}
-		if err == nil {
-			// The dry run's answer depends only on the live object (its
-			// resourceVersion) and the desired one: while neither changed, the
-			// last comparison holds and the server is not asked again.
-			want, rv := fingerprint(obj), live.GetResourceVersion()
-			if c, ok := s.compared(st.Key, rv, want); ok {
-				out = append(out, c)
-				continue
-			}
-			st.Live = normalise(live)
-			dry, err := s.apply(ctx, obj, true)
-			if err != nil {
-				return nil, err
-			}
-			st.Desired = normalise(dry)
-			if reflect.DeepEqual(st.Live.Object, st.Desired.Object) {
-				st.Status = Synced
-			}
-			s.remember(st, rv, want)
-		} else {
-			st.Desired = normalise(obj)
+		st, err := s.compareOne(ctx, obj, pol)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, st)
 	}
 	return out, nil
+}
+
+// compareOne compares one prepared desired object with the cluster.
+func (s *Syncer) compareOne(ctx context.Context, obj *unstructured.Unstructured, pol *policy) (ObjectStatus, error) {
+	st := ObjectStatus{Key: Key(obj), Status: OutOfSync}
+	live, err := s.get(ctx, obj)
+	if meta.IsNoMatchError(err) {
+		// Its CRD is not there yet: the object is missing too.
+		err = apierrors.NewNotFound(schema.GroupResource{Group: obj.GroupVersionKind().Group}, obj.GetName())
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return st, fmt.Errorf("read %s: %w", Key(obj), err)
+	}
+	if err != nil {
+		_, d, err := pol.ignored(nil, obj)
+		if err != nil {
+			return st, err
+		}
+		st.Desired = normalise(d)
+		return st, nil
+	}
+	// The dry run's answer depends only on the live object (its resourceVersion), the
+	// desired one and the ignore rules: while none changed, the last comparison holds
+	// and the server is not asked again.
+	want, rv := fingerprint(obj, pol.key), live.GetResourceVersion()
+	if c, ok := s.compared(st.Key, rv, want); ok {
+		return c, nil
+	}
+	dry, err := s.apply(ctx, obj, pol, true)
+	if err != nil {
+		return st, err
+	}
+	l, d, err := pol.ignored(live, dry)
+	if err != nil {
+		return st, err
+	}
+	st.Live, st.Desired = normalise(l), normalise(d)
+	if reflect.DeepEqual(st.Live.Object, st.Desired.Object) {
+		st.Status = Synced
+	}
+	s.remember(st, rv, want)
+	return st, nil
 }
 
 // normalise drops what the server changes on its own so that live and desired compare.
@@ -107,12 +127,12 @@ type comparison struct {
 // compareKeep bounds the comparisons kept (one per object a daemon follows).
 const compareKeep = 4096
 
-func fingerprint(obj *unstructured.Unstructured) [32]byte {
+func fingerprint(obj *unstructured.Unstructured, rules [32]byte) [32]byte {
 	b, err := json.Marshal(obj.Object)
 	if err != nil {
 		return [32]byte{} // never equal to a real fingerprint's cached twin: see compared
 	}
-	return sha256.Sum256(b)
+	return sha256.Sum256(append(b, rules[:]...))
 }
 
 func (s *Syncer) compared(key, rv string, want [32]byte) (ObjectStatus, bool) {

@@ -123,7 +123,11 @@ func (s *Syncer) drifted(ctx context.Context, objs []*unstructured.Unstructured,
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range unwanted(live, desired) {
+	pol, err := compilePolicy(o.Policy)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range unwanted(live, desired, pol) {
 		out = append(out, Key(l))
 	}
 	return out, nil

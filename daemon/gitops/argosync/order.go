@@ -132,11 +132,6 @@ func wave(o *unstructured.Unstructured) int {
 	return 0
 }
 
-// hasSyncOption reports whether argocd.argoproj.io/sync-options lists opt (e.g. "Prune=false").
-func hasSyncOption(o *unstructured.Unstructured, opt string) bool {
-	return slices.Contains(splitList(o.GetAnnotations()[annSyncOptions]), opt)
-}
-
 // Plan turns rendered objects into ordered tasks the way Argo CD sorts its sync tasks:
 // phase, wave, kind order, name. A hook of several phases becomes one task per phase;
 // Namespaces and CRDs move ahead to the earliest phase and wave of the objects that use them.

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // AnnKeep on an object keeps it through `loop down`.
@@ -93,37 +95,62 @@ func appliedBy(o *unstructured.Unstructured, app string) bool {
 }
 
 // unwanted picks the live objects that desired no longer holds and pruning may delete.
-func unwanted(live, desired []*unstructured.Unstructured) []*unstructured.Unstructured {
+func unwanted(live, desired []*unstructured.Unstructured, pol *policy) []*unstructured.Unstructured {
 	want := map[string]bool{}
 	for _, d := range desired {
 		want[Key(d)] = true
 	}
 	var out []*unstructured.Unstructured
 	for _, l := range live {
-		if !want[Key(l)] && Prunable(l) {
+		if !want[Key(l)] && pol.prunable(l) {
 			out = append(out, l)
 		}
 	}
 	return out
 }
 
-// Prunable says whether a sync that prunes would delete the live object o once it is no
-// longer rendered: not a hook, not Prune=false, not already being deleted.
-func Prunable(o *unstructured.Unstructured) bool {
-	if o.GetDeletionTimestamp() != nil || hasSyncOption(o, "Prune=false") {
+// Prunable says whether a sync that prunes would delete the live object o of an app
+// whose policy is p once it is no longer rendered: not a hook, not Prune=false nor
+// Prune=confirm (on the object, else in p), not already being deleted.
+func Prunable(o *unstructured.Unstructured, p model.ArgoSync) bool {
+	pol, err := compilePolicy(p)
+	if err != nil {
+		pol = &policy{}
+	}
+	return pol.prunable(o)
+}
+
+func (p *policy) prunable(o *unstructured.Unstructured) bool {
+	if o.GetDeletionTimestamp() != nil {
+		return false
+	}
+	if v := p.opt(o, model.OptPrune); v == "false" || v == "confirm" {
 		return false
 	}
 	_, isHook, _ := hookPhases(o)
 	return !isHook
 }
 
-// prune deletes the app's live objects that desired no longer holds, highest wave first;
-// last selects the PruneLast=true ones, which go after everything else.
-func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstructured, last bool, res *Result) error {
+// prune deletes the app's live objects that desired no longer holds, highest wave first,
+// with the PrunePropagationPolicy (foreground unless set); last selects the
+// PruneLast=true ones, which go after everything else. An object marked Prune=confirm
+// is left, with a step saying so (loop cannot ask for the confirmation).
+func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstructured, pol *policy, last bool, res *Result) error {
 	var doomed []*unstructured.Unstructured
-	for _, l := range unwanted(live, desired) {
-		if hasSyncOption(l, "PruneLast=true") == last {
+	for _, l := range unwanted(live, desired, pol) {
+		if pol.is(l, model.OptPruneLast, "true") == last {
 			doomed = append(doomed, l)
+		}
+	}
+	if !last {
+		want := map[string]bool{}
+		for _, d := range desired {
+			want[Key(d)] = true
+		}
+		for _, l := range live {
+			if !want[Key(l)] && l.GetDeletionTimestamp() == nil && pol.is(l, model.OptPrune, "confirm") {
+				res.Steps = append(res.Steps, Step{Action: "prune-needs-confirmation", Key: Key(l), Phase: Sync, Wave: wave(l)})
+			}
 		}
 	}
 	slices.SortStableFunc(doomed, func(a, b *unstructured.Unstructured) int {
@@ -132,12 +159,18 @@ func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstru
 		}
 		return cmp.Compare(kindRank(b.GetKind()), kindRank(a.GetKind()))
 	})
+	prop := metav1.DeletePropagationForeground
+	switch pol.opt(nil, model.OptPrunePropagationPolicy) {
+	case "background":
+		prop = metav1.DeletePropagationBackground
+	case "orphan":
+		prop = metav1.DeletePropagationOrphan
+	}
 	for _, l := range doomed {
 		ri, err := s.resource(l)
 		if err != nil {
 			return err
 		}
-		prop := metav1.DeletePropagationBackground
 		if err := ri.Delete(ctx, l.GetName(), metav1.DeleteOptions{PropagationPolicy: &prop}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("prune %s: %w", Key(l), err)
 		}
@@ -147,15 +180,21 @@ func (s *Syncer) prune(ctx context.Context, live, desired []*unstructured.Unstru
 }
 
 // Down deletes every object loop applied for the app, except those annotated
-// loop.dev/keep: "true". It returns the keys it deleted.
-func (s *Syncer) Down(ctx context.Context, app string) ([]string, error) {
+// loop.dev/keep: "true" and those whose Delete sync option (the object's
+// argocd.argoproj.io/sync-options, else the app's p) is false or confirm. It returns
+// the keys it deleted (not those already being deleted).
+func (s *Syncer) Down(ctx context.Context, app string, p model.ArgoSync) ([]string, error) {
+	pol, err := compilePolicy(p)
+	if err != nil {
+		return nil, fmt.Errorf("down %s: %w", app, err)
+	}
 	live, err := s.Tracked(ctx, app)
 	if err != nil {
 		return nil, err
 	}
 	var deleted []string
 	for _, l := range live {
-		if l.GetAnnotations()[AnnKeep] == "true" {
+		if d := pol.opt(l, model.OptDelete); l.GetAnnotations()[AnnKeep] == "true" || d == "false" || d == "confirm" || l.GetDeletionTimestamp() != nil {
 			continue
 		}
 		ri, err := s.resource(l)

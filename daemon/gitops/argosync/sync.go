@@ -6,9 +6,12 @@ package argosync
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,10 +21,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // Tracking keys loop stamps on everything it applies.
@@ -71,6 +77,11 @@ type Options struct {
 	Revision string
 	// WaveTimeout bounds the wait for one wave's health; default 5 minutes.
 	WaveTimeout time.Duration
+	// Policy is what the Argo CD Application says beyond automated: sync options,
+	// managed namespace metadata, retry, ignoreDifferences.
+	Policy model.ArgoSync
+	// Log, when set, hears each failed attempt of a sync that Policy.Retry retries.
+	Log io.Writer
 }
 
 // Step is one thing a sync did, in order.
@@ -86,15 +97,63 @@ type Result struct {
 	Succeeded bool
 	Message   string
 	Steps     []Step
+	// Attempts counts the syncs run: more than 1 when Policy.Retry retried.
+	Attempts int
 }
 
 // Sync applies objs as one Argo CD sync operation. It returns an error only when the
 // cluster could not be talked to; a failed sync (a Degraded object or hook) is a Result
-// with Succeeded false, after the SyncFail hooks ran.
+// with Succeeded false, after the SyncFail hooks ran. With o.Policy.Retry, a failed sync
+// is run again after the back-off, each failure told to o.Log with its attempt number;
+// the Result is the last attempt's, with every attempt's steps.
 func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o Options) (*Result, error) {
 	if o.App == "" {
 		return nil, errors.New("sync: no app name")
 	}
+	pol, err := compilePolicy(o.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("sync %s: %w", o.App, err)
+	}
+	retry := o.Policy.Retry
+	var steps []Step
+	for attempt := 1; ; attempt++ {
+		res, err := s.syncOnce(ctx, objs, o, pol)
+		if res != nil {
+			steps = append(steps, res.Steps...)
+			res.Steps, res.Attempts = steps, attempt
+		}
+		if retry == nil || ctx.Err() != nil || (err == nil && res.Succeeded) {
+			return res, err
+		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		} else {
+			msg = res.Message
+		}
+		if retry.Limit >= 0 && int64(attempt) > retry.Limit {
+			if o.Log != nil {
+				fmt.Fprintf(o.Log, "sync failed (attempt %d of %d): %s; no retries left\n", attempt, retry.Limit+1, msg)
+			}
+			return res, err
+		}
+		b := Backoff{Initial: retry.Backoff, Factor: float64(retry.Factor), Max: retry.MaxDuration}
+		delay := b.Delay(attempt)
+		if o.Log != nil {
+			of := "unlimited"
+			if retry.Limit >= 0 {
+				of = strconv.FormatInt(retry.Limit+1, 10)
+			}
+			fmt.Fprintf(o.Log, "sync failed (attempt %d of %s): %s; retrying in %s\n", attempt, of, msg, delay)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return res, err
+		}
+	}
+}
+
+// syncOnce is one attempt of Sync.
+func (s *Syncer) syncOnce(ctx context.Context, objs []*unstructured.Unstructured, o Options, pol *policy) (*Result, error) {
 	if o.Namespace == "" {
 		o.Namespace = s.cluster.Namespace
 	}
@@ -108,20 +167,31 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 	crds := crdScopes(objs)
 	for _, obj := range objs {
 		obj = obj.DeepCopy()
-		if err := s.prepare(obj, o, crds); err != nil {
+		if err := s.prepare(obj, o, pol, crds); err != nil {
 			return nil, err
 		}
 		desired = append(desired, obj)
 	}
-	tasks := Plan(desired)
 	res := &Result{}
+	if pol.is(nil, model.OptFailOnSharedResource, "true") {
+		if msg, err := s.shared(ctx, desired, o.App); err != nil || msg != "" {
+			res.Message = msg
+			return res, err
+		}
+	}
+	if err := s.createNamespace(ctx, desired, o, pol, res); err != nil {
+		res.Message = err.Error()
+		return res, nil
+	}
+	tasks := Plan(desired)
 	started := s.Now()
 	var ran []Task // hooks created, for their delete policies
 	failed := ""
 	// What the app has live is listed once, for both prune passes: it costs a list per type.
 	var live []*unstructured.Unstructured
-	listed := false
+	listed, pruned := false, false
 	prune := func(last bool) error {
+		pruned = pruned || !last
 		if !listed {
 			var err error
 			if live, err = s.Tracked(ctx, o.App); err != nil {
@@ -129,10 +199,10 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 			}
 			listed = true
 		}
-		return s.prune(ctx, live, desired, last, res)
+		return s.prune(ctx, live, desired, pol, last, res)
 	}
 	for _, group := range groups(tasks, func(t Task) bool { return t.Phase != SyncFail }) {
-		created, err := s.runGroup(ctx, group, o, started, res)
+		created, err := s.runGroup(ctx, group, o, pol, started, res)
 		ran = append(ran, created...)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -148,6 +218,12 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 			}
 		}
 	}
+	if failed == "" && o.Prune && !pruned {
+		// No Sync-phase wave ran (an app that renders nothing, or only hooks).
+		if err := prune(false); err != nil {
+			failed = err.Error()
+		}
+	}
 	if failed == "" && o.Prune {
 		if err := prune(true); err != nil {
 			failed = err.Error()
@@ -156,7 +232,7 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 	if failed != "" {
 		res.Message = failed
 		for _, group := range groups(tasks, func(t Task) bool { return t.Phase == SyncFail }) {
-			created, _ := s.runGroup(ctx, group, o, started, res)
+			created, _ := s.runGroup(ctx, group, o, pol, started, res)
 			ran = append(ran, created...)
 		}
 		s.deleteHooks(ctx, ran, HookFailed, res)
@@ -170,10 +246,17 @@ func (s *Syncer) Sync(ctx context.Context, objs []*unstructured.Unstructured, o 
 
 // prepare defaults the namespace and stamps tracking. crds are the scopes of the kinds
 // that CRDs among the desired objects define: the server does not know them yet.
-func (s *Syncer) prepare(obj *unstructured.Unstructured, o Options, crds map[schema.GroupKind]bool) error {
+//
+// With SkipDryRunOnMissingResource=true, an object of a kind the server does not serve
+// (and no CRD of the sync defines) is not refused up front: it counts as namespaced and
+// is applied at its turn, by when something else may have made its CRD.
+func (s *Syncer) prepare(obj *unstructured.Unstructured, o Options, pol *policy, crds map[schema.GroupKind]bool) error {
 	namespaced, err := s.namespaced(obj.GroupVersionKind(), crds)
 	if err != nil {
-		return err
+		if !meta.IsNoMatchError(err) || !pol.is(obj, model.OptSkipDryRunOnMissingResource, "true") {
+			return err
+		}
+		namespaced = true
 	}
 	if namespaced && obj.GetNamespace() == "" {
 		obj.SetNamespace(o.Namespace)
@@ -255,7 +338,7 @@ func nextIsSync(tasks []Task, group []Task) bool {
 }
 
 // runGroup applies one wave and waits for it to be healthy. It returns the hooks it created.
-func (s *Syncer) runGroup(ctx context.Context, group []Task, o Options, started time.Time, res *Result) ([]Task, error) {
+func (s *Syncer) runGroup(ctx context.Context, group []Task, o Options, pol *policy, started time.Time, res *Result) ([]Task, error) {
 	var created []Task
 	live := make([]*unstructured.Unstructured, 0, len(group))
 	for _, t := range group {
@@ -282,9 +365,12 @@ func (s *Syncer) runGroup(ctx context.Context, group []Task, o Options, started 
 				}
 			}
 		}
-		got, err := s.apply(ctx, obj, false)
+		got, skipped, err := s.applyTask(ctx, t, o, pol)
 		if err != nil {
 			return created, err
+		}
+		if skipped {
+			action = "in-sync"
 		}
 		if t.Hook {
 			created = append(created, t)
@@ -362,17 +448,24 @@ func (s *Syncer) resource(obj *unstructured.Unstructured) (dynamic.ResourceInter
 	return s.cluster.Dynamic.Resource(m.Resource), nil
 }
 
-// apply server-side applies obj (dryRun: only ask the server what it would be).
-func (s *Syncer) apply(ctx context.Context, obj *unstructured.Unstructured, dryRun bool) (*unstructured.Unstructured, error) {
+// apply server-side applies obj (dryRun: only ask the server what it would be), with
+// kubectl's strict field validation unless Validate=false.
+func (s *Syncer) apply(ctx context.Context, obj *unstructured.Unstructured, pol *policy, dryRun bool) (*unstructured.Unstructured, error) {
 	ri, err := s.resource(obj)
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	force := true
+	opts := metav1.PatchOptions{FieldManager: FieldManager, Force: &force, FieldValidation: fieldValidation(obj, pol)}
 	if dryRun {
 		opts.DryRun = []string{metav1.DryRunAll}
 	}
-	got, err := ri.Apply(ctx, obj.GetName(), obj, opts)
+	data, err := json.Marshal(obj.Object)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", Key(obj), err)
+	}
+	// A patch, not Apply: ApplyOptions carry no field validation.
+	got, err := ri.Patch(ctx, obj.GetName(), types.ApplyPatchType, data, opts)
 	if err != nil {
 		return nil, fmt.Errorf("apply %s: %w", Key(obj), err)
 	}

@@ -41,7 +41,7 @@ func (s *Syncer) WatchApp(ctx context.Context, objs []*unstructured.Unstructured
 			continue
 		}
 		obj = obj.DeepCopy()
-		if err := s.prepare(obj, o, crds); err != nil {
+		if err := s.prepare(obj, o, &policy{}, crds); err != nil {
 			continue
 		}
 		m, err := s.mapping(obj.GroupVersionKind())

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/pathrule"
 )
 
@@ -28,8 +29,11 @@ type App struct {
 	Tool     string
 	Prune    bool // spec.syncPolicy.automated.prune
 	SelfHeal bool // spec.syncPolicy.automated.selfHeal
-	// Path is spec.source.path, relative to the repository root.
+	// Path is spec.source.path, relative to the repository root (a multi-source app's:
+	// its first rendered source's).
 	Path string
+	// Sync is what spec.syncPolicy (beyond automated) and spec.ignoreDifferences say.
+	Sync model.ArgoSync
 	// Manifest is the file that declares the Application, or the ApplicationSet that
 	// generated it.
 	Manifest string
@@ -154,65 +158,86 @@ func RenderApplication(ctx context.Context, u *unstructured.Unstructured, repoRo
 			app.SelfHeal, _ = auto["selfHeal"].(bool)
 		}
 	}
+	if app.Sync, err = applicationSync(u); err != nil {
+		return nil, err
+	}
+	if sources, multi, _ := unstructured.NestedSlice(u.Object, "spec", "sources"); multi && len(sources) > 0 {
+		// spec.sources wins over spec.source, as in Argo CD.
+		if err := renderSources(ctx, app, sources, repoRoot); err != nil {
+			return nil, err
+		}
+		return app, nil
+	}
 	raw, found, err := unstructured.NestedMap(u.Object, "spec", "source")
 	if err != nil {
 		return nil, fmt.Errorf("spec.source: %w", err)
 	}
 	if !found {
-		if _, multi, _ := unstructured.NestedSlice(u.Object, "spec", "sources"); multi {
-			return nil, errors.New("spec.sources (a multi-source Application) is not supported; loop renders spec.source")
-		}
-		return nil, errors.New("application has no spec.source")
-	}
-	if chart, _ := raw["chart"].(string); chart != "" {
-		return nil, fmt.Errorf("spec.source.chart %q is a chart from a Helm repository; loop renders sources from the working tree only (spec.source.path)", chart)
+		return nil, errors.New("application has no spec.source (nor spec.sources)")
 	}
 	app.Path, _ = raw["path"].(string)
-	dir, err := inRepo(repoRoot, app.Path)
-	if err != nil {
-		return nil, fmt.Errorf("spec.source.path: %w", err)
-	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("spec.source.path %q: no directory %s", app.Path, dir)
-	}
-	src, err := mergeSourceOverrides(raw, dir, name)
+	app.Tool, app.Objects, err = renderSource(ctx, app, raw, "spec.source", repoRoot, nil)
 	if err != nil {
 		return nil, err
 	}
+	return app, nil
+}
+
+// renderSource renders one ApplicationSource (at field, for messages) from the working
+// tree. refs maps the ref names of a multi-source app's sources to their roots, for
+// Helm value files that start with $name.
+func renderSource(ctx context.Context, app *App, raw map[string]any, field, repoRoot string, refs map[string]string) (string, []*unstructured.Unstructured, error) {
+	if chart, _ := raw["chart"].(string); chart != "" {
+		return "", nil, fmt.Errorf("%s.chart %q is a chart from a Helm repository; loop renders sources from the working tree only (%s.path)", field, chart, field)
+	}
+	path, _ := raw["path"].(string)
+	dir, err := inRepo(repoRoot, path)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s.path: %w", field, err)
+	}
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", nil, fmt.Errorf("%s.path %q: no directory %s", field, path, dir)
+	}
+	src, err := mergeSourceOverrides(raw, dir, app.Name)
+	if err != nil {
+		return "", nil, err
+	}
 	env := argoEnv{
-		"ARGOCD_APP_NAME":                   name,
+		"ARGOCD_APP_NAME":                   app.Name,
 		"ARGOCD_APP_NAMESPACE":              app.Namespace,
 		"ARGOCD_APP_SOURCE_REPO_URL":        src.RepoURL,
 		"ARGOCD_APP_SOURCE_PATH":            src.Path,
 		"ARGOCD_APP_SOURCE_TARGET_REVISION": src.TargetRevision,
 	}
-	if app.Tool, err = sourceTool(src, dir); err != nil {
-		return nil, err
+	tool, err := sourceTool(src, dir)
+	if err != nil {
+		return "", nil, err
 	}
-	switch app.Tool {
+	var objs []*unstructured.Unstructured
+	switch tool {
 	case "Helm":
-		o, err := helmOptions(src.Helm, app, dir, repoRoot, env)
+		o, err := helmOptions(src.Helm, app, dir, repoRoot, env, refs)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		app.Objects, err = Helm(ctx, o)
-		return app, err
+		objs, err = Helm(ctx, o)
+		return tool, objs, err
 	case "Kustomize":
 		o, err := kustomizeOptions(src.Kustomize, env)
 		if err != nil {
-			return nil, err
+			return "", nil, err
 		}
-		app.Objects, err = Kustomize(dir, o)
-		return app, err
+		objs, err = Kustomize(dir, o)
+		return tool, objs, err
 	case "Plugin":
-		return nil, errors.New("spec.source.plugin: config management plugins do not run in loop")
+		return "", nil, fmt.Errorf("%s.plugin: config management plugins do not run in loop", field)
 	default:
 		var o DirectoryOptions
 		if d := src.Directory; d != nil {
 			o = DirectoryOptions{Recurse: d.Recurse, Include: d.Include, Exclude: d.Exclude}
 		}
-		app.Objects, err = Directory(dir, o)
-		return app, err
+		objs, err = Directory(dir, o)
+		return tool, objs, err
 	}
 }
 
@@ -360,7 +385,7 @@ func (e argoEnv) subst(s string) string {
 	})
 }
 
-func helmOptions(h *sourceHelm, app *App, dir, repoRoot string, env argoEnv) (HelmOptions, error) {
+func helmOptions(h *sourceHelm, app *App, dir, repoRoot string, env argoEnv, refs map[string]string) (HelmOptions, error) {
 	o := HelmOptions{Chart: dir, ReleaseName: app.Name, Namespace: app.Namespace}
 	if h == nil {
 		return o, nil
@@ -372,7 +397,7 @@ func helmOptions(h *sourceHelm, app *App, dir, repoRoot string, env argoEnv) (He
 		o.Namespace = h.Namespace
 	}
 	for _, f := range h.ValueFiles {
-		p, err := resolveValueFile(dir, repoRoot, env.subst(f))
+		p, err := resolveValueFile(dir, repoRoot, f, env, refs)
 		if err != nil {
 			return o, fmt.Errorf("helm value file: %w", err)
 		}
@@ -401,7 +426,7 @@ func helmOptions(h *sourceHelm, app *App, dir, repoRoot string, env argoEnv) (He
 	o.Set, o.SetString = set.list(), setString.list()
 	setFile := &orderedParams{}
 	for _, p := range h.FileParameters {
-		path, err := resolveValueFile(dir, repoRoot, env.subst(p.Path))
+		path, err := resolveValueFile(dir, repoRoot, p.Path, env, refs)
 		if err != nil {
 			return o, fmt.Errorf("helm file parameter %s: %w", p.Name, err)
 		}
@@ -453,12 +478,28 @@ func cleanSetParameter(v string) string {
 
 // resolveValueFile resolves a value file like the repo server: relative to the app's
 // directory, or to the repository root when it starts with "/", never outside it.
-func resolveValueFile(appDir, repoRoot, f string) (string, error) {
+func resolveValueFile(appDir, repoRoot, f string, env argoEnv, refs map[string]string) (string, error) {
+	if rest, ok := strings.CutPrefix(f, "$"); ok {
+		// $ref/path: path from the root of the source whose ref is ref (before any
+		// substitution of the build environment, as the repo server does).
+		name, rel, _ := strings.Cut(rest, "/")
+		if root, ok := refs[name]; ok {
+			p := filepath.Join(root, filepath.FromSlash(rel))
+			if !pathrule.Within(root, p) {
+				return "", fmt.Errorf("%s resolves outside the repository root %s", f, root)
+			}
+			return p, nil
+		}
+		if _, isEnv := env[name]; !isEnv && !strings.HasPrefix(rest, "{") {
+			if refs == nil {
+				return "", fmt.Errorf("%s refers to another source, which only spec.sources has", f)
+			}
+			return "", fmt.Errorf("%s: no source of spec.sources has ref %q", f, name)
+		}
+	}
+	f = env.subst(f)
 	if u, err := url.Parse(f); err == nil && u.Scheme != "" {
 		return "", fmt.Errorf("%s is remote; loop renders offline from the working tree", f)
-	}
-	if strings.HasPrefix(f, "$") {
-		return "", fmt.Errorf("%s refers to another source, which needs spec.sources (not supported)", f)
 	}
 	p := filepath.Join(appDir, f)
 	if filepath.IsAbs(f) {

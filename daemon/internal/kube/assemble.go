@@ -427,7 +427,13 @@ func SourceRoots(cfg *model.Config) []string {
 	// An Argo CD app renders from its source directory (and, for Kustomize, the bases
 	// it builds on); its manifest is a config file already.
 	for _, a := range cfg.ArgoApps {
-		out = append(out, kustomizeDirs(filepath.Join(a.RepoRoot, a.Path), map[string]bool{})...)
+		paths := a.Sources
+		if len(paths) == 0 {
+			paths = []string{a.Path}
+		}
+		for _, p := range paths {
+			out = append(out, kustomizeDirs(filepath.Join(a.RepoRoot, p), map[string]bool{})...)
+		}
 	}
 	return out
 }

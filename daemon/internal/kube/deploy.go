@@ -20,6 +20,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon/gitops/argosync"
 	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // KindClusterLabel marks the node containers of a kind cluster with the cluster's name.
@@ -88,16 +89,32 @@ func AppName(resource string) string {
 	return s
 }
 
+// AppPolicy is how an Argo CD app asks to be synced; the zero value (the Tiltfile's own
+// objects) applies in the context's namespace and never prunes.
+type AppPolicy struct {
+	// Namespace is spec.destination.namespace.
+	Namespace string
+	// Prune is syncPolicy.automated.prune.
+	Prune bool
+	// Sync is the rest of syncPolicy and spec.ignoreDifferences.
+	Sync model.ArgoSync
+}
+
+func (p AppPolicy) options(resource string, logs io.Writer) argosync.Options {
+	return argosync.Options{App: AppName(resource), Namespace: p.Namespace, Prune: p.Prune, Policy: p.Sync, Log: logs}
+}
+
 // Deploy loads images (built refs) into kind nodes when the context is a kind cluster,
-// then syncs objs as the resource's app the Argo CD way: ordered waves, hooks, health.
-// It returns when every object is healthy, or an error saying which is not.
-func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, prune bool, logs io.Writer) error {
+// then syncs objs as the resource's app the Argo CD way: ordered waves, hooks, health,
+// the app's sync options and retry. It returns when every object is healthy, or an
+// error saying which is not.
+func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstructured.Unstructured, images []string, pol AppPolicy, logs io.Writer) error {
 	if len(images) > 0 {
 		if err := d.LoadImages(ctx, images, logs); err != nil {
 			return err
 		}
 	}
-	res, err := d.syncer.Sync(ctx, objs, argosync.Options{App: AppName(resource), Prune: prune})
+	res, err := d.syncer.Sync(ctx, objs, pol.options(resource, logs))
 	if res != nil {
 		for _, s := range res.Steps {
 			fmt.Fprintf(logs, "%s %s\n", s.Action, s.Key)
@@ -113,9 +130,10 @@ func (d *Deployer) Deploy(ctx context.Context, resource string, objs []*unstruct
 }
 
 // Drift returns the keys of the resource's objects whose live state differs from a
-// server-side apply of objs (missing ones included), as Argo CD's OutOfSync.
-func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured) ([]string, error) {
-	st, err := d.syncer.Compare(ctx, objs, argosync.Options{App: AppName(resource)})
+// server-side apply of objs (missing ones included, the app's ignoreDifferences left
+// out), as Argo CD's OutOfSync.
+func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructured.Unstructured, pol AppPolicy) ([]string, error) {
+	st, err := d.syncer.Compare(ctx, objs, pol.options(resource, nil))
 	if err != nil {
 		return nil, fmt.Errorf("compare %s: %w", resource, err)
 	}
@@ -131,15 +149,16 @@ func (d *Deployer) Drift(ctx context.Context, resource string, objs []*unstructu
 // WatchDrift calls changed whenever a live object of the resource changes (a watch of
 // the types its objects have, selecting its app label), until ctx is done; wait waits
 // for the watches to end.
-func (d *Deployer) WatchDrift(ctx context.Context, resource string, objs []*unstructured.Unstructured, changed func()) (wait func()) {
-	return d.syncer.WatchApp(ctx, objs, argosync.Options{App: AppName(resource)}, changed)
+func (d *Deployer) WatchDrift(ctx context.Context, resource string, objs []*unstructured.Unstructured, pol AppPolicy, changed func()) (wait func()) {
+	return d.syncer.WatchApp(ctx, objs, pol.options(resource, nil), changed)
 }
 
 // Heal is Argo CD's automated selfHeal for a resource: when its live objects drifted
 // from objs it syncs them again, holding back per the back-off (5 s doubling to 3 min)
 // after a failed attempt. It returns the objects that had drifted and whether a re-sync
 // put them back.
-func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, prune bool, logs io.Writer) ([]string, bool, error) {
+func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructured.Unstructured, pol AppPolicy, logs io.Writer) ([]string, bool, error) {
+	prune := pol.Prune
 	d.mu.Lock()
 	h := d.healers[resource]
 	if h == nil {
@@ -152,7 +171,9 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 		d.pruneChecked[resource] = time.Now()
 	}
 	d.mu.Unlock()
-	res, err := h.Heal(ctx, objs, argosync.Options{App: AppName(resource), Prune: prune})
+	o := pol.options(resource, logs)
+	o.Prune = prune
+	res, err := h.Heal(ctx, objs, o)
 	if err != nil {
 		return res.Drifted, false, fmt.Errorf("self-heal %s: %w", resource, err)
 	}
@@ -166,23 +187,10 @@ func (d *Deployer) Heal(ctx context.Context, resource string, objs []*unstructur
 	return res.Drifted, healed, nil
 }
 
-// Remove deletes what Deploy applied for one resource.
-func (d *Deployer) Remove(ctx context.Context, resource string) ([]string, error) {
-	return d.syncer.Down(ctx, AppName(resource))
-}
-
-// Down deletes what Deploy applied for each resource (objects annotated to be kept
-// stay) and returns the keys it deleted.
-func (d *Deployer) Down(ctx context.Context, resources []string) ([]string, error) {
-	var all []string
-	for _, r := range resources {
-		keys, err := d.syncer.Down(ctx, AppName(r))
-		all = append(all, keys...)
-		if err != nil {
-			return all, err
-		}
-	}
-	return all, nil
+// Remove deletes what Deploy applied for one resource (objects annotated to be kept, or
+// whose Delete sync option is false or confirm, stay) and returns the keys it deleted.
+func (d *Deployer) Remove(ctx context.Context, resource string, pol AppPolicy) ([]string, error) {
+	return d.syncer.Down(ctx, AppName(resource), pol.Sync)
 }
 
 // LoadImages gets images into every node of a kind cluster the way `kind load

@@ -91,7 +91,8 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, allowed: cfg.Settings.AllowedK8sContexts}
 		if g.App != nil {
 			// An Argo CD app syncs as its syncPolicy says.
-			d.prune, d.selfHeal = g.App.Prune, g.App.SelfHeal
+			d.policy = AppPolicy{Namespace: g.App.Namespace, Prune: g.App.Prune, Sync: g.App.Sync}
+			d.selfHeal = g.App.SelfHeal
 		}
 		if s := g.Spec; s != nil {
 			d.forwards = s.PortForwards
@@ -149,7 +150,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				}
 			}
 		}
-		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.prune, d.selfHeal, r.Links, d.extra, d.selOnly)
+		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly)
 	}
 	return out, nil
 }
@@ -211,10 +212,11 @@ type definition struct {
 	forwards []model.PortForward
 	// extra and selOnly are k8s_resource's extra_pod_selectors and
 	// discovery_strategy='selectors-only'.
-	extra           []map[string]string
-	selOnly         bool
-	prune, selfHeal bool     // an Argo CD app's syncPolicy.automated
-	allowed         []string // allow_k8s_contexts, for remove
+	extra    []map[string]string
+	selOnly  bool
+	policy   AppPolicy // an Argo CD app's syncPolicy and ignoreDifferences
+	selfHeal bool      // an Argo CD app's syncPolicy.automated.selfHeal
+	allowed  []string  // allow_k8s_contexts, for remove
 }
 
 // deployed is a deployed resource as loop follows it: the live update target
@@ -297,7 +299,7 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	render.SubstituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
-	err = k.Deploy(ctx, rt.name, desired, load, rt.prune, logs)
+	err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {
 		return fail(err)
@@ -364,7 +366,7 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 	rt.stopFollowing()
 	ctx, cancel := context.WithCancel(context.Background())
 	rt.bgCancel = cancel
-	name, selfHeal, prune := rt.name, rt.selfHeal, rt.prune
+	name, selfHeal, pol := rt.name, rt.selfHeal, rt.policy
 	logs := rt.h.ProcessLog
 	rt.bg.Add(2)
 	go func() {
@@ -374,7 +376,7 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 	go func() {
 		defer rt.bg.Done()
 		changed := make(chan struct{}, 1)
-		wait := k.WatchDrift(ctx, name, desired, func() {
+		wait := k.WatchDrift(ctx, name, desired, pol, func() {
 			select {
 			case changed <- struct{}{}:
 			default:
@@ -404,11 +406,11 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 			var err error
 			if selfHeal {
 				var healed bool
-				if keys, healed, err = k.Heal(ctx, name, desired, prune, logs); healed {
+				if keys, healed, err = k.Heal(ctx, name, desired, pol, logs); healed {
 					keys = nil
 				}
 			} else {
-				keys, err = k.Drift(ctx, name, desired)
+				keys, err = k.Drift(ctx, name, desired, pol)
 			}
 			if err != nil || strings.Join(keys, "\n") == strings.Join(last, "\n") {
 				continue // the cluster did not answer: keep what was reported
@@ -446,7 +448,7 @@ func (d *definition) remove(ctx context.Context, logs io.Writer) {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
 		return
 	}
-	keys, err := k.Remove(ctx, d.name)
+	keys, err := k.Remove(ctx, d.name, d.policy)
 	for _, key := range keys {
 		fmt.Fprintf(logs, "%s left the config: deleted %s\n", d.name, key)
 	}

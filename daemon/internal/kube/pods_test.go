@@ -98,7 +98,7 @@ func TestFollowPods(t *testing.T) {
 	}}
 	objs := []*unstructured.Unstructured{deploy}
 	var deployLog strings.Builder
-	if err := d.Deploy(ctx, "follow-pods", objs, nil, false, &deployLog); err != nil {
+	if err := d.Deploy(ctx, "follow-pods", objs, nil, AppPolicy{}, &deployLog); err != nil {
 		t.Fatalf("deploy: %v\n%s", err, deployLog.String())
 	}
 
