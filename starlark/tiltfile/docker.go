@@ -103,12 +103,15 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		return nil, err
 	}
 	img.LiveUpdate = lu
+	img.ExtraHosts = extraHosts.vals
 	for _, unsupported := range []struct {
 		name string
 		set  bool
-	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}, {"extra_hosts", len(extraHosts.vals) > 0}} {
+	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}} {
 		if unsupported.set {
-			l.warn(p, "docker_build("+unsupported.name+"=...) is accepted but not passed to the build yet")
+			// The engine API passes them only to BuildKit sessions, which
+			// loop's builds (the engine's classic builder) do not open.
+			l.warn(p, "docker_build("+unsupported.name+"=...) is ignored: loop builds with the Docker engine's classic builder, and only BuildKit takes "+unsupported.name+" mounts (a RUN --mount=type="+unsupported.name+" step fails)")
 		}
 	}
 	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchInEnv)
@@ -334,7 +337,6 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		img.ContainerArgs = []string{}
 	}
 	l.cfg.Images = append(l.cfg.Images, img)
-	l.warn(p, fmt.Sprintf("custom_build(%q) is recorded, but loop does not run custom builds yet: the image is not built", ref))
 	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchIn)
 	return customBuildValue{ref: ref}, nil
 }

@@ -1,0 +1,94 @@
+package daemon_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/internal/testenv"
+)
+
+// TestCustomBuildOnCompose: a custom_build's command (the docker CLI, given
+// $EXPECTED_REF and its env=) makes the image a Compose service runs
+// (dc_resource image=); a synced file is live-updated into the container;
+// a change to another file under its deps runs the command again and
+// replaces the container with the new image.
+func TestCustomBuildOnCompose(t *testing.T) {
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"app/Dockerfile": "FROM loop-test/busybox:latest\nARG MSG\nRUN echo \"$MSG\" > /msg\nCOPY version /version\nCOPY site /www\nCMD [\"sleep\", \"3600\"]\n",
+		"app/version":    "v1\n",
+		"app/site/a.txt": "a1\n",
+		"compose.yaml":   "services:\n  app:\n    image: looptest/declared\n",
+		"Tiltfile": fmt.Sprintf(`
+custom_build('looptest/custom', 'docker build -q --label %s=1 --build-arg MSG="$MSG" -t $EXPECTED_REF app', ['app'],
+    env={'MSG': 'made by custom_build'}, live_update=[sync('app/site', '/www')])
+docker_compose('compose.yaml', project_name='%s')
+dc_resource('app', image='looptest/custom')
+`, testenv.TestLabel, projectName(t)),
+	})
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("app", 1, 3*time.Minute)
+	if got, _ := containerFile(t, st.ContainerID, "/msg"); got != "made by custom_build\n" {
+		t.Fatalf("/msg = %q: the service does not run the custom_build's image", got)
+	}
+	first := st.ContainerID
+
+	writeFiles(t, dir, map[string]string{"app/site/a.txt": "a2\n"})
+	st = h.waitUpdates("app", 2, time.Minute)
+	if u := st.LastUpdate; u == nil || u.Kind != api.UpdateLive || st.ContainerID != first {
+		t.Fatalf("after a synced change: update %+v in %s, want a live update of %s", st.LastUpdate, st.ContainerID, first)
+	}
+	if got, _ := containerFile(t, first, "/www/a.txt"); got != "a2\n" {
+		t.Fatalf("/www/a.txt = %q after the sync", got)
+	}
+
+	writeFiles(t, dir, map[string]string{"app/version": "v2\n"})
+	st = h.waitUpdates("app", 3, 3*time.Minute)
+	if st.ContainerID == first {
+		t.Fatalf("a change under deps outside the syncs kept the container: not rebuilt")
+	}
+	if got, _ := containerFile(t, st.ContainerID, "/version"); got != "v2\n" {
+		t.Fatalf("/version = %q after the rebuild", got)
+	}
+}
+
+// TestBaseImageBuiltFirst: a service's image is built FROM another image
+// the Tiltfile builds (declared after it, and deployed by nothing): the base
+// is built first and the service's image gets the base's built ref; a
+// change to the base's context rebuilds the service's image.
+func TestBaseImageBuiltFirst(t *testing.T) {
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/Dockerfile": "FROM loop-test/busybox:latest\nCOPY greeting /greeting\n",
+		"base/greeting":   "hello v1\n",
+		"app/Dockerfile":  "FROM looptest/tiltbuild-base\nCMD [\"sleep\", \"3600\"]\n",
+		"compose.yaml":    "services:\n  app:\n    image: looptest/tiltbuild-app\n",
+		"Tiltfile": fmt.Sprintf(`
+docker_build('looptest/tiltbuild-app', 'app')
+docker_build('looptest/tiltbuild-base', 'base')
+docker_compose('compose.yaml', project_name='%s')
+`, projectName(t)),
+	})
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("app", 1, 3*time.Minute)
+	if got, _ := containerFile(t, st.ContainerID, "/greeting"); got != "hello v1\n" {
+		t.Fatalf("/greeting = %q, want the base image's file", got)
+	}
+	first := st.ContainerID
+	writeFiles(t, dir, map[string]string{"base/greeting": "hello v2\n"})
+	st = h.waitUpdates("app", 2, 3*time.Minute)
+	if st.ContainerID == first {
+		t.Fatalf("a change to the base kept the service's container")
+	}
+	if got, _ := containerFile(t, st.ContainerID, "/greeting"); got != "hello v2\n" {
+		t.Fatalf("/greeting = %q after the base changed", got)
+	}
+	if !strings.HasPrefix(st.Image, "looptest/tiltbuild-app:loop-") {
+		t.Errorf("image %s", st.Image)
+	}
+}
