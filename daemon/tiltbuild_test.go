@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,7 +26,8 @@ func TestCustomBuildOnCompose(t *testing.T) {
 		"compose.yaml":   "services:\n  app:\n    image: looptest/declared\n",
 		"Tiltfile": fmt.Sprintf(`
 custom_build('looptest/custom', 'docker build -q --label %s=1 --build-arg MSG="$MSG" -t $EXPECTED_REF app', ['app'],
-    env={'MSG': 'made by custom_build'}, live_update=[sync('app/site', '/www')])
+    env={'MSG': 'made by custom_build'}, live_update=[sync('app/site', '/www')],
+    entrypoint='echo started > /tmp/ep; exec sleep 3600')
 docker_compose('compose.yaml', project_name='%s')
 dc_resource('app', image='looptest/custom')
 `, testenv.TestLabel, projectName(t)),
@@ -34,6 +36,9 @@ dc_resource('app', image='looptest/custom')
 	st := h.waitUpdates("app", 1, 3*time.Minute)
 	if got, _ := containerFile(t, st.ContainerID, "/msg"); got != "made by custom_build\n" {
 		t.Fatalf("/msg = %q: the service does not run the custom_build's image", got)
+	}
+	if got, _ := containerFile(t, st.ContainerID, "/tmp/ep"); got != "started\n" {
+		t.Fatalf("/tmp/ep = %q: entrypoint= did not replace the image's command", got)
 	}
 	first := st.ContainerID
 
@@ -69,7 +74,7 @@ func TestBaseImageBuiltFirst(t *testing.T) {
 		"app/Dockerfile":  "FROM looptest/tiltbuild-base\nCMD [\"sleep\", \"3600\"]\n",
 		"compose.yaml":    "services:\n  app:\n    image: looptest/tiltbuild-app\n",
 		"Tiltfile": fmt.Sprintf(`
-docker_build('looptest/tiltbuild-app', 'app')
+docker_build('looptest/tiltbuild-app', 'app', container_args=['sleep', '3601'])
 docker_build('looptest/tiltbuild-base', 'base')
 docker_compose('compose.yaml', project_name='%s')
 `, projectName(t)),
@@ -90,5 +95,12 @@ docker_compose('compose.yaml', project_name='%s')
 	}
 	if !strings.HasPrefix(st.Image, "looptest/tiltbuild-app:loop-") {
 		t.Errorf("image %s", st.Image)
+	}
+	insp, err := testenv.Docker(t).ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(insp.Config.Cmd, " "); got != "sleep 3601" {
+		t.Errorf("command %q, want container_args= in place of the image's CMD", got)
 	}
 }

@@ -95,6 +95,9 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 			if i, ok := images[ref]; ok {
 				img = i
+				// As Tilt does in pods: entrypoint= replaces the container's
+				// entrypoint, container_args= its command.
+				svc.override(img.Entrypoint, img.ContainerArgs)
 				// As Tilt, at assembly and for deployed images only: the syncs
 				// must be under a path the image (or its base images) watches.
 				// (develop.watch rules of the compose file are Compose's.)

@@ -310,6 +310,13 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	for i, o := range rt.objs {
 		desired[i] = o.DeepCopy()
 	}
+	overrides := map[string]render.Override{}
+	for _, img := range rt.images {
+		if img.Entrypoint != nil || img.ContainerArgs != nil || img.MatchInEnv {
+			overrides[img.Ref] = render.Override{Command: img.Entrypoint, Args: img.ContainerArgs, InEnv: img.MatchInEnv}
+		}
+	}
+	render.OverrideContainers(desired, overrides, built)
 	render.SubstituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
 	err = k.Deploy(ctx, rt.name, desired, load, rt.prune, logs)
