@@ -104,3 +104,61 @@ docker_compose('compose.yaml', project_name='%s')
 		t.Errorf("command %q, want container_args= in place of the image's CMD", got)
 	}
 }
+
+// TestDockerBuildWithRestartOnCompose: a Tiltfile loading
+// ext://restart_process (no extensions directory: loop's built-in version)
+// builds one image from the local busybox image (nothing is pulled) whose
+// entrypoint runs under loop's agent supervisor; a synced change restarts the
+// process in the same container, and the new process sees the change.
+func TestDockerBuildWithRestartOnCompose(t *testing.T) {
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile":   "FROM loop-test/busybox:latest\nCOPY app /app\n",
+		"app/msg":      "v1",
+		"compose.yaml": "services:\n  svc:\n    image: looptest/restart-process\n",
+		"Tiltfile": fmt.Sprintf(`
+load('ext://restart_process', 'docker_build_with_restart')
+docker_build_with_restart('looptest/restart-process', '.',
+    entrypoint='echo "serving $(cat /app/msg)"; exec httpd -f -p 8080 -h /app',
+    live_update=[sync('app', '/app')])
+docker_compose('compose.yaml', project_name='%s')
+`, projectName(t)),
+	})
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("svc", 1, 3*time.Minute)
+	cli := testenv.Docker(t)
+	before, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid1 := strings.TrimSpace(testenv.Exec(t, st.ContainerID, "pidof", "httpd"))
+	logged := func(text string) func() bool {
+		return func() bool {
+			for _, ev := range h.events {
+				if ev.Kind == api.EventLog && ev.Resource == "svc" && strings.Contains(ev.Text, text) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	h.waitFor("the entrypoint's output", 30*time.Second, logged("serving v1"))
+
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	st = h.waitUpdates("svc", 2, time.Minute)
+	if u := st.LastUpdate; u == nil || u.Kind != api.UpdateLive || !hasSpan(u, "restart") {
+		t.Fatalf("last update = %+v, want a live update with a restart", st.LastUpdate)
+	}
+	after, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != before.ID || after.State.StartedAt != before.State.StartedAt {
+		t.Fatalf("the container was recreated or restarted, want only its process restarted")
+	}
+	if pid2 := strings.TrimSpace(testenv.Exec(t, st.ContainerID, "pidof", "httpd")); pid2 == "" || pid2 == pid1 {
+		t.Errorf("httpd pid %q after the update, was %q: not restarted", pid2, pid1)
+	}
+	h.waitFor("the restarted process's output", 30*time.Second, logged("serving v2"))
+}

@@ -99,7 +99,8 @@ func contains(list []string, s string) bool {
 // Describe is img as `loop dump resources` shows it, with the refs of the
 // images of all it is built from.
 func Describe(img *model.Image, all []*model.Image) model.ResourceImage {
-	d := model.ResourceImage{Ref: img.Ref, Context: img.Context, Dockerfile: img.Dockerfile, LiveUpdate: img.LiveUpdate}
+	d := model.ResourceImage{Ref: img.Ref, Context: img.Context, Dockerfile: img.Dockerfile, LiveUpdate: img.LiveUpdate,
+		Entrypoint: img.Entrypoint, ContainerArgs: img.ContainerArgs}
 	if img.Custom != nil {
 		d.Context, d.Dockerfile, d.Custom = "", "", img.Custom.Command.Argv
 	}
