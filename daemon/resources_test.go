@@ -174,3 +174,23 @@ spec:
 		})
 	}
 }
+
+// TestResourcesOfImagesBuiltFromEachOther: a custom_build run by a Compose
+// service (dc_resource image=) and built on a docker_build (image_deps), and a
+// docker_build FROM that custom image in a Deployment (testdata/builds): each
+// resource builds its image with the ones it is built from, and may sync
+// from their paths.
+func TestResourcesOfImagesBuiltFromEachOther(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("testdata", "builds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := describeResources(t, dir, tiltfile.Options{})
+	want := []string{
+		"gen compose trigger=auto deps=[] labels=[] service=builds/gen image=example/gen@<example/base sync=gen/src:/src sync=base/shared:/shared entrypoint=sh -c ./gen --serve",
+		"app k8s trigger=auto deps=[] labels=[] Deployment/app image=example/app@app<example/gen sync=gen/src:/gen-src",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resources:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

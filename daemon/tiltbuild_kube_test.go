@@ -1,0 +1,81 @@
+package daemon_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/internal/testenv"
+)
+
+// TestKubeCustomBuild: a custom_build (built FROM a docker_build through
+// image_deps) for a Deployment on the test cluster: the command is asked for
+// the registry's name ($EXPECTED_REF, $EXPECTED_REGISTRY), loop pushes what
+// it made to the cluster's registry, and the pod template names it from
+// there, with entrypoint= as the container's command and container_args= as
+// its args.
+func TestKubeCustomBuild(t *testing.T) {
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	dyn := kubeClient(t)
+	reg := clusterRegistry(t, dyn)
+	ns := fmt.Sprintf("loop-custom-%d", time.Now().UnixNano()%1000000)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"base/Dockerfile": "FROM loop/busybox:latest\nCOPY greeting /greeting\n",
+		"base/greeting":   "hi\n",
+		"app/Dockerfile":  "ARG BASE\nFROM $BASE\nCMD [\"sleep\", \"3600\"]\n",
+		"app/build.sh": "set -e\ncase \"$EXPECTED_REF\" in \"$EXPECTED_REGISTRY\"/*) ;; *) echo \"EXPECTED_REF $EXPECTED_REF is not in $EXPECTED_REGISTRY\"; exit 1;; esac\n" +
+			"docker build -q --label " + testenv.TestLabel + "=1 --build-arg BASE=\"$TILT_IMAGE_0\" -t \"$EXPECTED_REF\" .\n",
+		"k8s.yaml": fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: capp, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: capp}}
+  template:
+    metadata: {labels: {app: capp}}
+    spec:
+      containers:
+      - {name: app, image: loop/capp, command: [old], args: [old]}
+`, ns),
+		"Tiltfile": `docker_build('loop/cbase', 'base')
+custom_build('loop/capp', 'sh build.sh', ['app'], dir='app', image_deps=['loop/cbase'],
+             entrypoint=['sleep'], container_args=['3600'])
+k8s_yaml('k8s.yaml')
+`,
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	h.waitFor("capp ready", 3*time.Minute, func() bool {
+		if st := h.status["capp"]; st.Phase == api.PhaseError {
+			t.Fatalf("capp failed: %s", st.Error)
+		}
+		return h.status["capp"].Phase == api.PhaseReady
+	})
+	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(context.Background(), "capp", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	image, _ := containerImage(dep)
+	if !strings.HasPrefix(image, reg+"/loop_capp:loop-") {
+		t.Fatalf("deployment image %q, want %s/loop_capp:loop-<id>", image, reg)
+	}
+	testenv.RegistryHas(t, image)
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	c := cs[0].(map[string]any)
+	if fmt.Sprint(c["command"], c["args"]) != "[sleep] [3600]" {
+		t.Errorf("command %v args %v, want entrypoint= and container_args=", c["command"], c["args"])
+	}
+}
