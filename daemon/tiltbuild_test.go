@@ -52,13 +52,22 @@ dc_resource('app', image='looptest/custom')
 	}
 
 	writeFiles(t, dir, map[string]string{"app/version": "v2\n"})
-	st = h.waitUpdates("app", 3, 3*time.Minute)
+	waitRebuilt(t, h, "app", 3, first, "/version", "v2\n")
+}
+
+// waitRebuilt waits for the n-th update of the Compose service name and
+// checks that it replaced the container first with one whose file path
+// holds want.
+func waitRebuilt(t *testing.T, h *harness, name string, n int, first, path, want string) api.ResourceStatus {
+	t.Helper()
+	st := h.waitUpdates(name, n, 3*time.Minute)
 	if st.ContainerID == first {
-		t.Fatalf("a change under deps outside the syncs kept the container: not rebuilt")
+		t.Fatalf("update %d of %s kept the container %s: not rebuilt", n, name, first)
 	}
-	if got, _ := containerFile(t, st.ContainerID, "/version"); got != "v2\n" {
-		t.Fatalf("/version = %q after the rebuild", got)
+	if got, _ := containerFile(t, st.ContainerID, path); got != want {
+		t.Fatalf("%s = %q after the rebuild, want %q", path, got, want)
 	}
+	return st
 }
 
 // TestBaseImageBuiltFirst: a service's image is built FROM another image
@@ -86,13 +95,7 @@ docker_compose('compose.yaml', project_name='%s')
 	}
 	first := st.ContainerID
 	writeFiles(t, dir, map[string]string{"base/greeting": "hello v2\n"})
-	st = h.waitUpdates("app", 2, 3*time.Minute)
-	if st.ContainerID == first {
-		t.Fatalf("a change to the base kept the service's container")
-	}
-	if got, _ := containerFile(t, st.ContainerID, "/greeting"); got != "hello v2\n" {
-		t.Fatalf("/greeting = %q after the base changed", got)
-	}
+	st = waitRebuilt(t, h, "app", 2, first, "/greeting", "hello v2\n")
 	if !strings.HasPrefix(st.Image, "looptest/tiltbuild-app:loop-") {
 		t.Errorf("image %s", st.Image)
 	}
