@@ -8,7 +8,7 @@ import (
 )
 
 // builtinExtension returns loop's own version of the extension a
-// load('ext://NAME') names, when loop has one and Options.NoBuiltinExtensions
+// load('ext://NAME') (or load_dynamic) names, when loop has one and Options.NoBuiltinExtensions
 // is off: the same function names and parameters as the tilt-extensions one,
 // on loop's own mechanisms, so that it works offline.
 func (l *loader) builtinExtension(name string) (starlark.StringDict, bool) {

@@ -61,4 +61,8 @@ func TestNoBuiltinExtensionsLoadsTheStarlarkOne(t *testing.T) {
 	if r.err != nil || !strings.Contains(r.out, "<built-in function docker_build_with_restart>") {
 		t.Errorf("by default: err %v, output %q, want loop's built-in", r.err, r.out)
 	}
+	r = loadSrc(t, "print(str(load_dynamic('ext://restart_process')['custom_build_with_restart']))\n", Options{})
+	if r.err != nil || !strings.Contains(r.out, "<built-in function custom_build_with_restart>") {
+		t.Errorf("load_dynamic: err %v, output %q, want loop's built-in", r.err, r.out)
+	}
 }

@@ -362,7 +362,10 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 		return nil, nil
 	}
 	if lu.Restart || len(lu.RestartOn) > 0 {
-		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
+		// A sync without the restart would leave the old process running
+		// (restart_process's docker_build_with_restart): rebuild instead.
+		fmt.Fprintf(logs, "live update: %v; changes rebuild and redeploy\n", liveupdate.ErrRestartInPod)
+		return nil, nil
 	}
 	t, err := k.LiveTarget(w, ref)
 	if err != nil {
