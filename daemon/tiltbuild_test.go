@@ -165,3 +165,47 @@ docker_compose('compose.yaml', project_name='%s')
 	}
 	h.waitFor("the restarted process's output", 30*time.Second, logged("serving v2"))
 }
+
+// TestCustomBuildWithRestartTrigger: the built-in custom_build_with_restart
+// with trigger=: a synced change that matches no trigger path is synced
+// without a restart; one that matches restarts the process in place.
+func TestCustomBuildWithRestartTrigger(t *testing.T) {
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile":      "FROM loop-test/busybox:latest\nCOPY app /app\n",
+		"app/msg":         "v1",
+		"app/restart.txt": "1",
+		"compose.yaml":    "services:\n  svc:\n    image: looptest/custom-restart\n",
+		"Tiltfile": fmt.Sprintf(`
+load('ext://restart_process', 'custom_build_with_restart')
+custom_build_with_restart('looptest/custom-restart', 'docker build -q --label %s=1 -t $EXPECTED_REF .', ['.'],
+    entrypoint=['httpd', '-f', '-p', '8080', '-h', '/app'],
+    live_update=[sync('app', '/app')], trigger=['app/restart.txt'])
+docker_compose('compose.yaml', project_name='%s')
+`, testenv.TestLabel, projectName(t)),
+	})
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("svc", 1, 3*time.Minute)
+	id := st.ContainerID
+	pid := func() string { return strings.TrimSpace(testenv.Exec(t, id, "pidof", "httpd")) }
+	pid1 := pid()
+
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	st = h.waitUpdates("svc", 2, time.Minute)
+	if u := st.LastUpdate; u == nil || u.Kind != api.UpdateLive || hasSpan(u, "restart") || st.ContainerID != id {
+		t.Fatalf("after a change outside trigger=: %+v, want a live update without a restart", st.LastUpdate)
+	}
+	if got, _ := containerFile(t, id, "/app/msg"); got != "v2" || pid() != pid1 {
+		t.Fatalf("/app/msg = %q, httpd pid %s (was %s): want synced, same process", got, pid(), pid1)
+	}
+
+	writeFiles(t, dir, map[string]string{"app/restart.txt": "2"})
+	st = h.waitUpdates("svc", 3, time.Minute)
+	if u := st.LastUpdate; u == nil || u.Kind != api.UpdateLive || !hasSpan(u, "restart") || st.ContainerID != id {
+		t.Fatalf("after a change to the trigger: %+v, want a live update with a restart", st.LastUpdate)
+	}
+	if p := pid(); p == "" || p == pid1 {
+		t.Errorf("httpd pid %q after the trigger changed, was %q: not restarted", p, pid1)
+	}
+}
