@@ -71,4 +71,7 @@ func TestSourcesIncludeBaseImages(t *testing.T) {
 	if srcs[1].Ignore != nil {
 		t.Errorf("a file dep has no ignore rules")
 	}
+	if m := LiveIgnore(gen, srcs); !m.Ignored(dir+"/gen/tmp", false) || m.Ignored(dir+"/app/x", false) {
+		t.Errorf("live-update rules: the custom_build's own deps' rules only")
+	}
 }

@@ -61,3 +61,24 @@ func ownSources(img *model.Image) ([]Source, error) {
 	}
 	return out, nil
 }
+
+// LiveIgnore is what a live update of img ignores: the rules of its own
+// sources (the first of srcs, which Sources returned for img; each of a
+// custom_build's deps).
+func LiveIgnore(img *model.Image, srcs []Source) *ignore.Matcher {
+	n := 1
+	if img.Custom != nil {
+		n = len(img.Custom.Deps)
+	}
+	if n > len(srcs) {
+		n = len(srcs)
+	}
+	if n == 1 {
+		return srcs[0].Ignore
+	}
+	ms := make([]*ignore.Matcher, 0, n)
+	for _, s := range srcs[:n] {
+		ms = append(ms, s.Ignore)
+	}
+	return ignore.Any(ms...)
+}

@@ -122,9 +122,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 					out.Files = append(out.Files, s.Ignore.Files()...)
 					r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput(s))
 				}
-				if len(srcs) > 0 {
-					r.Inputs.LiveIgnore = srcs[0].Ignore
-				}
+				r.Inputs.LiveIgnore = build.LiveIgnore(img, srcs)
 			}
 			r.Detail.Compose = &model.ComposeRef{Project: proj.Name, Service: svc.Name, Image: svc.Image}
 			if img != nil {

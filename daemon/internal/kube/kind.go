@@ -117,11 +117,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				out.Files = append(out.Files, s.Ignore.Files()...)
 				r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput(s))
 			}
-			if img.LiveUpdate != nil && d.lu == nil && len(srcs) > 0 {
+			if img.LiveUpdate != nil && d.lu == nil {
 				// One image's containers are live-updated; changes only another
 				// image's live_update would sync rebuild.
 				d.lu, d.luImage = img.LiveUpdate, img.Ref
-				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, srcs[0].Ignore
+				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, build.LiveIgnore(img, srcs)
 			}
 		}
 		for _, o := range g.Objects {
