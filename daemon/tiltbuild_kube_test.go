@@ -79,3 +79,57 @@ k8s_yaml('k8s.yaml')
 		t.Errorf("command %v args %v, want entrypoint= and container_args=", c["command"], c["args"])
 	}
 }
+
+// TestKubeDockerBuildWithRestart: the built-in docker_build_with_restart on
+// the test cluster: the pod template runs the entrypoint as its command
+// (nothing pulled, no helper image); the process cannot be restarted in a
+// pod, so a synced change rebuilds and rolls the Deployment to a new image
+// instead of syncing into the old process.
+func TestKubeDockerBuildWithRestart(t *testing.T) {
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	dyn := kubeClient(t)
+	ns := fmt.Sprintf("loop-restart-%d", time.Now().UnixNano()%1000000)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
+		"app/msg":    "v1",
+		"k8s.yaml": fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: rapp, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: rapp}}
+  template:
+    metadata: {labels: {app: rapp}}
+    spec:
+      containers:
+      - {name: app, image: loop/rapp}
+`, ns),
+		"Tiltfile": `load('ext://restart_process', 'docker_build_with_restart')
+docker_build_with_restart('loop/rapp', '.', entrypoint=['httpd', '-f', '-h', '/app'], live_update=[sync('app', '/app')])
+k8s_yaml('k8s.yaml')
+`,
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}).Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	st := h.waitUpdates("rapp", 1, 3*time.Minute)
+	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(context.Background(), "rapp", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	if c := cs[0].(map[string]any); fmt.Sprint(c["command"]) != "[httpd -f -h /app]" {
+		t.Errorf("command %v, want the entrypoint", c["command"])
+	}
+	first := st.Image
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	st = h.waitUpdates("rapp", 2, 3*time.Minute)
+	if u := st.LastUpdate; u == nil || u.Kind == api.UpdateLive || st.Image == first {
+		t.Fatalf("after a synced change: update %+v image %s (was %s), want a rebuild to a new image", st.LastUpdate, st.Image, first)
+	}
+}
