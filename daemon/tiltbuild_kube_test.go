@@ -33,21 +33,7 @@ func TestKubeCustomBuild(t *testing.T) {
 		"app/Dockerfile":  "ARG BASE\nFROM $BASE\nCMD [\"sleep\", \"3600\"]\n",
 		"app/build.sh": "set -e\ncase \"$EXPECTED_REF\" in \"$EXPECTED_REGISTRY\"/*) ;; *) echo \"EXPECTED_REF $EXPECTED_REF is not in $EXPECTED_REGISTRY\"; exit 1;; esac\n" +
 			"docker build -q --label " + testenv.TestLabel + "=1 --build-arg BASE=\"$TILT_IMAGE_0\" -t \"$EXPECTED_REF\" .\n",
-		"k8s.yaml": fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: capp, namespace: %[1]s}
-spec:
-  selector: {matchLabels: {app: capp}}
-  template:
-    metadata: {labels: {app: capp}}
-    spec:
-      containers:
-      - {name: app, image: loop/capp, command: [old], args: [old]}
-`, ns),
+		"k8s.yaml": nsDeployment(ns, "capp", "{name: app, image: loop/capp, command: [old], args: [old]}"),
 		"Tiltfile": `docker_build('loop/cbase', 'base')
 custom_build('loop/capp', 'sh build.sh', ['app'], dir='app', image_deps=['loop/cbase'],
              entrypoint=['sleep'], container_args=['3600'])
@@ -64,17 +50,12 @@ k8s_yaml('k8s.yaml')
 		}
 		return h.status["capp"].Phase == api.PhaseReady
 	})
-	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(context.Background(), "capp", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	image, _ := containerImage(dep)
+	c := deploymentContainer(t, ns, "capp")
+	image, _ := c["image"].(string)
 	if !strings.HasPrefix(image, reg+"/loop_capp:loop-") {
 		t.Fatalf("deployment image %q, want %s/loop_capp:loop-<id>", image, reg)
 	}
 	testenv.RegistryHas(t, image)
-	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	c := cs[0].(map[string]any)
 	if fmt.Sprint(c["command"], c["args"]) != "[sleep] [3600]" {
 		t.Errorf("command %v args %v, want entrypoint= and container_args=", c["command"], c["args"])
 	}
@@ -93,21 +74,7 @@ func TestKubeDockerBuildWithRestart(t *testing.T) {
 	writeFiles(t, dir, map[string]string{
 		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
 		"app/msg":    "v1",
-		"k8s.yaml": fmt.Sprintf(`apiVersion: v1
-kind: Namespace
-metadata: {name: %[1]s}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: rapp, namespace: %[1]s}
-spec:
-  selector: {matchLabels: {app: rapp}}
-  template:
-    metadata: {labels: {app: rapp}}
-    spec:
-      containers:
-      - {name: app, image: loop/rapp}
-`, ns),
+		"k8s.yaml":   nsDeployment(ns, "rapp", "{name: app, image: loop/rapp}"),
 		"Tiltfile": `load('ext://restart_process', 'docker_build_with_restart')
 docker_build_with_restart('loop/rapp', '.', entrypoint=['httpd', '-f', '-h', '/app'], live_update=[sync('app', '/app')])
 k8s_yaml('k8s.yaml')
@@ -118,12 +85,7 @@ k8s_yaml('k8s.yaml')
 	})
 	h := startUp(t, dir, "up")
 	st := h.waitUpdates("rapp", 1, 3*time.Minute)
-	dep, err := dyn.Resource(gvrDeployment).Namespace(ns).Get(context.Background(), "rapp", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
-	if c := cs[0].(map[string]any); fmt.Sprint(c["command"]) != "[httpd -f -h /app]" {
+	if c := deploymentContainer(t, ns, "rapp"); fmt.Sprint(c["command"]) != "[httpd -f -h /app]" {
 		t.Errorf("command %v, want the entrypoint", c["command"])
 	}
 	first := st.Image
@@ -132,4 +94,39 @@ k8s_yaml('k8s.yaml')
 	if u := st.LastUpdate; u == nil || u.Kind == api.UpdateLive || st.Image == first {
 		t.Fatalf("after a synced change: update %+v image %s (was %s), want a rebuild to a new image", st.LastUpdate, st.Image, first)
 	}
+}
+
+// nsDeployment is the YAML of Namespace ns and a Deployment name in it
+// whose one container is container (a YAML flow mapping).
+func nsDeployment(ns, name, container string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[2]s, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: %[2]s}}
+  template:
+    metadata: {labels: {app: %[2]s}}
+    spec:
+      containers:
+      - %[3]s
+`, ns, name, container)
+}
+
+// deploymentContainer is the first container of Deployment name in ns.
+func deploymentContainer(t *testing.T, ns, name string) map[string]any {
+	t.Helper()
+	dep, err := kubeClient(t).Resource(gvrDeployment).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, _, _ := unstructured.NestedSlice(dep.Object, "spec", "template", "spec", "containers")
+	if len(cs) == 0 {
+		t.Fatalf("deployment %s/%s has no containers", ns, name)
+	}
+	c, _ := cs[0].(map[string]any)
+	return c
 }
