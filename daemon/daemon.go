@@ -35,6 +35,9 @@ type Options struct {
 	Args []string
 	// ExtensionsDir is where load('ext://...') resolves; empty means the default.
 	ExtensionsDir string
+	// NoBuiltinExtensions loads every ext:// extension from the extensions
+	// directory, even those loop has built-in versions of.
+	NoBuiltinExtensions bool
 	// Only limits the run to these resources and their resource_deps.
 	Only []string
 	// Sink receives every event. It must not block for long.
@@ -44,7 +47,7 @@ type Options struct {
 func (o Options) loader(sub string) engine.Loader {
 	return func(ctx context.Context) (*model.Config, error) {
 		return tiltfile.Load(ctx, o.Tiltfile, tiltfile.Options{
-			Args: o.Args, ExtensionsDir: o.ExtensionsDir, Subcommand: sub,
+			Args: o.Args, ExtensionsDir: o.ExtensionsDir, NoBuiltinExtensions: o.NoBuiltinExtensions, Subcommand: sub,
 		})
 	}
 }

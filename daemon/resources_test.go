@@ -17,9 +17,15 @@ import (
 // up` would, with the extensions of dir/extensions.
 func assemble(t *testing.T, dir string) ([]model.Resource, error) {
 	t.Helper()
+	return assembleWith(t, dir, tiltfile.Options{})
+}
+
+// assembleWith is assemble with more load options.
+func assembleWith(t *testing.T, dir string, opts tiltfile.Options) ([]model.Resource, error) {
+	t.Helper()
 	ctx := context.Background()
-	cfg, err := tiltfile.Load(ctx, filepath.Join(dir, "Tiltfile"), tiltfile.Options{
-		Subcommand: "dump", ExtensionsDir: filepath.Join(dir, "extensions")})
+	opts.Subcommand, opts.ExtensionsDir = "dump", filepath.Join(dir, "extensions")
+	cfg, err := tiltfile.Load(ctx, filepath.Join(dir, "Tiltfile"), opts)
 	if err != nil {
 		t.Fatalf("load: %v", err)
 	}
@@ -30,13 +36,39 @@ func assemble(t *testing.T, dir string) ([]model.Resource, error) {
 // and Kubernetes manifests (testdata/assembly) assembles, without Docker or a
 // cluster, into the resources `up` runs: the Deployment and the Service that
 // selects its pods are one resource; the image built FROM another, with an
-// extension's folder as context, syncs from its base's context.
+// extension's folder as context, syncs from its base's context (the Starlark
+// restart_process, --no-builtin-extensions); loop's built-in restart_process
+// builds one image from the user's context and restarts its process.
 func TestResourcesOfEveryKind(t *testing.T) {
 	dir, err := filepath.Abs(filepath.Join("testdata", "assembly"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := assemble(t, dir)
+	got := describeResources(t, dir, tiltfile.Options{NoBuiltinExtensions: true})
+	want := []string{
+		"gen local trigger=auto deps=[] labels=[tools] cmd=sh -c echo generated > api/src/gen.txt",
+		"cache compose trigger=auto deps=[] labels=[] service=assembly/cache",
+		"api compose trigger=auto deps=[cache gen] labels=[] service=assembly/api image=example/api@api sync=api/src:/app/src link=http://localhost:8000 link=http://localhost:8000/",
+		"web k8s trigger=manual deps=[gen] labels=[frontend] Deployment/web Service/web ConfigMap/web-config image=example/web@web sync=web/static:/www link=http://localhost:8080/",
+		"worker k8s trigger=auto deps=[] labels=[] Deployment/worker image=example/worker@extensions/restart_process<example/worker-base sync=worker/src:/app entrypoint=/app/main.sh",
+		"uncategorized k8s trigger=auto deps=[] labels=[] Secret/token",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resources:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// loop's built-in restart_process: one image, from the user's context,
+	// whose process the agent restarts after the sync.
+	got = describeResources(t, dir, tiltfile.Options{})
+	want[4] = "worker k8s trigger=auto deps=[] labels=[] Deployment/worker image=example/worker@worker sync=worker/src:/app restart entrypoint=/app/main.sh"
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resources with the built-in restart_process:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// describeResources assembles dir's resources and describes each on a line.
+func describeResources(t *testing.T, dir string, opts tiltfile.Options) []string {
+	t.Helper()
+	rs, err := assembleWith(t, dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +94,12 @@ func TestResourcesOfEveryKind(t *testing.T) {
 				for _, s := range lu.Syncs {
 					line += " sync=" + rel(s.LocalPath) + ":" + s.ContainerPath
 				}
+				if lu.Restart {
+					line += " restart"
+				}
+			}
+			if len(img.Entrypoint) > 0 {
+				line += " entrypoint=" + strings.Join(img.Entrypoint, " ")
 			}
 		}
 		for _, l := range r.Links {
@@ -69,17 +107,7 @@ func TestResourcesOfEveryKind(t *testing.T) {
 		}
 		got = append(got, line)
 	}
-	want := []string{
-		"gen local trigger=auto deps=[] labels=[tools] cmd=sh -c echo generated > api/src/gen.txt",
-		"cache compose trigger=auto deps=[] labels=[] service=assembly/cache",
-		"api compose trigger=auto deps=[cache gen] labels=[] service=assembly/api image=example/api@api sync=api/src:/app/src link=http://localhost:8000 link=http://localhost:8000/",
-		"web k8s trigger=manual deps=[gen] labels=[frontend] Deployment/web Service/web ConfigMap/web-config image=example/web@web sync=web/static:/www link=http://localhost:8080/",
-		"worker k8s trigger=auto deps=[] labels=[] Deployment/worker image=example/worker@extensions/restart_process<example/worker-base sync=worker/src:/app",
-		"uncategorized k8s trigger=auto deps=[] labels=[] Secret/token",
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("resources:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	return got
 }
 
 // TestResourcesCheckLiveUpdateAsTilt: where sync sources point is checked at
@@ -144,5 +172,25 @@ spec:
 				t.Fatalf("error %v, want %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestResourcesOfImagesBuiltFromEachOther: a custom_build run by a Compose
+// service (dc_resource image=) and built on a docker_build (image_deps), and a
+// docker_build FROM that custom image in a Deployment (testdata/builds): each
+// resource builds its image with the ones it is built from, and may sync
+// from their paths.
+func TestResourcesOfImagesBuiltFromEachOther(t *testing.T) {
+	dir, err := filepath.Abs(filepath.Join("testdata", "builds"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := describeResources(t, dir, tiltfile.Options{})
+	want := []string{
+		"gen compose trigger=auto deps=[] labels=[] service=builds/gen image=example/gen@<example/base sync=gen/src:/src sync=base/shared:/shared entrypoint=sh -c ./gen --serve",
+		"app k8s trigger=auto deps=[] labels=[] Deployment/app image=example/app@app<example/gen sync=gen/src:/gen-src",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("resources:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

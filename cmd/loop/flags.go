@@ -15,12 +15,17 @@ import (
 type projectFlags struct {
 	file          string
 	extensionsDir string
+	// noBuiltinExt loads the extensions loop has built-in versions of from
+	// the extensions directory too.
+	noBuiltinExt bool
 }
 
 func (f *projectFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "Tiltfile", "path of the Tiltfile")
 	cmd.Flags().StringVar(&f.extensionsDir, "extensions-dir", os.Getenv("LOOP_EXTENSIONS_DIR"),
 		"directory that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else the user's data dir)")
+	cmd.Flags().BoolVar(&f.noBuiltinExt, "no-builtin-extensions", false,
+		"load ext://restart_process from the extensions directory instead of loop's built-in version")
 }
 
 // tiltfilePath returns the absolute Tiltfile path.
@@ -34,7 +39,7 @@ func (f *projectFlags) load(ctx context.Context, sub string, tiltArgs []string) 
 	if err != nil {
 		return nil, err
 	}
-	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, Subcommand: sub})
+	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, NoBuiltinExtensions: f.noBuiltinExt, Subcommand: sub})
 }
 
 // splitArgs separates positional arguments from those after `--`, which go

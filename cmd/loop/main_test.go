@@ -146,9 +146,15 @@ func TestDumpResources(t *testing.T) {
 	if strings.Join(names, "|") != want {
 		t.Errorf("resources = %s\nwant %s", strings.Join(names, "|"), want)
 	}
-	yout, errOut, code := runLoop(t, dir, "dump", "resources", "--extensions-dir", "extensions", "-o", "yaml")
+	// The extensions directory's restart_process builds the worker FROM a
+	// base image; loop's built-in one builds one image and restarts its process.
+	yout, errOut, code := runLoop(t, dir, "dump", "resources", "--extensions-dir", "extensions", "--no-builtin-extensions", "-o", "yaml")
 	if code != 0 || !strings.Contains(yout, "resources:\n- ") || !strings.Contains(yout, "built_from:\n    - example/worker-base") {
 		t.Fatalf("yaml output (exit %d, %s):\n%s", code, errOut, yout)
+	}
+	yout, errOut, code = runLoop(t, dir, "dump", "resources", "--extensions-dir", "extensions", "-o", "yaml")
+	if code != 0 || strings.Contains(yout, "built_from:") || !strings.Contains(yout, "restart: true") {
+		t.Fatalf("yaml output with the built-in restart_process (exit %d, %s):\n%s", code, errOut, yout)
 	}
 	if _, _, code := runLoop(t, dir, "dump", "resources", "-o", "xml"); code != 2 {
 		t.Errorf("bad --output exit %d, want 2", code)

@@ -46,7 +46,7 @@ directory, ` + "`loop ui`" + ` attaches to it and ` + "`loop down`" + ` stops it
 				}
 				return detach(cmd.Context(), path, cmd.OutOrStdout(), time.Minute)
 			}
-			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only}
+			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Only: only}
 			if headlessFlag || child {
 				o.Sink = newHeadless(cmd.OutOrStdout()).event
 				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
@@ -119,7 +119,7 @@ func newCICmd() *cobra.Command {
 			h := newHeadless(cmd.OutOrStdout())
 			start := time.Now()
 			err = daemon.CI(ctx, daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Only: only,
 				Sink: func(ev api.Event) { h.event(ev); timing.Observe(ev) },
 			})
 			if err == nil && ctx.Err() != nil {
@@ -159,7 +159,7 @@ func newDownCmd() *cobra.Command {
 			}
 			h := newHeadless(cmd.OutOrStdout())
 			return daemon.Down(cmd.Context(), daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Sink: h.event,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Sink: h.event,
 			}, volumes)
 		},
 	}

@@ -81,15 +81,17 @@ type Image struct {
 	// Ignore adds .dockerignore-style patterns (relative to Context).
 	Ignore []string `json:"ignore,omitempty"`
 	// Entrypoint overrides the image's entrypoint in the running container.
-	Entrypoint    []string    `json:"entrypoint,omitempty"`
-	ContainerArgs []string    `json:"container_args,omitempty"`
-	Network       string      `json:"network,omitempty"`
-	Platform      string      `json:"platform,omitempty"`
-	ExtraTag      []string    `json:"extra_tag,omitempty"`
-	CacheFrom     []string    `json:"cache_from,omitempty"`
-	PullParent    bool        `json:"pull,omitempty"`
-	MatchInEnv    bool        `json:"match_in_env_vars,omitempty"`
-	LiveUpdate    *LiveUpdate `json:"live_update,omitempty"`
+	Entrypoint    []string `json:"entrypoint,omitempty"`
+	ContainerArgs []string `json:"container_args,omitempty"`
+	Network       string   `json:"network,omitempty"`
+	// ExtraHosts are "host:ip" entries added to the build's /etc/hosts.
+	ExtraHosts []string    `json:"extra_hosts,omitempty"`
+	Platform   string      `json:"platform,omitempty"`
+	ExtraTag   []string    `json:"extra_tag,omitempty"`
+	CacheFrom  []string    `json:"cache_from,omitempty"`
+	PullParent bool        `json:"pull,omitempty"`
+	MatchInEnv bool        `json:"match_in_env_vars,omitempty"`
+	LiveUpdate *LiveUpdate `json:"live_update,omitempty"`
 	// Custom is set for custom_build targets instead of a Docker build.
 	Custom *CustomBuild `json:"custom,omitempty"`
 	Pos    Position     `json:"pos"`

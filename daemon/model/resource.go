@@ -63,6 +63,10 @@ type ResourceImage struct {
 	Custom []string `json:"custom_command,omitempty"`
 	// BuiltFrom are the refs of the config's images it is built from (FROM
 	// or COPY --from of another docker_build, custom_build image_deps).
-	BuiltFrom  []string    `json:"built_from,omitempty"`
-	LiveUpdate *LiveUpdate `json:"live_update,omitempty"`
+	BuiltFrom []string `json:"built_from,omitempty"`
+	// Entrypoint and ContainerArgs replace the command of the containers
+	// that run the image (entrypoint=, container_args=).
+	Entrypoint    []string    `json:"entrypoint,omitempty"`
+	ContainerArgs []string    `json:"container_args,omitempty"`
+	LiveUpdate    *LiveUpdate `json:"live_update,omitempty"`
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/distribution/reference"
 	"go.starlark.net/starlark"
@@ -103,15 +102,17 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		return nil, err
 	}
 	img.LiveUpdate = lu
+	img.ExtraHosts = extraHosts.vals
 	for _, unsupported := range []struct {
 		name string
 		set  bool
-	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}, {"extra_hosts", len(extraHosts.vals) > 0}} {
+	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}} {
 		if unsupported.set {
-			l.warn(p, "docker_build("+unsupported.name+"=...) is accepted but not passed to the build yet")
+			// The engine API passes them only to BuildKit sessions, which
+			// loop's builds (the engine's classic builder) do not open.
+			l.warn(p, "docker_build("+unsupported.name+"=...) is ignored: loop builds with the Docker engine's classic builder, and only BuildKit takes "+unsupported.name+" mounts (a RUN --mount=type="+unsupported.name+" step fails)")
 		}
 	}
-	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchInEnv)
 	l.cfg.Images = append(l.cfg.Images, img)
 	return starlark.None, nil
 }
@@ -244,24 +245,6 @@ func (l *loader) initialSyncStep(thread *starlark.Thread, b *starlark.Builtin, a
 	return &liveUpdateStep{kind: stepInitialSync, pos: pos(thread)}, nil
 }
 
-// warnNotApplied warns about image arguments loop records but does not apply
-// to the containers that run the image yet.
-func (l *loader) warnNotApplied(p model.Position, fn string, entrypoint model.Cmd, containerArgs, matchInEnv bool) {
-	var names []string
-	if !entrypoint.Empty() {
-		names = append(names, "entrypoint")
-	}
-	if containerArgs {
-		names = append(names, "container_args")
-	}
-	if matchInEnv {
-		names = append(names, "match_in_env_vars")
-	}
-	if len(names) > 0 {
-		l.warn(p, fmt.Sprintf("%s(%s=...) is recorded, but loop does not apply it to the containers yet", fn, strings.Join(names, "=..., ")))
-	}
-}
-
 func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		ref, tag, outputsTo, dir                       string
@@ -334,8 +317,6 @@ func (l *loader) customBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 		img.ContainerArgs = []string{}
 	}
 	l.cfg.Images = append(l.cfg.Images, img)
-	l.warn(p, fmt.Sprintf("custom_build(%q) is recorded, but loop does not run custom builds yet: the image is not built", ref))
-	l.warnNotApplied(p, b.Name(), entrypoint.cmd, containerArgs.set, matchIn)
 	return customBuildValue{ref: ref}, nil
 }
 

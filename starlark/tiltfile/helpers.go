@@ -101,13 +101,15 @@ func (l *loader) loadDynamic(thread *starlark.Thread, b *starlark.Builtin, args 
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &p); err != nil {
 		return nil, err
 	}
-	path, err := l.resolveLoad(thread, p.s)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", b.Name(), err)
-	}
-	globals, err := l.exec(path)
-	if err != nil {
-		return nil, l.execErr(b, err)
+	globals, ok := l.builtinExtension(p.s)
+	if !ok {
+		path, err := l.resolveLoad(thread, p.s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
+		if globals, err = l.exec(path); err != nil {
+			return nil, l.execErr(b, err)
+		}
 	}
 	keys := make([]string, 0, len(globals))
 	for k := range globals {

@@ -262,7 +262,7 @@ custom_build('example/d', '', ['app'], command_bat='build.bat')
 					args++
 				}
 			}
-			eq(t, "warnings: cache, custom builds, container_args", [3]int{cache, custom, args}, [3]int{1, 2, 1})
+			eq(t, "warnings: cache, none for custom builds and container_args (applied)", [3]int{cache, custom, args}, [3]int{1, 0, 0})
 		}},
 		{"dc_resource image and Tilt's order", `
 docker_compose('compose.yaml')

@@ -39,6 +39,10 @@ type Options struct {
 	// and ext://NAME/sub resolves to <dir>/NAME/sub/Tiltfile. Empty means
 	// DefaultExtensionsDir().
 	ExtensionsDir string
+	// NoBuiltinExtensions makes load('ext://NAME') read the extensions
+	// directory for the extensions loop has built-in versions of
+	// (restart_process) too.
+	NoBuiltinExtensions bool
 	// Subcommand is what config.tilt_subcommand returns ("up", "ci", ...).
 	Subcommand string
 	// Env is the environment of local() and os.getenv; nil means os.Environ().
@@ -367,6 +371,9 @@ func (l *loader) display(p string) string {
 // load implements the load statement: relative to the loading file, or
 // ext://NAME from the extensions directory.
 func (l *loader) load(thread *starlark.Thread, name string) (starlark.StringDict, error) {
+	if mod, ok := l.builtinExtension(name); ok {
+		return mod, nil
+	}
 	path, err := l.resolveLoad(thread, name)
 	if err != nil {
 		return nil, err

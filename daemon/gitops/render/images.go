@@ -65,27 +65,14 @@ func SubstituteImages(objs []*unstructured.Unstructured, images Images, kinds ma
 		return "", "", false
 	}
 	for _, o := range objs {
-		if path, ok := podSpecPaths[o.GetKind()]; ok {
-			spec, found, _ := unstructured.NestedMap(o.Object, path...)
-			if found {
-				for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
-					cs, _ := spec[field].([]any)
-					for _, c := range cs {
-						cm, ok := c.(map[string]any)
-						if !ok {
-							continue
-						}
-						ref, _ := cm["image"].(string)
-						if built, name, ok := lookup(ref); ok {
-							cm["image"] = built
-							cm["imagePullPolicy"] = "IfNotPresent"
-							used[name] = true
-						}
-					}
-				}
-				_ = unstructured.SetNestedMap(o.Object, spec, path...)
+		eachContainer(o, func(cm map[string]any) {
+			ref, _ := cm["image"].(string)
+			if built, name, ok := lookup(ref); ok {
+				cm["image"] = built
+				cm["imagePullPolicy"] = "IfNotPresent"
+				used[name] = true
 			}
-		}
+		})
 		for _, p := range kinds[o.GetKind()] {
 			walkImagePath(o.Object, p, func(ref string) (string, bool) {
 				built, name, ok := lookup(ref)
@@ -97,6 +84,91 @@ func SubstituteImages(objs []*unstructured.Unstructured, images Images, kinds ma
 		}
 	}
 	return used
+}
+
+// eachContainer calls fn with each container of o's pod template (init,
+// regular and ephemeral containers), which fn may change in place.
+func eachContainer(o *unstructured.Unstructured, fn func(c map[string]any)) {
+	path, ok := podSpecPaths[o.GetKind()]
+	if !ok {
+		return
+	}
+	spec, found, _ := unstructured.NestedMap(o.Object, path...)
+	if !found {
+		return
+	}
+	for _, field := range []string{"initContainers", "containers", "ephemeralContainers"} {
+		cs, _ := spec[field].([]any)
+		for _, c := range cs {
+			if cm, ok := c.(map[string]any); ok {
+				fn(cm)
+			}
+		}
+	}
+	_ = unstructured.SetNestedMap(o.Object, spec, path...)
+}
+
+// Override is what a built image's entrypoint= and container_args= set in
+// the containers that run it.
+type Override struct {
+	// Command replaces the container's command when non-nil.
+	Command []string
+	// Args replace its args when non-nil.
+	Args []string
+	// InEnv also replaces env values that name the image with the built
+	// ref (match_in_env_vars).
+	InEnv bool
+}
+
+// OverrideContainers applies overrides (by image name as the config
+// writes it) to the pod-template containers that run those images, as Tilt
+// does: command from entrypoint=, args from container_args=. With InEnv, an
+// env value naming the image gets its built ref from images. Call it before
+// SubstituteImages (it matches the images as written).
+func OverrideContainers(objs []*unstructured.Unstructured, overrides map[string]Override, images Images) {
+	if len(overrides) == 0 {
+		return
+	}
+	byName := map[string]Override{}
+	for name, o := range overrides {
+		byName[NormalizedName(name)] = o
+	}
+	for _, o := range objs {
+		eachContainer(o, func(cm map[string]any) {
+			ref, _ := cm["image"].(string)
+			ov, ok := byName[NormalizedName(ref)]
+			if !ok {
+				return
+			}
+			if ov.Command != nil {
+				cm["command"] = toAny(ov.Command)
+			}
+			if ov.Args != nil {
+				cm["args"] = toAny(ov.Args)
+			}
+		})
+		for name, ov := range overrides {
+			if built, ok := images[name]; ok && ov.InEnv {
+				eachContainer(o, func(cm map[string]any) {
+					env, _ := cm["env"].([]any)
+					for _, e := range env {
+						em, _ := e.(map[string]any)
+						if v, ok := em["value"].(string); ok && v != "" && NormalizedName(v) == NormalizedName(name) {
+							em["value"] = built
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+func toAny(list []string) []any {
+	out := make([]any, len(list))
+	for i, s := range list {
+		out[i] = s
+	}
+	return out
 }
 
 // walkImagePath calls replace for each string at path and stores what it returns.

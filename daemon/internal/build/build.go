@@ -74,6 +74,91 @@ type Result struct {
 	Duration     time.Duration
 	// Cached is true when an image with Ref existed and no build ran.
 	Cached bool
+	// ForRegistry is true when Ref already is the registry's name
+	// (Options.Registry): a custom_build made it so.
+	ForRegistry bool
+	// NoPush is true when the image must not be pushed: a custom_build's
+	// command does that (disable_push, skips_local_docker).
+	NoPush bool
+	// NotLocal is true when the image is not in the engine
+	// (skips_local_docker): nothing can load it anywhere.
+	NotLocal bool
+}
+
+// BuildWith builds img after the images of all it is built from (Chain),
+// each at most once per call: where a docker_build's FROM or COPY --from
+// names one of them, it is given that image's built ref, as Tilt injects
+// it; a custom_build gets them in $TILT_IMAGE_i. So a change to a base image
+// gives its dependents new refs too. opts apply to img only: the images it is
+// built from stay in the engine, where the builds of the others find them.
+func (b *Builder) BuildWith(ctx context.Context, img *model.Image, all []*model.Image, opts Options, logs io.Writer) (Result, error) {
+	if logs == nil {
+		logs = io.Discard
+	}
+	chain, err := Chain(img, all)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
+	}
+	built := map[string]string{} // ref as written in the config -> built ref
+	var res Result
+	for _, i := range chain {
+		var o Options
+		if i == img {
+			o = opts
+		} else {
+			fmt.Fprintf(logs, "building %s, which %s is built from\n", i.Ref, img.Ref)
+		}
+		if i.Custom != nil {
+			var deps []string
+			for _, d := range i.Custom.ImageDeps {
+				ref, ok := builtRef(d, built)
+				if !ok {
+					return Result{}, fmt.Errorf("build %s: image_deps names %s, which the Tiltfile does not build", i.Ref, d)
+				}
+				deps = append(deps, ref)
+			}
+			res, err = b.buildCustom(ctx, i, deps, o, logs)
+		} else {
+			res, err = b.Build(ctx, withBases(i, built), logs)
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		if i != img && res.NotLocal {
+			return Result{}, fmt.Errorf("build %s: %s is built from %s, which skips the local Docker engine", img.Ref, img.Ref, i.Ref)
+		}
+		built[i.Ref] = res.Ref
+	}
+	return res, nil
+}
+
+// builtRef is the built ref of the image named used.
+func builtRef(used string, built map[string]string) (string, bool) {
+	for ref, to := range built {
+		if refMatches(ref, used) {
+			return to, true
+		}
+	}
+	return "", false
+}
+
+// withBases is img with its Dockerfile naming the built refs of the images
+// it is built from; img itself when it names none.
+func withBases(img *model.Image, built map[string]string) *model.Image {
+	if len(built) == 0 {
+		return img
+	}
+	df, err := readDockerfile(img)
+	if err != nil {
+		return img // the build reports it
+	}
+	out := rewriteBases(string(df), img.BuildArgs, built)
+	if out == string(df) {
+		return img
+	}
+	c := *img
+	c.DockerfileContents = out // Dockerfile stays: its .dockerignore applies
+	return &c
 }
 
 // Build builds img, or finds the image built before from the same inputs
@@ -128,6 +213,7 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 		Target:      img.Target,
 		BuildArgs:   buildArgs(img.BuildArgs),
 		NetworkMode: img.Network,
+		ExtraHosts:  img.ExtraHosts,
 		CacheFrom:   img.CacheFrom,
 		Platform:    img.Platform,
 		PullParent:  img.PullParent,

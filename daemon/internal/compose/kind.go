@@ -15,7 +15,6 @@ import (
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/engine"
-	"github.com/loop-dev/loop/daemon/internal/ignore"
 	"github.com/loop-dev/loop/daemon/internal/liveupdate"
 	"github.com/loop-dev/loop/daemon/model"
 )
@@ -94,8 +93,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			if dc != nil && dc.Image != "" {
 				ref = dc.Image // dc_resource(image=) names the image the service runs
 			}
-			if i, ok := images[ref]; ok && i.Custom == nil {
+			if i, ok := images[ref]; ok {
 				img = i
+				// As Tilt does in pods: entrypoint= replaces the container's
+				// entrypoint, container_args= its command.
+				svc.override(img.Entrypoint, img.ContainerArgs)
 				// As Tilt, at assembly and for deployed images only: the syncs
 				// must be under a path the image (or its base images) watches.
 				// (develop.watch rules of the compose file are Compose's.)
@@ -107,19 +109,20 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 			var lu *model.LiveUpdate
 			if img != nil {
-				m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
+				srcs, err := build.Sources(img, cfg.Images)
 				if err != nil {
 					return out, fmt.Errorf("service %s: %w", svc.Name, err)
 				}
-				out.Files = append(out.Files, m.Files()...)
 				lu = img.LiveUpdate
 				if lu == nil {
 					lu = svc.LiveUpdate
 				}
-				r.Inputs = engine.Inputs{
-					Images:     []engine.ImageInput{{Context: img.Context, Dockerfile: img.Dockerfile, Ignore: m}},
-					LiveUpdate: lu, LiveIgnore: m,
+				r.Inputs = engine.Inputs{LiveUpdate: lu}
+				for _, s := range srcs {
+					out.Files = append(out.Files, s.Ignore.Files()...)
+					r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput(s))
 				}
+				r.Inputs.LiveIgnore = build.LiveIgnore(img, srcs)
 			}
 			r.Detail.Compose = &model.ComposeRef{Project: proj.Name, Service: svc.Name, Image: svc.Image}
 			if img != nil {
@@ -127,8 +130,12 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				d.LiveUpdate = lu
 				r.Detail.Images = []model.ResourceImage{d}
 			}
-			r.Hash = engine.Hash("compose", proj.Name, svc, img, r.Deps, r.Trigger, dc)
-			s := service{k: k, proj: proj, svc: svc, img: img, lu: lu}
+			var chain []*model.Image // img and the images it is built from
+			if img != nil {
+				chain, _ = build.Chain(img, cfg.Images) // Sources reported a cycle
+			}
+			r.Hash = engine.Hash("compose", proj.Name, svc, chain, r.Deps, r.Trigger, dc)
+			s := service{k: k, proj: proj, svc: svc, img: img, all: cfg.Images, lu: lu}
 			r.Open = func(h engine.Host) engine.Runtime { return &runtime{service: s, h: h} }
 			out.Resources = append(out.Resources, r)
 		}
@@ -158,7 +165,8 @@ type service struct {
 	k    *Kind
 	proj *Project
 	svc  *Service
-	img  *model.Image // built by loop; nil when the service runs a given image
+	img  *model.Image   // built by loop; nil when the service runs a given image
+	all  []*model.Image // the config's images, where img's base images are
 	lu   *model.LiveUpdate
 }
 
@@ -203,7 +211,7 @@ func (rt *runtime) up(ctx context.Context, j engine.Job, u api.Update) engine.Ou
 	rebuilt := false
 	if rt.img != nil {
 		t0 := time.Now()
-		bres, err := rt.k.Builder.Build(ctx, rt.img, logs)
+		bres, err := rt.k.Builder.BuildWith(ctx, rt.img, rt.all, build.Options{}, logs)
 		u.Spans = append(u.Spans, api.Span{Name: api.SpanBuild, Duration: time.Since(t0)})
 		if err != nil {
 			return fail(fmt.Errorf("build %s: %w", rt.img.Ref, err))

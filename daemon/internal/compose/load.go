@@ -402,3 +402,15 @@ func loadGuarded(ctx context.Context, p *model.ComposeProject, env []string) (ra
 	}
 	return loadFiles(ctx, p, env)
 }
+
+// override replaces the service's entrypoint (when entrypoint is non-nil)
+// and command (when args is non-nil): a docker_build's or custom_build's
+// entrypoint= and container_args=.
+func (s *Service) override(entrypoint, args []string) {
+	if entrypoint != nil {
+		s.config.Entrypoint = types.ShellCommand(entrypoint)
+	}
+	if args != nil {
+		s.config.Command = types.ShellCommand(args)
+	}
+}

@@ -76,19 +76,13 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	if err != nil {
 		return out, err
 	}
-	var images []*model.Image
-	for _, img := range cfg.Images {
-		if img.Custom == nil {
-			images = append(images, img)
-		}
-	}
 	kinds := KindPaths(cfg.K8sKinds)
 	trigger := engine.DefaultTrigger(cfg)
 	var defs []*definition
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
 		r := &engine.Resource{Name: g.Name, Type: "k8s", Trigger: trigger, AutoInit: true}
-		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, allowed: cfg.Settings.AllowedK8sContexts}
+		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, all: cfg.Images, allowed: cfg.Settings.AllowedK8sContexts}
 		if g.App != nil {
 			// An Argo CD app syncs as its syncPolicy says.
 			d.policy = AppPolicy{Namespace: g.App.Namespace, Prune: g.App.Prune, Sync: g.App.Sync}
@@ -107,24 +101,28 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.AutoInit = *s.AutoInit
 			}
 		}
-		for _, img := range Images(g.Objects, images, cfg.K8sKinds) {
+		for _, img := range Images(g.Objects, cfg.Images, cfg.K8sKinds) {
 			// As Tilt, at assembly and for deployed images only: the syncs
 			// must be under a path the image (or its base images) watches.
 			if err := liveupdate.Validate(img, cfg.Images); err != nil {
 				return out, err
 			}
-			m, err := ignore.ForContext(img.Context, img.Dockerfile, img.Only, img.Ignore)
+			srcs, err := build.Sources(img, cfg.Images)
 			if err != nil {
 				return out, fmt.Errorf("resource %s: image %s: %w", g.Name, img.Ref, err)
 			}
-			out.Files = append(out.Files, m.Files()...)
+			chain, _ := build.Chain(img, cfg.Images) // Sources reported a cycle
 			d.images = append(d.images, img)
-			r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput{Context: img.Context, Dockerfile: img.Dockerfile, Ignore: m})
+			d.chains = append(d.chains, chain)
+			for _, s := range srcs {
+				out.Files = append(out.Files, s.Ignore.Files()...)
+				r.Inputs.Images = append(r.Inputs.Images, engine.ImageInput(s))
+			}
 			if img.LiveUpdate != nil && d.lu == nil {
 				// One image's containers are live-updated; changes only another
 				// image's live_update would sync rebuild.
 				d.lu, d.luImage = img.LiveUpdate, img.Ref
-				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, m
+				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, build.LiveIgnore(img, srcs)
 			}
 		}
 		for _, o := range g.Objects {
@@ -150,7 +148,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				}
 			}
 		}
-		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly)
+		r.Hash = engine.Hash("k8s", d.objs, d.chains, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly)
 	}
 	return out, nil
 }
@@ -202,10 +200,13 @@ func contains(list []string, s string) bool {
 
 // definition is one Kubernetes resource as declared.
 type definition struct {
-	k        *Kind
-	name     string
-	objs     []*unstructured.Unstructured
-	images   []*model.Image
+	k      *Kind
+	name   string
+	objs   []*unstructured.Unstructured
+	images []*model.Image
+	// chains are each image's Chain: the images it is built from, then it.
+	chains   [][]*model.Image
+	all      []*model.Image // the config's images
 	kinds    map[string][]render.ImagePath
 	lu       *model.LiveUpdate
 	luImage  string // the image whose containers lu updates
@@ -268,27 +269,41 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	built := render.Images{}
 	var load []string // images kind nodes must be given (no registry)
+	var opts build.Options
+	if reg != nil {
+		opts.RegistryHost = reg.Host
+		opts.Registry = func(ref string) (string, error) {
+			push, _, err := reg.Refs(ref)
+			return push, err
+		}
+	}
 	for _, img := range rt.images {
 		t0 := time.Now()
-		bres, err := rt.k.Builder.Build(ctx, img, logs)
+		bres, err := rt.k.Builder.BuildWith(ctx, img, rt.all, opts, logs)
 		u.Spans = append(u.Spans, api.Span{Name: api.SpanBuild, Duration: time.Since(t0)})
 		if err != nil {
 			return fail(fmt.Errorf("build %s: %w", img.Ref, err))
 		}
 		ref := bres.Ref
-		if reg != nil {
+		switch {
+		case reg != nil:
 			push, pull, err := reg.Refs(bres.Ref)
-			if err != nil {
+			if bres.ForRegistry {
+				// A custom_build made the image under the registry's name.
+				push, pull = bres.Ref, reg.HostFromCluster+strings.TrimPrefix(bres.Ref, reg.Host)
+			} else if err != nil {
 				return fail(err)
 			}
-			t0 := time.Now()
-			err = rt.k.Builder.Push(ctx, bres.Ref, push, logs)
-			u.Spans = append(u.Spans, api.Span{Name: api.SpanPush, Duration: time.Since(t0)})
-			if err != nil {
-				return fail(fmt.Errorf("push to the registry of %s: %w", reg.Source, err))
+			if !bres.NoPush {
+				t0 := time.Now()
+				err = rt.k.Builder.Push(ctx, bres.Ref, push, logs)
+				u.Spans = append(u.Spans, api.Span{Name: api.SpanPush, Duration: time.Since(t0)})
+				if err != nil {
+					return fail(fmt.Errorf("push to the registry of %s: %w", reg.Source, err))
+				}
 			}
 			ref = pull
-		} else {
+		case !bres.NotLocal:
 			load = append(load, ref)
 		}
 		built[img.Ref] = ref
@@ -297,6 +312,13 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	for i, o := range rt.objs {
 		desired[i] = o.DeepCopy()
 	}
+	overrides := map[string]render.Override{}
+	for _, img := range rt.images {
+		if img.Entrypoint != nil || img.ContainerArgs != nil || img.MatchInEnv {
+			overrides[img.Ref] = render.Override{Command: img.Entrypoint, Args: img.ContainerArgs, InEnv: img.MatchInEnv}
+		}
+	}
+	render.OverrideContainers(desired, overrides, built)
 	render.SubstituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
 	err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
@@ -342,7 +364,10 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 		return nil, nil
 	}
 	if lu.Restart || len(lu.RestartOn) > 0 {
-		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
+		// A sync without the restart would leave the old process running
+		// (restart_process's docker_build_with_restart): rebuild instead.
+		fmt.Fprintf(logs, "live update: %v; changes rebuild and redeploy\n", liveupdate.ErrRestartInPod)
+		return nil, nil
 	}
 	t, err := k.LiveTarget(w, ref)
 	if err != nil {
