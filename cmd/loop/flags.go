@@ -20,7 +20,7 @@ type projectFlags struct {
 func (f *projectFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "Tiltfile", "path of the Tiltfile")
 	cmd.Flags().StringVar(&f.extensionsDir, "extensions-dir", os.Getenv("LOOP_EXTENSIONS_DIR"),
-		"directory that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else the user's data dir)")
+		"extension store (a tilt_modules folder) or a checkout of tilt-extensions that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else ~/.local/share/loop/tilt_modules)")
 }
 
 // tiltfilePath returns the absolute Tiltfile path.

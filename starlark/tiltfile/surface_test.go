@@ -286,7 +286,7 @@ v1alpha1.extension_repo(name='default', url='file:///x')
 v1alpha1.cmd(name='c', args=['true'], readiness_probe=v1alpha1.probe(handler=v1alpha1.handler(exec=v1alpha1.exec_action(command=['true']))))
 if 'ui_text_input_spec' not in dir(v1alpha1) or 'kubernetes_apply' not in dir(v1alpha1): fail('dir')
 `, Options{}, func(t *testing.T, r loadResult) {
-			eq(t, "warnings (objects only)", len(r.cfg.Warnings), 3)
+			eq(t, "warnings (objects only)", len(r.cfg.Warnings), 2)
 		}},
 	}
 	for _, c := range cases {

@@ -35,9 +35,10 @@ import (
 type Options struct {
 	// Args are the arguments after `--`, parsed by config.parse().
 	Args []string
-	// ExtensionsDir is where load('ext://NAME') resolves: <dir>/NAME/Tiltfile,
-	// and ext://NAME/sub resolves to <dir>/NAME/sub/Tiltfile. Empty means
-	// DefaultExtensionsDir().
+	// ExtensionsDir is the extension store (a tilt_modules folder: the
+	// default repository is <dir>/github.com/tilt-dev/tilt-extensions), or a
+	// checkout of the default repository (ext://NAME is <dir>/NAME/Tiltfile).
+	// Empty means DefaultExtensionsDir().
 	ExtensionsDir string
 	// Subcommand is what config.tilt_subcommand returns ("up", "ci", ...).
 	Subcommand string
@@ -71,21 +72,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Msg)
 }
 
-// DefaultExtensionsDir is where ext:// extensions live when
-// Options.ExtensionsDir is empty: $LOOP_EXTENSIONS_DIR if set, else
-// $XDG_DATA_HOME/loop/extensions, else ~/.local/share/loop/extensions.
+// DefaultExtensionsDir is the extensions directory when
+// Options.ExtensionsDir is empty: $LOOP_EXTENSIONS_DIR if set, else loop's
+// store $XDG_DATA_HOME/loop/tilt_modules (~/.local/share/loop/tilt_modules).
 func DefaultExtensionsDir() string {
 	if d := os.Getenv("LOOP_EXTENSIONS_DIR"); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "loop", "extensions")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "loop", "extensions")
-	}
-	return filepath.Join(home, ".local", "share", "loop", "extensions")
+	return storeDir("loop")
 }
 
 // fileOptions is the dialect Tilt enables.
@@ -152,6 +146,8 @@ type loader struct {
 	config     configState
 	// rendered are the helm() and kustomize() calls of this load.
 	rendered []*rendered
+	// ext holds v1alpha1.extension_repo() and extension() registrations.
+	ext extState
 }
 
 // module is a loaded file, cached so each file runs once per Load.
@@ -382,21 +378,6 @@ func (l *loader) resolveLoad(thread *starlark.Thread, name string) (string, erro
 		return "", fmt.Errorf("cannot load %q: only relative paths and ext:// are supported (loop loads nothing from the network)", name)
 	}
 	return l.abs(thread, name), nil
-}
-
-func (l *loader) resolveExtension(ext string) (string, error) {
-	ext = strings.Trim(ext, "/")
-	if ext == "" || strings.Contains(ext, "..") {
-		return "", fmt.Errorf("invalid extension name %q", ext)
-	}
-	path := filepath.Join(l.extDir, filepath.FromSlash(ext), "Tiltfile")
-	l.record(path)
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("extension %q not found: no %s in the extensions directory %s; "+
-			"clone https://github.com/tilt-dev/tilt-extensions there or point LOOP_EXTENSIONS_DIR at a checkout of it",
-			ext, filepath.Join(ext, "Tiltfile"), l.extDir)
-	}
-	return path, nil
 }
 
 // curFile is the file the thread executes.
