@@ -6,8 +6,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -35,6 +37,9 @@ type Options struct {
 	Args []string
 	// ExtensionsDir is where load('ext://...') resolves; empty means the default.
 	ExtensionsDir string
+	// NoBuiltinExtensions loads the Starlark extensions in place of loop's
+	// built-in ones (helm_resource, helm_remote).
+	NoBuiltinExtensions bool
 	// Only limits the run to these resources and their resource_deps.
 	Only []string
 	// Sink receives every event. It must not block for long.
@@ -44,7 +49,7 @@ type Options struct {
 func (o Options) loader(sub string) engine.Loader {
 	return func(ctx context.Context) (*model.Config, error) {
 		return tiltfile.Load(ctx, o.Tiltfile, tiltfile.Options{
-			Args: o.Args, ExtensionsDir: o.ExtensionsDir, Subcommand: sub,
+			Args: o.Args, ExtensionsDir: o.ExtensionsDir, NoBuiltinExtensions: o.NoBuiltinExtensions, Subcommand: sub,
 		})
 	}
 }
@@ -228,7 +233,9 @@ func (d *Daemon) SetEnabled(ctx context.Context, name string, on bool) error {
 var ErrUnknownResource = engine.ErrUnknownResource
 
 // Down removes what Up created for the project's Compose projects:
-// containers and networks, and named volumes when volumes is true.
+// containers and networks, and named volumes when volumes is true; the
+// objects applied for its Kubernetes resources; and runs the delete_cmd of
+// each k8s_custom_deploy.
 func Down(ctx context.Context, o Options, volumes bool) error {
 	abs, err := filepath.Abs(o.Tiltfile)
 	if err != nil {
@@ -257,7 +264,7 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 			o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: proj.Name, Text: "removed"})
 		}
 	}
-	if len(cfg.K8sSources) == 0 {
+	if len(cfg.K8sSources) == 0 && len(cfg.CustomDeploys) == 0 {
 		return nil
 	}
 	groups, err := kube.Render(ctx, cfg)
@@ -272,6 +279,12 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		return err
 	}
 	for _, g := range groups {
+		if g.Custom != nil {
+			if err := kube.DeleteCustom(ctx, g.Custom, o.logWriter(g.Name)); err != nil {
+				return fmt.Errorf("down %s: %w", g.Name, err)
+			}
+			continue
+		}
 		deleted, err := k.Down(ctx, []string{g.Name})
 		for _, key := range deleted {
 			if o.Sink != nil {
@@ -283,4 +296,22 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		}
 	}
 	return nil
+}
+
+// logWriter sends each line written to it to the Sink as a log of resource.
+func (o Options) logWriter(resource string) io.Writer {
+	return lineWriter(func(line string) {
+		if o.Sink != nil {
+			o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: resource, Text: line})
+		}
+	})
+}
+
+type lineWriter func(string)
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w(l)
+	}
+	return len(p), nil
 }

@@ -15,12 +15,15 @@ import (
 type projectFlags struct {
 	file          string
 	extensionsDir string
+	noBuiltinExts bool
 }
 
 func (f *projectFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "Tiltfile", "path of the Tiltfile")
 	cmd.Flags().StringVar(&f.extensionsDir, "extensions-dir", os.Getenv("LOOP_EXTENSIONS_DIR"),
 		"extension store (a tilt_modules folder) or a checkout of tilt-extensions that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else ~/.local/share/loop/tilt_modules)")
+	cmd.Flags().BoolVar(&f.noBuiltinExts, "no-builtin-extensions", false,
+		"load the Starlark extensions where loop has built-in versions of them (helm_resource, helm_remote)")
 }
 
 // tiltfilePath returns the absolute Tiltfile path.
@@ -34,7 +37,7 @@ func (f *projectFlags) load(ctx context.Context, sub string, tiltArgs []string) 
 	if err != nil {
 		return nil, err
 	}
-	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, Subcommand: sub})
+	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, NoBuiltinExtensions: f.noBuiltinExts, Subcommand: sub})
 }
 
 // splitArgs separates positional arguments from those after `--`, which go

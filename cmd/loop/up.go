@@ -24,7 +24,7 @@ func newUpCmd() *cobra.Command {
 		Short: "Build and start the project, then live-update or rebuild on every save, with the terminal UI (Ctrl-C stops)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			only, tiltArgs := splitArgs(cmd, args)
-			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only}
+			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only}
 			if headlessFlag {
 				o.Sink = newHeadless(cmd.OutOrStdout()).event
 				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
@@ -96,7 +96,7 @@ func newCICmd() *cobra.Command {
 			h := newHeadless(cmd.OutOrStdout())
 			start := time.Now()
 			err = daemon.CI(ctx, daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Only: only,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only,
 				Sink: func(ev api.Event) { h.event(ev); timing.Observe(ev) },
 			})
 			if err == nil && ctx.Err() != nil {
@@ -128,7 +128,7 @@ func newDownCmd() *cobra.Command {
 			_, tiltArgs := splitArgs(cmd, args)
 			h := newHeadless(cmd.OutOrStdout())
 			return daemon.Down(cmd.Context(), daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, Sink: h.event,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Sink: h.event,
 			}, volumes)
 		},
 	}

@@ -695,8 +695,9 @@ func (l *loader) statRecord(b *starlark.Builtin, path string) error {
 	return nil
 }
 
-// k8sCustomDeploy validates its arguments so extensions such as
-// helm_resource load; loop does not run custom deploys yet.
+// k8sCustomDeploy declares a resource deployed by commands, as Tilt's:
+// apply_cmd deploys and prints the deployed objects as YAML, delete_cmd
+// removes them (loop down, or the resource leaving the config).
 func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		name, imageSelector, containerSelector, applyDir, deleteDir string
@@ -717,17 +718,46 @@ func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, a
 	if name == "" {
 		return nil, errorf(b, "name must not be empty")
 	}
-	if applyCmd.cmd.Empty() && applyCmdBat.cmd.Empty() {
+	if applyCmd.cmd.Empty() {
+		applyCmd = applyCmdBat
+	}
+	if deleteCmd.cmd.Empty() {
+		deleteCmd = deleteCmdBat
+	}
+	if applyCmd.cmd.Empty() {
 		return nil, errorf(b, "apply_cmd must not be empty")
 	}
-	if deleteCmd.cmd.Empty() && deleteCmdBat.cmd.Empty() {
+	if deleteCmd.cmd.Empty() {
 		return nil, errorf(b, "delete_cmd must not be empty")
 	}
 	p := pos(thread)
-	if _, err := liveUpdateFromSteps(b, liveUpdate.steps, p); err != nil {
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, p)
+	if err != nil {
 		return nil, err
 	}
-	l.warn(p, fmt.Sprintf("k8s_custom_deploy(%q) is accepted but loop does not run custom deploys yet", name))
+	if lu != nil && imageSelector == "" && len(imageDeps.vals) == 0 {
+		return nil, errorf(b, "live_update needs image_selector (or an image in image_deps) to find the containers to update")
+	}
+	if imageSelector != "" && containerSelector != "" {
+		return nil, errorf(b, "image_selector and container_selector cannot both be set")
+	}
+	for _, cd := range l.cfg.CustomDeploys {
+		if cd.Name == name {
+			return nil, errorf(b, "k8s_custom_deploy named %q already declared at %s:%d", name, cd.Pos.File, cd.Pos.Line)
+		}
+	}
+	dir := func(d string) string {
+		if d == "" {
+			return filepath.Dir(curFile(thread))
+		}
+		return l.abs(thread, d)
+	}
+	l.cfg.CustomDeploys = append(l.cfg.CustomDeploys, &model.CustomDeploy{
+		Name: name, ApplyCmd: applyCmd.cmd, ApplyDir: dir(applyDir), ApplyEnv: applyEnv.m,
+		DeleteCmd: deleteCmd.cmd, DeleteDir: dir(deleteDir), DeleteEnv: deleteEnv.m,
+		Deps: l.absAll(thread, deps.vals), ImageDeps: imageDeps.vals,
+		ImageSelector: imageSelector, ContainerSelector: containerSelector, LiveUpdate: lu, Pos: p,
+	})
 	return starlark.None, nil
 }
 

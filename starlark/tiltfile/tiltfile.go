@@ -53,6 +53,9 @@ type Options struct {
 	// Argv is sys.argv; nil means os.Args (loop's command line, as Tilt's
 	// sys.argv is Tilt's).
 	Argv []string
+	// NoBuiltinExtensions loads the Starlark extensions where loop has
+	// built-in versions of them (helm_resource, helm_remote).
+	NoBuiltinExtensions bool
 }
 
 // Error is a load error with the position it was found at.
@@ -148,6 +151,8 @@ type loader struct {
 	rendered []*rendered
 	// ext holds v1alpha1.extension_repo() and extension() registrations.
 	ext extState
+	// helmRepos are helm_repo() names and URLs (the built-in helm_resource).
+	helmRepos map[string]string
 }
 
 // module is a loaded file, cached so each file runs once per Load.
@@ -235,8 +240,8 @@ func (l *loader) finish() *model.Config {
 }
 
 // passEnv gives the variables the Tiltfile set (os.putenv, os.environ) to
-// the commands loop runs for it later: local_resource cmd and serve_cmd and
-// custom_build commands. In Tilt they change Tilt's own environment, which
+// the commands loop runs for it later: local_resource cmd and serve_cmd,
+// custom_build and k8s_custom_deploy commands. In Tilt they change Tilt's own environment, which
 // those commands inherit; here their env= still wins.
 func (l *loader) passEnv() {
 	set := map[string]string{}
@@ -265,6 +270,9 @@ func (l *loader) passEnv() {
 		if img.Custom != nil {
 			img.Custom.Env = with(img.Custom.Env)
 		}
+	}
+	for _, cd := range l.cfg.CustomDeploys {
+		cd.ApplyEnv, cd.DeleteEnv = with(cd.ApplyEnv), with(cd.DeleteEnv)
 	}
 }
 
@@ -363,6 +371,11 @@ func (l *loader) display(p string) string {
 // load implements the load statement: relative to the loading file, or
 // ext://NAME from the extensions directory.
 func (l *loader) load(thread *starlark.Thread, name string) (starlark.StringDict, error) {
+	if ext, ok := strings.CutPrefix(name, "ext://"); ok && !l.opts.NoBuiltinExtensions {
+		if m := l.helmExtension(strings.Trim(ext, "/")); m != nil {
+			return m, nil
+		}
+	}
 	path, err := l.resolveLoad(thread, name)
 	if err != nil {
 		return nil, err

@@ -38,6 +38,9 @@ type Group struct {
 	Spec *model.K8sResource
 	// App is the Argo CD app the group mirrors; nil for the Tiltfile's own objects.
 	App *render.App
+	// Custom is the k8s_custom_deploy the group runs; its objects are what
+	// its apply_cmd prints, known once it ran.
+	Custom *model.CustomDeploy
 }
 
 // Assemble groups rendered objects into resources by Tilt's rules
@@ -65,6 +68,13 @@ type Group struct {
 // workload_to_resource_function is not part of the model yet: names are always
 // uniqueNames'.
 func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, error) {
+	return assemble(objs, cfg, nil)
+}
+
+// assemble is Assemble with resources made before any workload's: those
+// whose objects the config names (a k8s_custom_deploy, a helm_resource), so
+// that k8s_resource calls configure them.
+func assemble(objs []*unstructured.Unstructured, cfg *model.Config, pre []*Group) ([]*Group, error) {
 	kinds, err := kindSelectors(cfg.K8sKinds)
 	if err != nil {
 		return nil, err
@@ -72,6 +82,13 @@ func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, e
 	a := &assembly{cfg: cfg, byName: map[string]*Group{}, local: map[string]bool{}}
 	for _, lr := range cfg.LocalResources {
 		a.local[lr.Name] = true
+	}
+	for _, g := range pre {
+		if err := a.conflict(g.Name); err != nil {
+			return nil, fmt.Errorf("make the resource %s: %w", g.Name, err)
+		}
+		a.groups = append(a.groups, g)
+		a.byName[g.Name] = g
 	}
 	var workloads []*unstructured.Unstructured
 	for _, o := range objs {
@@ -296,11 +313,43 @@ func quoted(names []string) string {
 // objects (k8s_yaml, kustomize, helm) are grouped into resources (Assemble); each Argo CD
 // app (argocd_app, argocd_appset) is one resource of its own. A source that fails names
 // the Tiltfile line.
+//
+// A source with a Resource (helm_resource) is that resource, and each
+// k8s_custom_deploy is a resource whose objects its apply_cmd prints when it runs.
 func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
-	if len(cfg.K8sSources) == 0 && len(cfg.ArgoApps) == 0 && len(cfg.ArgoAppSets) == 0 {
+	if len(cfg.K8sSources) == 0 && len(cfg.ArgoApps) == 0 && len(cfg.ArgoAppSets) == 0 && len(cfg.CustomDeploys) == 0 {
 		return nil, nil
 	}
-	apps, err := render.Apps(ctx, cfg, nil)
+	var pre []*Group
+	byName := map[string]*Group{}
+	rest := *cfg
+	rest.K8sSources = nil
+	for _, src := range cfg.K8sSources {
+		if src.Resource == "" {
+			rest.K8sSources = append(rest.K8sSources, src)
+			continue
+		}
+		objs, err := render.Source(ctx, src)
+		if err != nil {
+			return nil, posErr(src.Pos, err)
+		}
+		g := byName[src.Resource]
+		if g == nil {
+			g = &Group{Name: src.Resource, Workload: true}
+			byName[g.Name] = g
+			pre = append(pre, g)
+		}
+		g.Objects = append(g.Objects, objs...)
+	}
+	for _, cd := range cfg.CustomDeploys {
+		if byName[cd.Name] != nil {
+			return nil, posErr(cd.Pos, fmt.Errorf("k8s_custom_deploy: a Kubernetes resource named %q exists already", cd.Name))
+		}
+		g := &Group{Name: cd.Name, Workload: true, Custom: cd}
+		byName[g.Name] = g
+		pre = append(pre, g)
+	}
+	apps, err := render.Apps(ctx, &rest, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +363,7 @@ func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
 		render.DefaultNamespace(a.Objects, a.Namespace)
 		out = append(out, &Group{Name: a.Name, Objects: a.Objects, App: a})
 	}
-	groups, err := Assemble(own, cfg)
+	groups, err := assemble(own, cfg, pre)
 	if err != nil {
 		return nil, err
 	}

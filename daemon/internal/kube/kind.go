@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/client"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loop-dev/loop/daemon/api"
@@ -88,7 +90,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
 		r := &engine.Resource{Name: g.Name, Type: "k8s", Trigger: trigger, AutoInit: true}
-		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, allowed: cfg.Settings.AllowedK8sContexts}
+		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, allowed: cfg.Settings.AllowedK8sContexts, custom: g.Custom}
 		if g.App != nil {
 			// An Argo CD app syncs as its syncPolicy says.
 			d.prune, d.selfHeal = g.App.Prune, g.App.SelfHeal
@@ -106,7 +108,15 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.AutoInit = *s.AutoInit
 			}
 		}
-		for _, img := range Images(g.Objects, images, cfg.K8sKinds) {
+		imgs := Images(g.Objects, images, cfg.K8sKinds)
+		if cd := g.Custom; cd != nil {
+			if imgs, err = customImages(cd, cfg.Images); err != nil {
+				return out, err
+			}
+			r.Inputs.Deps = cd.Deps
+			r.Detail.Custom = &model.CustomRef{ApplyCmd: cd.ApplyCmd.Argv, DeleteCmd: cd.DeleteCmd.Argv, Deps: cd.Deps}
+		}
+		for _, img := range imgs {
 			// As Tilt, at assembly and for deployed images only: the syncs
 			// must be under a path the image (or its base images) watches.
 			if err := liveupdate.Validate(img, cfg.Images); err != nil {
@@ -126,6 +136,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, m
 			}
 		}
+		if cd := g.Custom; cd != nil && cd.LiveUpdate != nil && d.lu == nil {
+			// image_selector / container_selector pick the containers.
+			d.lu = cd.LiveUpdate
+			r.Inputs.LiveUpdate = cd.LiveUpdate
+		}
 		for _, o := range g.Objects {
 			r.Detail.Objects = append(r.Detail.Objects, model.ObjectRef{Kind: o.GetKind(), Name: o.GetName(), Namespace: o.GetNamespace()})
 		}
@@ -142,14 +157,14 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	}
 	for i, r := range out.Resources {
 		d := defs[i]
-		if len(d.images) > 0 || containsWorkload(d.objs) {
+		if len(d.images) > 0 || containsWorkload(d.objs) || d.custom != nil {
 			for _, f := range first {
 				if f != r.Name && !contains(r.Deps, f) {
 					r.Deps = append(r.Deps, f)
 				}
 			}
 		}
-		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.prune, d.selfHeal, r.Links, d.extra, d.selOnly)
+		r.Hash = engine.Hash("k8s", d.objs, d.images, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.prune, d.selfHeal, r.Links, d.extra, d.selOnly, d.custom)
 	}
 	return out, nil
 }
@@ -215,6 +230,9 @@ type definition struct {
 	selOnly         bool
 	prune, selfHeal bool     // an Argo CD app's syncPolicy.automated
 	allowed         []string // allow_k8s_contexts, for remove
+	// custom is the k8s_custom_deploy whose commands deploy and delete the
+	// resource; nil when loop applies objs itself.
+	custom *model.CustomDeploy
 }
 
 // deployed is a deployed resource as loop follows it: the live update target
@@ -297,7 +315,13 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	render.SubstituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
-	err = k.Deploy(ctx, rt.name, desired, load, rt.prune, logs)
+	if rt.custom != nil {
+		if err = k.LoadImages(ctx, load, logs); err == nil {
+			desired, err = k.applyCustom(ctx, rt.custom, built, logs)
+		}
+	} else {
+		err = k.Deploy(ctx, rt.name, desired, load, rt.prune, logs)
+	}
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {
 		return fail(err)
@@ -311,7 +335,9 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		rt.target = nil
 	}
 	if rt.lu != nil {
-		image = built[rt.luImage]
+		if rt.luImage != "" {
+			image = built[rt.luImage]
+		}
 		if image != rt.ref {
 			rt.state.Synced = nil // rebuilt: the image has every file
 		}
@@ -342,7 +368,11 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	if lu.Restart || len(lu.RestartOn) > 0 {
 		fmt.Fprintf(logs, "live update: %v\n", liveupdate.ErrRestartInPod)
 	}
-	t, err := k.LiveTarget(w, ref)
+	label, match := ref, func(c corev1.Container) bool { return c.Image == ref }
+	if rt.custom != nil {
+		label, match = customMatch(rt.custom, ref)
+	}
+	t, err := k.liveTarget(w, label, match)
 	if err != nil {
 		return nil, err
 	}
@@ -366,11 +396,15 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 	rt.bgCancel = cancel
 	name, selfHeal, prune := rt.name, rt.selfHeal, rt.prune
 	logs := rt.h.ProcessLog
-	rt.bg.Add(2)
+	rt.bg.Add(1)
 	go func() {
 		defer rt.bg.Done()
 		k.FollowPods(ctx, Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}, rt.forwards, logs)
 	}()
+	if rt.custom != nil {
+		return // its command owns the objects: no drift against loop's apply
+	}
+	rt.bg.Add(1)
 	go func() {
 		defer rt.bg.Done()
 		changed := make(chan struct{}, 1)
@@ -441,6 +475,12 @@ func (rt *deployed) Close() {
 // Tilt does). A failed load never gets here, so a broken Tiltfile deletes
 // nothing.
 func (d *definition) remove(ctx context.Context, logs io.Writer) {
+	if d.custom != nil {
+		if err := DeleteCustom(ctx, d.custom, logs); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(logs, "%s left the config: %v\n", d.name, err)
+		}
+		return
+	}
 	k, err := d.k.connect(d.allowed)
 	if err != nil {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
@@ -453,4 +493,18 @@ func (d *definition) remove(ctx context.Context, logs io.Writer) {
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
 	}
+}
+
+// customImages are the images a k8s_custom_deploy's image_deps name, built
+// before its apply_cmd runs.
+func customImages(cd *model.CustomDeploy, all []*model.Image) ([]*model.Image, error) {
+	var out []*model.Image
+	for _, ref := range cd.ImageDeps {
+		i := slices.IndexFunc(all, func(img *model.Image) bool { return img.Ref == ref })
+		if i < 0 {
+			return nil, posErr(cd.Pos, fmt.Errorf("k8s_custom_deploy(%q): image_deps names %q, which no docker_build or custom_build builds", cd.Name, ref))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }
