@@ -29,6 +29,10 @@ import (
 // ErrResourceFailed is wrapped by CI's error when a resource failed.
 var ErrResourceFailed = engine.ErrResourceFailed
 
+// ErrCITimeout is wrapped by CI's error when the run, or one resource after
+// its update, was not ready in time (CITimeout, ci_settings).
+var ErrCITimeout = engine.ErrCITimeout
+
 // Options say which project to run and where its events go.
 type Options struct {
 	// Tiltfile is the path of the main Tiltfile.
@@ -44,6 +48,9 @@ type Options struct {
 	Only []string
 	// Sink receives every event. It must not block for long.
 	Sink func(api.Event)
+	// CITimeout bounds a CI run (loop ci --timeout); the Tiltfile's
+	// ci_settings(timeout=) takes its place. Zero: no bound.
+	CITimeout time.Duration
 }
 
 func (o Options) loader(sub string) engine.Loader {
@@ -136,7 +143,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	env := os.Environ()
 	d.eng = engine.New(engine.Options{
-		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env,
+		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env, CITimeout: d.o.CITimeout,
 		Kinds: kinds(cli, env, mapPath),
 	})
 	close(d.ready)

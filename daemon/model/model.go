@@ -323,13 +323,23 @@ type K8sKind struct {
 	Kind          string   `json:"kind"`
 	APIVersion    string   `json:"api_version,omitempty"`
 	ImageJSONPath []string `json:"image_json_path,omitempty"`
-	PodReadiness  string   `json:"pod_readiness,omitempty"`
+	// ImageObject is k8s_kind(image_object=): an image split into a
+	// repository and a tag field of the object at a JSONPath.
+	ImageObject  *ImageObject `json:"image_object,omitempty"`
+	PodReadiness string       `json:"pod_readiness,omitempty"`
 	// Name and Namespace narrow a k8s_image_json_path selection. Like Tilt,
 	// Kind, APIVersion, Name and Namespace of a k8s_image_json_path call are
 	// case-insensitive regular expressions (ByPath is true for those).
 	Name      string `json:"name,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	ByPath    bool   `json:"by_path,omitempty"`
+}
+
+// ImageObject locates an image held as {repo_field: REPO, tag_field: TAG}.
+type ImageObject struct {
+	JSONPath  string `json:"json_path"`
+	RepoField string `json:"repo_field"`
+	TagField  string `json:"tag_field"`
 }
 
 // WorkloadToResource is the function workload_to_resource_function() gave.

@@ -426,16 +426,21 @@ func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args star
 	if len(jsonPath.vals) > 0 && isDict {
 		return nil, errorf(b, "cannot specify both image_json_path and image_object")
 	}
+	var io *model.ImageObject
 	if isDict {
-		for _, k := range []string{"json_path", "repo_field", "tag_field"} {
-			if v, found, _ := obj.Get(starlark.String(k)); !found || v == starlark.None {
-				return nil, errorf(b, "image_object needs %s (a dict of json_path, repo_field and tag_field)", k)
+		var f [3]string
+		for i, k := range []string{"json_path", "repo_field", "tag_field"} {
+			v, found, _ := obj.Get(starlark.String(k))
+			sv, isStr := v.(starlark.String)
+			if !found || !isStr || sv == "" {
+				return nil, errorf(b, "image_object needs %s (a dict of json_path, repo_field and tag_field, all strings)", k)
 			}
+			f[i] = string(sv)
 		}
-		l.warn(pos(thread), fmt.Sprintf("k8s_kind(%q, image_object=...) is recorded, but loop substitutes built images only at image_json_path paths: images split into repository and tag fields are not replaced", kind))
+		io = &model.ImageObject{JSONPath: f[0], RepoField: f[1], TagField: f[2]}
 	}
 	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{
-		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, PodReadiness: podReadiness})
+		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, ImageObject: io, PodReadiness: podReadiness})
 	return starlark.None, nil
 }
 
@@ -462,9 +467,6 @@ func (l *loader) k8sImageJSONPath(thread *starlark.Thread, b *starlark.Builtin, 
 		if _, err := regexp.Compile("(?i)" + f.expr); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", b.Name(), f.param, err)
 		}
-	}
-	if kind == "" {
-		l.warn(pos(thread), "k8s_image_json_path without kind= is recorded, but loop applies image paths by kind: it has no effect")
 	}
 	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{Kind: kind, APIVersion: apiVersion,
 		ImageJSONPath: paths.vals, Name: name, Namespace: namespace, ByPath: true})
@@ -498,8 +500,6 @@ func (l *loader) workloadToResourceFunction(thread *starlark.Thread, b *starlark
 		}
 		return string(s), nil
 	}}
-	// Remove when assembly names workloads with it.
-	l.warn(pos(thread), "workload_to_resource_function() is recorded, but loop's resource assembly does not call it yet: resources keep their default names")
 	return starlark.None, nil
 }
 

@@ -65,8 +65,8 @@ type Group struct {
 //     resources without k8s_kind and Services that select no workload are
 //     claimed by nothing: they go to "uncategorized", in render order.
 //
-// workload_to_resource_function is not part of the model yet: names are always
-// uniqueNames'.
+// A workload_to_resource_function names the workloads' resources in place of
+// uniqueNames; two workloads it gives one name is an error, as in Tilt.
 func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, error) {
 	return assemble(objs, cfg, nil)
 }
@@ -98,7 +98,11 @@ func assemble(objs []*unstructured.Unstructured, cfg *model.Config, pre []*Group
 			a.rest = append(a.rest, o)
 		}
 	}
-	for i, name := range uniqueNames(workloads) {
+	names, err := a.workloadNames(workloads)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
 		g, err := a.newGroup(name)
 		if err != nil {
 			return nil, fmt.Errorf("make the resource of workload %s: %w", fullName(workloads[i]), err)
@@ -156,6 +160,31 @@ type assembly struct {
 	byName map[string]*Group
 	local  map[string]bool // local_resource names
 	rest   []*unstructured.Unstructured
+}
+
+// workloadNames are the names of the workloads' resources: the
+// workload_to_resource_function's, else uniqueNames'.
+func (a *assembly) workloadNames(ws []*unstructured.Unstructured) ([]string, error) {
+	f := a.cfg.WorkloadToResource
+	if f == nil || f.Name == nil {
+		return uniqueNames(ws), nil
+	}
+	out := make([]string, len(ws))
+	taken := map[string]*unstructured.Unstructured{}
+	id := func(o *unstructured.Unstructured) model.ObjectID {
+		return model.ObjectID{Name: o.GetName(), Kind: o.GetKind(), Namespace: namespace(o), Group: group(o)}
+	}
+	for i, w := range ws {
+		name, err := f.Name(id(w))
+		if err != nil {
+			return nil, fmt.Errorf("workload_to_resource_function: resource name of %s: %w", fullName(w), err)
+		}
+		if other, ok := taken[name]; ok {
+			return nil, posErr(f.Pos, fmt.Errorf("workload_to_resource_function: both %s and %s mapped to resource name %q", fullName(other), fullName(w), name))
+		}
+		taken[name], out[i] = w, name
+	}
+	return out, nil
 }
 
 // newGroup makes a resource, refusing a name a Kubernetes or local resource has.
@@ -398,21 +427,22 @@ func Images(objs []*unstructured.Unstructured, imgs []*model.Image, kinds []*mod
 	if len(imgs) == 0 {
 		return nil
 	}
-	paths := KindPaths(kinds)
+	sels, _ := kindSelectors(kinds) // Assemble reports a bad expression
 	var out []*model.Image
 	for _, img := range imgs {
 		copies := make([]*unstructured.Unstructured, len(objs))
 		for i, o := range objs {
 			copies[i] = o.DeepCopy()
 		}
-		if len(render.SubstituteImages(copies, render.Images{img.Ref: img.Ref}, paths)) > 0 {
+		if len(substituteImages(copies, render.Images{img.Ref: img.Ref}, sels)) > 0 {
 			out = append(out, img)
 		}
 	}
 	return out
 }
 
-// KindPaths turns k8s_kind declarations into the image paths SubstituteImages reads.
+// KindPaths turns k8s_kind declarations into the image paths SubstituteImages reads,
+// by kind (the GitOps diff's view; a deploy matches each declaration as Tilt does).
 func KindPaths(kinds []*model.K8sKind) map[string][]render.ImagePath {
 	out := map[string][]render.ImagePath{}
 	for _, k := range kinds {

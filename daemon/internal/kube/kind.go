@@ -84,7 +84,10 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			images = append(images, img)
 		}
 	}
-	kinds := KindPaths(cfg.K8sKinds)
+	kinds, err := kindSelectors(cfg.K8sKinds)
+	if err != nil {
+		return out, err
+	}
 	trigger := engine.DefaultTrigger(cfg)
 	var defs []*definition
 	var first []string // resources every workload waits for: namespaces and CRDs
@@ -220,7 +223,7 @@ type definition struct {
 	name     string
 	objs     []*unstructured.Unstructured
 	images   []*model.Image
-	kinds    map[string][]render.ImagePath
+	kinds    []kindSelector // k8s_kind and k8s_image_json_path: image paths
 	lu       *model.LiveUpdate
 	luImage  string // the image whose containers lu updates
 	forwards []model.PortForward
@@ -313,7 +316,7 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	for i, o := range rt.objs {
 		desired[i] = o.DeepCopy()
 	}
-	render.SubstituteImages(desired, built, rt.kinds)
+	substituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
 	if rt.custom != nil {
 		if err = k.LoadImages(ctx, load, logs); err == nil {
