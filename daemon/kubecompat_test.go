@@ -167,7 +167,7 @@ func copyTree(t *testing.T, src string) string {
 		rel, _ := filepath.Rel(src, p)
 		target := filepath.Join(dst, rel)
 		if info.IsDir() {
-			return os.MkdirAll(target, 0o755)
+			return os.MkdirAll(target, info.Mode().Perm())
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {
