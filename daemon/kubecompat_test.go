@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,8 @@ func TestKubeCompatOnCluster(t *testing.T) {
 		if len(cs) > 0 {
 			webImage, _ = cs[0].(map[string]any)["image"].(string)
 		}
-		if !strings.Contains(webImage, "example/hello") || strings.HasSuffix(webImage, ":latest") {
+		// The built ref, maybe renamed for the cluster's registry (example_hello).
+		if !regexp.MustCompile(`example[/_]hello:loop-`).MatchString(webImage) {
 			return fmt.Errorf("web runs %q, want the built example/hello", webImage)
 		}
 		return nil
