@@ -251,3 +251,25 @@ func runFakeKubectl(args []string) error {
 	_, err = os.Stdout.Write(text)
 	return err
 }
+
+// BenchmarkKubeCompatAssemble: what `loop dump resources` does on
+// testdata/kubecompat: load the Tiltfile (three in-process chart renders, an
+// extension found under tilt_modules) and assemble its resources.
+func BenchmarkKubeCompatAssemble(b *testing.B) {
+	dir, err := filepath.Abs(filepath.Join("testdata", "kubecompat"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Setenv("KUBECOMPAT_KUBECTL", "")
+	ctx := context.Background()
+	for b.Loop() {
+		cfg, err := tiltfile.Load(ctx, filepath.Join(dir, "Tiltfile"), tiltfile.Options{
+			Subcommand: "dump", ExtensionsDir: filepath.Join(dir, "tilt_modules"), Output: io.Discard})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := daemon.Resources(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
