@@ -6,8 +6,10 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/client"
@@ -27,6 +29,10 @@ import (
 // ErrResourceFailed is wrapped by CI's error when a resource failed.
 var ErrResourceFailed = engine.ErrResourceFailed
 
+// ErrCITimeout is wrapped by CI's error when the run, or one resource after
+// its update, was not ready in time (CITimeout, ci_settings).
+var ErrCITimeout = engine.ErrCITimeout
+
 // Options say which project to run and where its events go.
 type Options struct {
 	// Tiltfile is the path of the main Tiltfile.
@@ -35,13 +41,17 @@ type Options struct {
 	Args []string
 	// ExtensionsDir is where load('ext://...') resolves; empty means the default.
 	ExtensionsDir string
-	// NoBuiltinExtensions loads every ext:// extension from the extensions
-	// directory, even those loop has built-in versions of.
+	// NoBuiltinExtensions loads the Starlark extensions from the extensions
+	// directory in place of loop's built-in ones (restart_process,
+	// helm_resource, helm_remote).
 	NoBuiltinExtensions bool
 	// Only limits the run to these resources and their resource_deps.
 	Only []string
 	// Sink receives every event. It must not block for long.
 	Sink func(api.Event)
+	// CITimeout bounds a CI run (loop ci --timeout); the Tiltfile's
+	// ci_settings(timeout=) takes its place. Zero: no bound.
+	CITimeout time.Duration
 }
 
 func (o Options) loader(sub string) engine.Loader {
@@ -134,7 +144,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	env := os.Environ()
 	d.eng = engine.New(engine.Options{
-		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env,
+		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env, CITimeout: d.o.CITimeout,
 		Kinds: kinds(cli, env, mapPath),
 	})
 	close(d.ready)
@@ -231,7 +241,9 @@ func (d *Daemon) SetEnabled(ctx context.Context, name string, on bool) error {
 var ErrUnknownResource = engine.ErrUnknownResource
 
 // Down removes what Up created for the project's Compose projects:
-// containers and networks, and named volumes when volumes is true.
+// containers and networks, and named volumes when volumes is true; the
+// objects applied for its Kubernetes resources; and runs the delete_cmd of
+// each k8s_custom_deploy.
 func Down(ctx context.Context, o Options, volumes bool) error {
 	abs, err := filepath.Abs(o.Tiltfile)
 	if err != nil {
@@ -260,7 +272,7 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 			o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: proj.Name, Text: "removed"})
 		}
 	}
-	if len(cfg.K8sSources) == 0 {
+	if len(cfg.K8sSources) == 0 && len(cfg.CustomDeploys) == 0 {
 		return nil
 	}
 	groups, err := kube.Render(ctx, cfg)
@@ -275,6 +287,12 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		return err
 	}
 	for _, g := range groups {
+		if g.Custom != nil {
+			if err := kube.DeleteCustom(ctx, g.Custom, o.logWriter(g.Name)); err != nil {
+				return fmt.Errorf("down %s: %w", g.Name, err)
+			}
+			continue
+		}
 		var pol kube.AppPolicy
 		if g.App != nil {
 			pol.Sync = g.App.Sync
@@ -290,4 +308,22 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		}
 	}
 	return nil
+}
+
+// logWriter sends each line written to it to the Sink as a log of resource.
+func (o Options) logWriter(resource string) io.Writer {
+	return lineWriter(func(line string) {
+		if o.Sink != nil {
+			o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: resource, Text: line})
+		}
+	})
+}
+
+type lineWriter func(string)
+
+func (w lineWriter) Write(p []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		w(l)
+	}
+	return len(p), nil
 }

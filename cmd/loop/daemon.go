@@ -28,7 +28,7 @@ writes next to the socket). Events are logged to stdout as ` + "`loop up --headl
 			only, tiltArgs := splitArgs(cmd, args)
 			h := newHeadless(cmd.OutOrStdout())
 			d := daemon.New(daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Only: only, Sink: h.event,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only, Sink: h.event,
 			})
 			return d.Serve(cmd.Context(), daemon.ServeOptions{Listen: listen, Ready: func(sock string) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "loop daemon: serving %s\n", sock)

@@ -15,17 +15,17 @@ import (
 type projectFlags struct {
 	file          string
 	extensionsDir string
-	// noBuiltinExt loads the extensions loop has built-in versions of from
-	// the extensions directory too.
-	noBuiltinExt bool
+	// noBuiltinExts loads the extensions loop has built-in versions of from
+	// the extensions directory instead.
+	noBuiltinExts bool
 }
 
 func (f *projectFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.file, "file", "f", "Tiltfile", "path of the Tiltfile")
 	cmd.Flags().StringVar(&f.extensionsDir, "extensions-dir", os.Getenv("LOOP_EXTENSIONS_DIR"),
-		"directory that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else the user's data dir)")
-	cmd.Flags().BoolVar(&f.noBuiltinExt, "no-builtin-extensions", false,
-		"load ext://restart_process from the extensions directory instead of loop's built-in version")
+		"extension store (a tilt_modules folder) or a checkout of tilt-extensions that load('ext://NAME') resolves from (default: $LOOP_EXTENSIONS_DIR, else ~/.local/share/loop/tilt_modules)")
+	cmd.Flags().BoolVar(&f.noBuiltinExts, "no-builtin-extensions", false,
+		"load the Starlark extensions where loop has built-in versions of them (restart_process, helm_resource, helm_remote)")
 }
 
 // tiltfilePath returns the absolute Tiltfile path.
@@ -39,7 +39,7 @@ func (f *projectFlags) load(ctx context.Context, sub string, tiltArgs []string) 
 	if err != nil {
 		return nil, err
 	}
-	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, NoBuiltinExtensions: f.noBuiltinExt, Subcommand: sub})
+	return tiltfile.Load(ctx, path, tiltfile.Options{Args: tiltArgs, ExtensionsDir: f.extensionsDir, NoBuiltinExtensions: f.noBuiltinExts, Subcommand: sub})
 }
 
 // splitArgs separates positional arguments from those after `--`, which go

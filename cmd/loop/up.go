@@ -46,7 +46,7 @@ directory, ` + "`loop ui`" + ` attaches to it and ` + "`loop down`" + ` stops it
 				}
 				return detach(cmd.Context(), path, cmd.OutOrStdout(), time.Minute)
 			}
-			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Only: only}
+			o := daemon.Options{Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only}
 			if headlessFlag || child {
 				o.Sink = newHeadless(cmd.OutOrStdout()).event
 				return daemon.New(o).Serve(cmd.Context(), daemon.ServeOptions{Listen: listen})
@@ -113,20 +113,19 @@ func newCICmd() *cobra.Command {
 			}
 			timing := metrics.Open(metrics.Options{})
 			ctx := cmd.Context()
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
 			h := newHeadless(cmd.OutOrStdout())
 			start := time.Now()
+			// The run's bound is --timeout, or the Tiltfile's ci_settings(timeout=).
 			err = daemon.CI(ctx, daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Only: only,
-				Sink: func(ev api.Event) { h.event(ev); timing.Observe(ev) },
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only,
+				Sink:      func(ev api.Event) { h.event(ev); timing.Observe(ev) },
+				CITimeout: timeout,
 			})
 			if err == nil && ctx.Err() != nil {
 				err = ctx.Err()
 			}
-			if errors.Is(err, context.DeadlineExceeded) {
-				return fmt.Errorf("ci: not every resource was ready within %s", timeout)
+			if errors.Is(err, daemon.ErrCITimeout) {
+				return fmt.Errorf("ci: %w", err)
 			}
 			if err != nil {
 				return err
@@ -136,7 +135,7 @@ func newCICmd() *cobra.Command {
 		},
 	}
 	pf.register(cmd)
-	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "fail when not every resource is ready within this time")
+	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "fail when not every resource is ready within this time (the Tiltfile's ci_settings(timeout=) takes its place)")
 	cmd.Flags().StringVar(&budgetSpec, "latency-budget", "", "fail when the run's change-to-result times exceed this budget, e.g. p95=2s,live.p50=50ms (see `loop metrics`)")
 	return cmd
 }
@@ -159,7 +158,7 @@ func newDownCmd() *cobra.Command {
 			}
 			h := newHeadless(cmd.OutOrStdout())
 			return daemon.Down(cmd.Context(), daemon.Options{
-				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExt, Sink: h.event,
+				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Sink: h.event,
 			}, volumes)
 		},
 	}

@@ -30,6 +30,8 @@ type Config struct {
 	K8sSources []*K8sSource `json:"k8s_sources,omitempty"`
 	// K8sResources are k8s_resource calls.
 	K8sResources []*K8sResource `json:"k8s_resources,omitempty"`
+	// CustomDeploys are k8s_custom_deploy calls (helm_resource's among them).
+	CustomDeploys []*CustomDeploy `json:"custom_deploys,omitempty"`
 	// K8sKinds are k8s_kind and k8s_image_json_path calls.
 	K8sKinds []*K8sKind `json:"k8s_kinds,omitempty"`
 	// WorkloadToResource is set by workload_to_resource_function(): it names
@@ -222,7 +224,33 @@ type K8sSource struct {
 	// output some other way than k8s_yaml).
 	Kustomize *KustomizeArgs `json:"kustomize,omitempty"`
 	Helm      *HelmArgs      `json:"helm,omitempty"`
-	Pos       Position       `json:"pos"`
+	// Resource, when set, makes every object of the source one resource of
+	// that name, whatever workloads it holds (the built-in helm_resource).
+	Resource string   `json:"resource,omitempty"`
+	Pos      Position `json:"pos"`
+}
+
+// CustomDeploy is a k8s_custom_deploy call: ApplyCmd deploys and prints the
+// deployed objects as YAML; DeleteCmd removes them.
+type CustomDeploy struct {
+	Name      string            `json:"name"`
+	ApplyCmd  Cmd               `json:"apply_cmd"`
+	ApplyDir  string            `json:"apply_dir,omitempty"`
+	ApplyEnv  map[string]string `json:"apply_env,omitempty"`
+	DeleteCmd Cmd               `json:"delete_cmd"`
+	DeleteDir string            `json:"delete_dir,omitempty"`
+	DeleteEnv map[string]string `json:"delete_env,omitempty"`
+	// Deps are watched: a change re-runs ApplyCmd.
+	Deps []string `json:"deps,omitempty"`
+	// ImageDeps are built first; the command gets TILT_IMAGE_i (the ref as
+	// the cluster pulls it) and TILT_IMAGE_MAP_i (the image's name), as in Tilt.
+	ImageDeps []string `json:"image_deps,omitempty"`
+	// ImageSelector and ContainerSelector pick the containers LiveUpdate
+	// updates when no image dep is live-updated.
+	ImageSelector     string      `json:"image_selector,omitempty"`
+	ContainerSelector string      `json:"container_selector,omitempty"`
+	LiveUpdate        *LiveUpdate `json:"live_update,omitempty"`
+	Pos               Position    `json:"pos"`
 }
 
 // KustomizeArgs are the arguments of kustomize().
@@ -300,13 +328,23 @@ type K8sKind struct {
 	Kind          string   `json:"kind"`
 	APIVersion    string   `json:"api_version,omitempty"`
 	ImageJSONPath []string `json:"image_json_path,omitempty"`
-	PodReadiness  string   `json:"pod_readiness,omitempty"`
+	// ImageObject is k8s_kind(image_object=): an image split into a
+	// repository and a tag field of the object at a JSONPath.
+	ImageObject  *ImageObject `json:"image_object,omitempty"`
+	PodReadiness string       `json:"pod_readiness,omitempty"`
 	// Name and Namespace narrow a k8s_image_json_path selection. Like Tilt,
 	// Kind, APIVersion, Name and Namespace of a k8s_image_json_path call are
 	// case-insensitive regular expressions (ByPath is true for those).
 	Name      string `json:"name,omitempty"`
 	Namespace string `json:"namespace,omitempty"`
 	ByPath    bool   `json:"by_path,omitempty"`
+}
+
+// ImageObject locates an image held as {repo_field: REPO, tag_field: TAG}.
+type ImageObject struct {
+	JSONPath  string `json:"json_path"`
+	RepoField string `json:"repo_field"`
+	TagField  string `json:"tag_field"`
 }
 
 // WorkloadToResource is the function workload_to_resource_function() gave.

@@ -27,6 +27,16 @@ type ResourceDetail struct {
 	Local *LocalRef `json:"local,omitempty"`
 	// Images are the images the resource builds before it deploys.
 	Images []ResourceImage `json:"images,omitempty"`
+	// Custom is a k8s_custom_deploy's commands and watched files.
+	Custom *CustomRef `json:"custom,omitempty"`
+}
+
+// CustomRef is what a k8s_custom_deploy runs: its objects are what ApplyCmd
+// prints when it runs.
+type CustomRef struct {
+	ApplyCmd  []string `json:"apply_cmd"`
+	DeleteCmd []string `json:"delete_cmd"`
+	Deps      []string `json:"deps,omitempty"`
 }
 
 // ObjectRef names a Kubernetes object.

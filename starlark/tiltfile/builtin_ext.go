@@ -16,12 +16,15 @@ func (l *loader) builtinExtension(name string) (starlark.StringDict, bool) {
 	if !ok || l.opts.NoBuiltinExtensions {
 		return nil, false
 	}
-	switch strings.Trim(ext, "/") {
-	case "restart_process":
+	ext = strings.Trim(ext, "/")
+	if ext == "restart_process" {
 		return builtins(map[string]builtinFn{
 			"docker_build_with_restart": l.withRestart(l.dockerBuild, "context"),
 			"custom_build_with_restart": l.withRestart(l.customBuild, "command", "deps"),
 		}), true
+	}
+	if m := l.helmExtension(ext); m != nil {
+		return m, true
 	}
 	return nil, false
 }

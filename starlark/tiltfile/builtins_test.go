@@ -140,11 +140,18 @@ k8s_resource(new_name='config', objects=['demo:namespace'])`, func(t *testing.T,
 				eq(t, "kind", *r.cfg.K8sKinds[0], model.K8sKind{Kind: "Rollout", APIVersion: "argoproj.io/v1alpha1",
 					ImageJSONPath: []string{"{.spec.template.spec.containers[*].image}"}, PodReadiness: "ignore"})
 			}},
-		{"k8s_custom_deploy", `k8s_custom_deploy('chart', apply_cmd='helm upgrade', delete_cmd=['helm', 'delete'], deps=['chart'])`,
+		{"k8s_custom_deploy", `
+os.putenv('FROM_TILTFILE', '1')
+k8s_custom_deploy('chart', apply_cmd='helm upgrade', delete_cmd=['helm', 'delete'], deps=['chart'],
+    apply_env={'A': '1'}, delete_dir='app', image_deps=['example/img'], image_selector='example/img',
+    live_update=[sync('app', '/app')])`,
 			func(t *testing.T, r loadResult) {
-				if len(r.cfg.Warnings) != 1 || !strings.Contains(r.cfg.Warnings[0], "k8s_custom_deploy") {
-					t.Errorf("warnings = %q, want one about k8s_custom_deploy", r.cfg.Warnings)
-				}
+				eq(t, "warnings", len(r.cfg.Warnings), 0)
+				cd := r.cfg.CustomDeploys[0]
+				eq(t, "custom deploy", []any{cd.Name, cd.ApplyCmd, cd.ApplyDir, cd.ApplyEnv, cd.DeleteCmd, cd.DeleteDir, cd.DeleteEnv, cd.Deps, cd.ImageDeps, cd.ImageSelector, len(cd.LiveUpdate.Syncs)},
+					[]any{"chart", model.Cmd{Argv: []string{"sh", "-c", "helm upgrade"}, Shell: true}, r.dir, map[string]string{"A": "1", "FROM_TILTFILE": "1"},
+						model.Cmd{Argv: []string{"helm", "delete"}}, filepath.Join(r.dir, "app"), map[string]string{"FROM_TILTFILE": "1"},
+						[]string{filepath.Join(r.dir, "chart")}, []string{"example/img"}, "example/img", 1})
 			}},
 		{"allow_k8s_contexts", "allow_k8s_contexts('prod')\nallow_k8s_contexts(['a', 'b'])", func(t *testing.T, r loadResult) {
 			eq(t, "contexts", r.cfg.Settings.AllowedK8sContexts, []string{"prod", "a", "b"})

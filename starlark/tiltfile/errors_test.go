@@ -237,12 +237,12 @@ func TestDefaultExtensionsDir(t *testing.T) {
 	}
 	t.Setenv("LOOP_EXTENSIONS_DIR", "")
 	t.Setenv("XDG_DATA_HOME", "/data")
-	if got := DefaultExtensionsDir(); got != "/data/loop/extensions" {
+	if got := DefaultExtensionsDir(); got != "/data/loop/tilt_modules" {
 		t.Errorf("with XDG_DATA_HOME: %q", got)
 	}
 	t.Setenv("XDG_DATA_HOME", "")
 	t.Setenv("HOME", "/home/u")
-	if got := DefaultExtensionsDir(); got != "/home/u/.local/share/loop/extensions" {
+	if got := DefaultExtensionsDir(); got != "/home/u/.local/share/loop/tilt_modules" {
 		t.Errorf("default: %q", got)
 	}
 }

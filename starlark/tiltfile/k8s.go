@@ -426,16 +426,21 @@ func (l *loader) k8sKind(thread *starlark.Thread, b *starlark.Builtin, args star
 	if len(jsonPath.vals) > 0 && isDict {
 		return nil, errorf(b, "cannot specify both image_json_path and image_object")
 	}
+	var io *model.ImageObject
 	if isDict {
-		for _, k := range []string{"json_path", "repo_field", "tag_field"} {
-			if v, found, _ := obj.Get(starlark.String(k)); !found || v == starlark.None {
-				return nil, errorf(b, "image_object needs %s (a dict of json_path, repo_field and tag_field)", k)
+		var f [3]string
+		for i, k := range []string{"json_path", "repo_field", "tag_field"} {
+			v, found, _ := obj.Get(starlark.String(k))
+			sv, isStr := v.(starlark.String)
+			if !found || !isStr || sv == "" {
+				return nil, errorf(b, "image_object needs %s (a dict of json_path, repo_field and tag_field, all strings)", k)
 			}
+			f[i] = string(sv)
 		}
-		l.warn(pos(thread), fmt.Sprintf("k8s_kind(%q, image_object=...) is recorded, but loop substitutes built images only at image_json_path paths: images split into repository and tag fields are not replaced", kind))
+		io = &model.ImageObject{JSONPath: f[0], RepoField: f[1], TagField: f[2]}
 	}
 	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{
-		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, PodReadiness: podReadiness})
+		Kind: kind, APIVersion: apiVersion, ImageJSONPath: jsonPath.vals, ImageObject: io, PodReadiness: podReadiness})
 	return starlark.None, nil
 }
 
@@ -462,9 +467,6 @@ func (l *loader) k8sImageJSONPath(thread *starlark.Thread, b *starlark.Builtin, 
 		if _, err := regexp.Compile("(?i)" + f.expr); err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", b.Name(), f.param, err)
 		}
-	}
-	if kind == "" {
-		l.warn(pos(thread), "k8s_image_json_path without kind= is recorded, but loop applies image paths by kind: it has no effect")
 	}
 	l.cfg.K8sKinds = append(l.cfg.K8sKinds, &model.K8sKind{Kind: kind, APIVersion: apiVersion,
 		ImageJSONPath: paths.vals, Name: name, Namespace: namespace, ByPath: true})
@@ -498,8 +500,6 @@ func (l *loader) workloadToResourceFunction(thread *starlark.Thread, b *starlark
 		}
 		return string(s), nil
 	}}
-	// Remove when assembly names workloads with it.
-	l.warn(pos(thread), "workload_to_resource_function() is recorded, but loop's resource assembly does not call it yet: resources keep their default names")
 	return starlark.None, nil
 }
 
@@ -695,8 +695,9 @@ func (l *loader) statRecord(b *starlark.Builtin, path string) error {
 	return nil
 }
 
-// k8sCustomDeploy validates its arguments so extensions such as
-// helm_resource load; loop does not run custom deploys yet.
+// k8sCustomDeploy declares a resource deployed by commands, as Tilt's:
+// apply_cmd deploys and prints the deployed objects as YAML, delete_cmd
+// removes them (loop down, or the resource leaving the config).
 func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var (
 		name, imageSelector, containerSelector, applyDir, deleteDir string
@@ -717,17 +718,46 @@ func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, a
 	if name == "" {
 		return nil, errorf(b, "name must not be empty")
 	}
-	if applyCmd.cmd.Empty() && applyCmdBat.cmd.Empty() {
+	if applyCmd.cmd.Empty() {
+		applyCmd = applyCmdBat
+	}
+	if deleteCmd.cmd.Empty() {
+		deleteCmd = deleteCmdBat
+	}
+	if applyCmd.cmd.Empty() {
 		return nil, errorf(b, "apply_cmd must not be empty")
 	}
-	if deleteCmd.cmd.Empty() && deleteCmdBat.cmd.Empty() {
+	if deleteCmd.cmd.Empty() {
 		return nil, errorf(b, "delete_cmd must not be empty")
 	}
 	p := pos(thread)
-	if _, err := liveUpdateFromSteps(b, liveUpdate.steps, p); err != nil {
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, p)
+	if err != nil {
 		return nil, err
 	}
-	l.warn(p, fmt.Sprintf("k8s_custom_deploy(%q) is accepted but loop does not run custom deploys yet", name))
+	if lu != nil && imageSelector == "" && len(imageDeps.vals) == 0 {
+		return nil, errorf(b, "live_update needs image_selector (or an image in image_deps) to find the containers to update")
+	}
+	if imageSelector != "" && containerSelector != "" {
+		return nil, errorf(b, "image_selector and container_selector cannot both be set")
+	}
+	for _, cd := range l.cfg.CustomDeploys {
+		if cd.Name == name {
+			return nil, errorf(b, "k8s_custom_deploy named %q already declared at %s:%d", name, cd.Pos.File, cd.Pos.Line)
+		}
+	}
+	dir := func(d string) string {
+		if d == "" {
+			return filepath.Dir(curFile(thread))
+		}
+		return l.abs(thread, d)
+	}
+	l.cfg.CustomDeploys = append(l.cfg.CustomDeploys, &model.CustomDeploy{
+		Name: name, ApplyCmd: applyCmd.cmd, ApplyDir: dir(applyDir), ApplyEnv: applyEnv.m,
+		DeleteCmd: deleteCmd.cmd, DeleteDir: dir(deleteDir), DeleteEnv: deleteEnv.m,
+		Deps: l.absAll(thread, deps.vals), ImageDeps: imageDeps.vals,
+		ImageSelector: imageSelector, ContainerSelector: containerSelector, LiveUpdate: lu, Pos: p,
+	})
 	return starlark.None, nil
 }
 

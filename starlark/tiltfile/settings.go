@@ -133,29 +133,25 @@ func (l *loader) versionSettings(thread *starlark.Thread, b *starlark.Builtin, a
 }
 
 // ciSettings records ci_settings(k8s_grace_period, timeout,
-// readiness_timeout); `loop ci` does not read them yet (its --timeout
-// bounds the run), and a warning says so.
+// readiness_timeout) for `loop ci`: timeout bounds the run in place of
+// --timeout, as in Tilt, and readiness_timeout how long a resource may take
+// to be ready after its update. k8s_grace_period is recorded; a warning says
+// loop does not apply it.
 func (l *loader) ciSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var grace, timeout, readiness duration
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "k8s_grace_period?", &grace, "timeout?", &timeout,
 		"readiness_timeout?", &readiness); err != nil {
 		return nil, err
 	}
-	var given []string
 	if grace.set {
 		l.cfg.Settings.K8sGracePeriod = grace.d
-		given = append(given, "k8s_grace_period")
+		l.warn(pos(thread), "ci_settings(k8s_grace_period) is recorded, but loop does not apply it: a Kubernetes resource fails when Argo CD's health rules call it Degraded (a Deployment at its progress deadline), not at the first pod error")
 	}
 	if timeout.set {
 		l.cfg.Settings.CITimeout = timeout.d
-		given = append(given, "timeout")
 	}
 	if readiness.set {
 		l.cfg.Settings.CIReadinessTimeout = readiness.d
-		given = append(given, "readiness_timeout")
-	}
-	if len(given) > 0 {
-		l.warn(pos(thread), fmt.Sprintf("ci_settings(%s) is recorded, but loop ci does not apply it yet (loop ci --timeout bounds the run)", strings.Join(given, ", ")))
 	}
 	return starlark.None, nil
 }

@@ -35,13 +35,14 @@ import (
 type Options struct {
 	// Args are the arguments after `--`, parsed by config.parse().
 	Args []string
-	// ExtensionsDir is where load('ext://NAME') resolves: <dir>/NAME/Tiltfile,
-	// and ext://NAME/sub resolves to <dir>/NAME/sub/Tiltfile. Empty means
-	// DefaultExtensionsDir().
+	// ExtensionsDir is the extension store (a tilt_modules folder: the
+	// default repository is <dir>/github.com/tilt-dev/tilt-extensions), or a
+	// checkout of the default repository (ext://NAME is <dir>/NAME/Tiltfile).
+	// Empty means DefaultExtensionsDir().
 	ExtensionsDir string
 	// NoBuiltinExtensions makes load('ext://NAME') read the extensions
 	// directory for the extensions loop has built-in versions of
-	// (restart_process) too.
+	// (restart_process, helm_resource, helm_remote) too.
 	NoBuiltinExtensions bool
 	// Subcommand is what config.tilt_subcommand returns ("up", "ci", ...).
 	Subcommand string
@@ -75,21 +76,14 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %s", e.Pos.File, e.Pos.Line, e.Pos.Col, e.Msg)
 }
 
-// DefaultExtensionsDir is where ext:// extensions live when
-// Options.ExtensionsDir is empty: $LOOP_EXTENSIONS_DIR if set, else
-// $XDG_DATA_HOME/loop/extensions, else ~/.local/share/loop/extensions.
+// DefaultExtensionsDir is the extensions directory when
+// Options.ExtensionsDir is empty: $LOOP_EXTENSIONS_DIR if set, else loop's
+// store $XDG_DATA_HOME/loop/tilt_modules (~/.local/share/loop/tilt_modules).
 func DefaultExtensionsDir() string {
 	if d := os.Getenv("LOOP_EXTENSIONS_DIR"); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
-		return filepath.Join(d, "loop", "extensions")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "loop", "extensions")
-	}
-	return filepath.Join(home, ".local", "share", "loop", "extensions")
+	return storeDir("loop")
 }
 
 // fileOptions is the dialect Tilt enables.
@@ -156,6 +150,10 @@ type loader struct {
 	config     configState
 	// rendered are the helm() and kustomize() calls of this load.
 	rendered []*rendered
+	// ext holds v1alpha1.extension_repo() and extension() registrations.
+	ext extState
+	// helmRepos are helm_repo() names and URLs (the built-in helm_resource).
+	helmRepos map[string]string
 }
 
 // module is a loaded file, cached so each file runs once per Load.
@@ -243,8 +241,8 @@ func (l *loader) finish() *model.Config {
 }
 
 // passEnv gives the variables the Tiltfile set (os.putenv, os.environ) to
-// the commands loop runs for it later: local_resource cmd and serve_cmd and
-// custom_build commands. In Tilt they change Tilt's own environment, which
+// the commands loop runs for it later: local_resource cmd and serve_cmd,
+// custom_build and k8s_custom_deploy commands. In Tilt they change Tilt's own environment, which
 // those commands inherit; here their env= still wins.
 func (l *loader) passEnv() {
 	set := map[string]string{}
@@ -273,6 +271,9 @@ func (l *loader) passEnv() {
 		if img.Custom != nil {
 			img.Custom.Env = with(img.Custom.Env)
 		}
+	}
+	for _, cd := range l.cfg.CustomDeploys {
+		cd.ApplyEnv, cd.DeleteEnv = with(cd.ApplyEnv), with(cd.DeleteEnv)
 	}
 }
 
@@ -389,21 +390,6 @@ func (l *loader) resolveLoad(thread *starlark.Thread, name string) (string, erro
 		return "", fmt.Errorf("cannot load %q: only relative paths and ext:// are supported (loop loads nothing from the network)", name)
 	}
 	return l.abs(thread, name), nil
-}
-
-func (l *loader) resolveExtension(ext string) (string, error) {
-	ext = strings.Trim(ext, "/")
-	if ext == "" || strings.Contains(ext, "..") {
-		return "", fmt.Errorf("invalid extension name %q", ext)
-	}
-	path := filepath.Join(l.extDir, filepath.FromSlash(ext), "Tiltfile")
-	l.record(path)
-	if _, err := os.Stat(path); err != nil {
-		return "", fmt.Errorf("extension %q not found: no %s in the extensions directory %s; "+
-			"clone https://github.com/tilt-dev/tilt-extensions there or point LOOP_EXTENSIONS_DIR at a checkout of it",
-			ext, filepath.Join(ext, "Tiltfile"), l.extDir)
-	}
-	return path, nil
 }
 
 // curFile is the file the thread executes.

@@ -571,3 +571,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// WaitHealthy waits, at most timeout, until every object's live state is
+// healthy by Argo CD's rules (or has no health), and fails on Degraded: for
+// objects applied by something else, such as a k8s_custom_deploy's command.
+func (s *Syncer) WaitHealthy(ctx context.Context, objs []*unstructured.Unstructured, timeout time.Duration) error {
+	return s.waitHealthy(ctx, objs, timeout)
+}

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,10 +57,18 @@ type Options struct {
 	Sink func(api.Event)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// CITimeout bounds a ModeCI run (loop ci --timeout); the config's
+	// ci_settings(timeout=) takes its place, as in Tilt. Zero: no bound.
+	CITimeout time.Duration
 }
 
 // ErrResourceFailed wraps a resource failure in ModeCI.
 var ErrResourceFailed = errors.New("resource failed")
+
+// ErrCITimeout wraps the failure of a ModeCI run that was not ready in time:
+// the whole run (ci_settings timeout, loop ci --timeout) or one resource
+// after its update (ci_settings readiness_timeout).
+var ErrCITimeout = errors.New("not ready in time")
 
 // Engine runs one project. Create it with New and call Run once.
 type Engine struct {
@@ -67,6 +76,7 @@ type Engine struct {
 	now  func() time.Time
 
 	// Owned by the Run goroutine.
+	ciStart   time.Time // when a ModeCI run started, for its timeout
 	cfg       *model.Config
 	resources map[string]*state
 	order     []string
@@ -253,6 +263,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
+	e.ciStart = e.now()
 	first := e.load(ctx)
 	if first.err != nil {
 		e.emit(api.Event{Kind: api.EventConfig, Text: first.err.Error()})
@@ -307,7 +318,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 				return cerr
 			}
 		}
-		if d, ok := e.nextDue(); ok {
+		d, ok := e.nextDue()
+		if c, cok := e.ciDue(); cok && (!ok || c < d) {
+			d, ok = c, true
+		}
+		if ok {
 			if !timer.Stop() {
 				select {
 				case <-timer.C:
@@ -370,12 +385,16 @@ func (e *Engine) shutdown() {
 	}
 }
 
-// ciDone reports whether a CI run is over and how.
+// ciDone reports whether a CI run is over and how: every resource ready, one
+// failed, the run past its timeout, or one resource not ready within the
+// readiness timeout after its update.
 func (e *Engine) ciDone() (bool, error) {
 	if len(e.order) == 0 {
 		return true, nil
 	}
+	now := e.now()
 	allReady := true
+	var waiting []string
 	for _, name := range e.order {
 		r := e.resources[name]
 		switch r.phase {
@@ -384,9 +403,59 @@ func (e *Engine) ciDone() (bool, error) {
 		case api.PhaseReady, api.PhaseDisabled:
 		default:
 			allReady = false
+			waiting = append(waiting, name)
+			if t := e.ciSettings().CIReadinessTimeout; t > 0 && r.phase == api.PhaseRunning && !r.lastDone.IsZero() && now.Sub(r.lastDone) >= t {
+				return true, fmt.Errorf("%w: %s was not ready within %s of its update (ci_settings readiness_timeout)", ErrCITimeout, name, t)
+			}
 		}
 	}
+	if t := e.ciTimeout(); !allReady && t > 0 && now.Sub(e.ciStart) >= t {
+		return true, fmt.Errorf("%w: not every resource was ready within %s (waiting for %s)", ErrCITimeout, t, strings.Join(waiting, ", "))
+	}
 	return allReady, nil
+}
+
+func (e *Engine) ciSettings() model.Settings {
+	if e.cfg == nil {
+		return model.Settings{}
+	}
+	return e.cfg.Settings
+}
+
+// ciTimeout bounds the CI run: ci_settings(timeout=), else Options.CITimeout.
+func (e *Engine) ciTimeout() time.Duration {
+	if t := e.ciSettings().CITimeout; t > 0 {
+		return t
+	}
+	return e.opts.CITimeout
+}
+
+// ciDue is how long until a CI deadline passes (the run's timeout, a
+// resource's readiness timeout), so that ciDone is asked then.
+func (e *Engine) ciDue() (time.Duration, bool) {
+	if e.opts.Mode != ModeCI {
+		return 0, false
+	}
+	var best time.Time
+	consider := func(t time.Time) {
+		if best.IsZero() || t.Before(best) {
+			best = t
+		}
+	}
+	if t := e.ciTimeout(); t > 0 {
+		consider(e.ciStart.Add(t))
+	}
+	if t := e.ciSettings().CIReadinessTimeout; t > 0 {
+		for _, r := range e.resources {
+			if r.phase == api.PhaseRunning && !r.lastDone.IsZero() {
+				consider(r.lastDone.Add(t))
+			}
+		}
+	}
+	if best.IsZero() {
+		return 0, false
+	}
+	return max(best.Sub(e.now()), 0), true
 }
 
 // onLoaded applies a load: on success the new resource set, on failure only

@@ -605,3 +605,32 @@ func TestCIModeReturnsFirstFailure(t *testing.T) {
 		t.Fatalf("ci: %v, want the failure of bad", err)
 	}
 }
+
+// TestCITimeouts: a CI run whose resource never becomes ready ends with
+// ErrCITimeout: ci_settings(readiness_timeout=) after the resource's update,
+// ci_settings(timeout=) in place of Options.CITimeout for the whole run.
+func TestCITimeouts(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings model.Settings
+		opt      time.Duration
+		want     string
+	}{
+		{"readiness_timeout", model.Settings{CIReadinessTimeout: 20 * time.Millisecond}, time.Hour, "srv was not ready within 20ms of its update"},
+		{"ci_settings timeout over the flag", model.Settings{CITimeout: 20 * time.Millisecond}, time.Hour, "not every resource was ready within 20ms (waiting for srv)"},
+		{"the flag", model.Settings{}, 20 * time.Millisecond, "not every resource was ready within 20ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &project{t: t, rts: map[string][]*fakeRuntime{}, changed: make(chan struct{}, 1),
+				defs: []fakeDef{{name: "srv", probe: true}}} // never reports its probe
+			dir := t.TempDir()
+			e := New(Options{Mode: ModeCI, Kinds: []Kind{p}, Env: []string{}, CITimeout: tc.opt, Load: func(context.Context) (*model.Config, error) {
+				return &model.Config{Tiltfile: filepath.Join(dir, "Tiltfile"), Settings: tc.settings}, nil
+			}})
+			err := e.Run(context.Background())
+			if !errors.Is(err, ErrCITimeout) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ci: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

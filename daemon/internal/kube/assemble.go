@@ -38,6 +38,9 @@ type Group struct {
 	Spec *model.K8sResource
 	// App is the Argo CD app the group mirrors; nil for the Tiltfile's own objects.
 	App *render.App
+	// Custom is the k8s_custom_deploy the group runs; its objects are what
+	// its apply_cmd prints, known once it ran.
+	Custom *model.CustomDeploy
 }
 
 // Assemble groups rendered objects into resources by Tilt's rules
@@ -62,9 +65,16 @@ type Group struct {
 //     resources without k8s_kind and Services that select no workload are
 //     claimed by nothing: they go to "uncategorized", in render order.
 //
-// workload_to_resource_function is not part of the model yet: names are always
-// uniqueNames'.
+// A workload_to_resource_function names the workloads' resources in place of
+// uniqueNames; two workloads it gives one name is an error, as in Tilt.
 func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, error) {
+	return assemble(objs, cfg, nil)
+}
+
+// assemble is Assemble with resources made before any workload's: those
+// whose objects the config names (a k8s_custom_deploy, a helm_resource), so
+// that k8s_resource calls configure them.
+func assemble(objs []*unstructured.Unstructured, cfg *model.Config, pre []*Group) ([]*Group, error) {
 	kinds, err := kindSelectors(cfg.K8sKinds)
 	if err != nil {
 		return nil, err
@@ -72,6 +82,13 @@ func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, e
 	a := &assembly{cfg: cfg, byName: map[string]*Group{}, local: map[string]bool{}}
 	for _, lr := range cfg.LocalResources {
 		a.local[lr.Name] = true
+	}
+	for _, g := range pre {
+		if err := a.conflict(g.Name); err != nil {
+			return nil, fmt.Errorf("make the resource %s: %w", g.Name, err)
+		}
+		a.groups = append(a.groups, g)
+		a.byName[g.Name] = g
 	}
 	var workloads []*unstructured.Unstructured
 	for _, o := range objs {
@@ -81,7 +98,11 @@ func Assemble(objs []*unstructured.Unstructured, cfg *model.Config) ([]*Group, e
 			a.rest = append(a.rest, o)
 		}
 	}
-	for i, name := range uniqueNames(workloads) {
+	names, err := a.workloadNames(workloads)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range names {
 		g, err := a.newGroup(name)
 		if err != nil {
 			return nil, fmt.Errorf("make the resource of workload %s: %w", fullName(workloads[i]), err)
@@ -139,6 +160,31 @@ type assembly struct {
 	byName map[string]*Group
 	local  map[string]bool // local_resource names
 	rest   []*unstructured.Unstructured
+}
+
+// workloadNames are the names of the workloads' resources: the
+// workload_to_resource_function's, else uniqueNames'.
+func (a *assembly) workloadNames(ws []*unstructured.Unstructured) ([]string, error) {
+	f := a.cfg.WorkloadToResource
+	if f == nil || f.Name == nil {
+		return uniqueNames(ws), nil
+	}
+	out := make([]string, len(ws))
+	taken := map[string]*unstructured.Unstructured{}
+	id := func(o *unstructured.Unstructured) model.ObjectID {
+		return model.ObjectID{Name: o.GetName(), Kind: o.GetKind(), Namespace: namespace(o), Group: group(o)}
+	}
+	for i, w := range ws {
+		name, err := f.Name(id(w))
+		if err != nil {
+			return nil, fmt.Errorf("workload_to_resource_function: resource name of %s: %w", fullName(w), err)
+		}
+		if other, ok := taken[name]; ok {
+			return nil, posErr(f.Pos, fmt.Errorf("workload_to_resource_function: both %s and %s mapped to resource name %q", fullName(other), fullName(w), name))
+		}
+		taken[name], out[i] = w, name
+	}
+	return out, nil
 }
 
 // newGroup makes a resource, refusing a name a Kubernetes or local resource has.
@@ -296,11 +342,43 @@ func quoted(names []string) string {
 // objects (k8s_yaml, kustomize, helm) are grouped into resources (Assemble); each Argo CD
 // app (argocd_app, argocd_appset) is one resource of its own. A source that fails names
 // the Tiltfile line.
+//
+// A source with a Resource (helm_resource) is that resource, and each
+// k8s_custom_deploy is a resource whose objects its apply_cmd prints when it runs.
 func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
-	if len(cfg.K8sSources) == 0 && len(cfg.ArgoApps) == 0 && len(cfg.ArgoAppSets) == 0 {
+	if len(cfg.K8sSources) == 0 && len(cfg.ArgoApps) == 0 && len(cfg.ArgoAppSets) == 0 && len(cfg.CustomDeploys) == 0 {
 		return nil, nil
 	}
-	apps, err := render.Apps(ctx, cfg, nil)
+	var pre []*Group
+	byName := map[string]*Group{}
+	rest := *cfg
+	rest.K8sSources = nil
+	for _, src := range cfg.K8sSources {
+		if src.Resource == "" {
+			rest.K8sSources = append(rest.K8sSources, src)
+			continue
+		}
+		objs, err := render.Source(ctx, src)
+		if err != nil {
+			return nil, posErr(src.Pos, err)
+		}
+		g := byName[src.Resource]
+		if g == nil {
+			g = &Group{Name: src.Resource, Workload: true}
+			byName[g.Name] = g
+			pre = append(pre, g)
+		}
+		g.Objects = append(g.Objects, objs...)
+	}
+	for _, cd := range cfg.CustomDeploys {
+		if byName[cd.Name] != nil {
+			return nil, posErr(cd.Pos, fmt.Errorf("k8s_custom_deploy: a Kubernetes resource named %q exists already", cd.Name))
+		}
+		g := &Group{Name: cd.Name, Workload: true, Custom: cd}
+		byName[g.Name] = g
+		pre = append(pre, g)
+	}
+	apps, err := render.Apps(ctx, &rest, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +392,7 @@ func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
 		render.DefaultNamespace(a.Objects, a.Namespace)
 		out = append(out, &Group{Name: a.Name, Objects: a.Objects, App: a})
 	}
-	groups, err := Assemble(own, cfg)
+	groups, err := assemble(own, cfg, pre)
 	if err != nil {
 		return nil, err
 	}
@@ -349,21 +427,22 @@ func Images(objs []*unstructured.Unstructured, imgs []*model.Image, kinds []*mod
 	if len(imgs) == 0 {
 		return nil
 	}
-	paths := KindPaths(kinds)
+	sels, _ := kindSelectors(kinds) // Assemble reports a bad expression
 	var out []*model.Image
 	for _, img := range imgs {
 		copies := make([]*unstructured.Unstructured, len(objs))
 		for i, o := range objs {
 			copies[i] = o.DeepCopy()
 		}
-		if len(render.SubstituteImages(copies, render.Images{img.Ref: img.Ref}, paths)) > 0 {
+		if len(substituteImages(copies, render.Images{img.Ref: img.Ref}, sels)) > 0 {
 			out = append(out, img)
 		}
 	}
 	return out
 }
 
-// KindPaths turns k8s_kind declarations into the image paths SubstituteImages reads.
+// KindPaths turns k8s_kind declarations into the image paths SubstituteImages reads,
+// by kind (the GitOps diff's view; a deploy matches each declaration as Tilt does).
 func KindPaths(kinds []*model.K8sKind) map[string][]render.ImagePath {
 	out := map[string][]render.ImagePath{}
 	for _, k := range kinds {

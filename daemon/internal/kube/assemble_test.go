@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -212,6 +213,25 @@ func TestAssembleRules(t *testing.T) {
 			K8sResources: []*model.K8sResource{{NewName: "build", Objects: []string{"c"}}}},
 		error: `k8s_resource(new_name="build"): a local_resource named "build" exists already`,
 	}, {
+		name: "workload_to_resource_function names the workloads' resources",
+		yaml: doc(deploy("web", "shop", "a", "{app: a}"), service("web", "shop", "{app: a}"), deploy("api", "", "b", "{app: b}")),
+		cfg: model.Config{WorkloadToResource: &model.WorkloadToResource{Name: func(id model.ObjectID) (string, error) {
+			return id.Namespace + "-" + id.Name + "-" + strings.ToLower(id.Kind) + "-" + id.Group, nil
+		}}},
+		want: []string{"shop-web-deployment-apps: Deployment/shop/web Service/shop/web", "default-api-deployment-apps: Deployment//api"},
+	}, {
+		name: "workload_to_resource_function giving two workloads one name",
+		yaml: doc(deploy("web", "", "a", "{app: a}"), deploy("api", "", "b", "{app: b}")),
+		cfg: model.Config{WorkloadToResource: &model.WorkloadToResource{Pos: pos, Name: func(model.ObjectID) (string, error) {
+			return "same", nil
+		}}},
+		error: `/p/Tiltfile:7:1: workload_to_resource_function: both web:Deployment:default and api:Deployment:default mapped to resource name "same"`,
+	}, {
+		name: "a k8s_image_json_path by name makes the objects it selects workloads",
+		yaml: doc(object("example.com/v1", "Widget", "um-one"), object("example.com/v1", "Widget", "other")),
+		cfg:  model.Config{K8sKinds: []*model.K8sKind{{Name: "^um-", ImageJSONPath: []string{"{.spec.image}"}, ByPath: true}}},
+		want: []string{"um-one: Widget//um-one", "uncategorized: Widget//other"},
+	}, {
 		name:  "a workload named as a local_resource",
 		yaml:  deploy("web", "", "a", "{app: a}"),
 		cfg:   model.Config{LocalResources: []*model.LocalResource{{Name: "web"}}},
@@ -280,6 +300,40 @@ func TestAssembleImages(t *testing.T) {
 	kinds := []*model.K8sKind{{Kind: "Widget", ImageJSONPath: []string{"{.spec.image}"}}}
 	if got := Images(objs[1:], imgs, kinds); len(got) != 1 || got[0].Ref != "example/web" {
 		t.Errorf("images of the Widget = %v, want example/web through image_json_path", got)
+	}
+}
+
+// TestSubstituteImagesAsTilt: k8s_image_json_path's name and namespace select the
+// objects its paths apply to; k8s_kind(image_object=) replaces an image split into
+// repository and tag fields.
+func TestSubstituteImagesAsTilt(t *testing.T) {
+	objs, err := render.Parse([]byte(doc(
+		"apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: um-a, namespace: shop}\nspec: {image: example/web}",
+		"apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: um-b}\nspec: {image: example/web}",
+		"apiVersion: example.com/v1\nkind: Environment\nmetadata: {name: env}\nspec: {runtimes: [{repo: example/web, tag: old}, {repo: nginx, tag: stable}]}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds, err := kindSelectors([]*model.K8sKind{
+		{Name: "^um-", Namespace: "shop", ImageJSONPath: []string{"{.spec.image}"}, ByPath: true},
+		{Kind: "Environment", ImageObject: &model.ImageObject{JSONPath: "{.spec.runtimes[*]}", RepoField: "repo", TagField: "tag"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := substituteImages(objs, render.Images{"example/web": "localhost:5000/example_web:loop-1"}, kinds)
+	var got []string
+	for _, o := range objs {
+		b, _ := json.Marshal(o.Object["spec"])
+		got = append(got, string(b))
+	}
+	want := []string{
+		`{"image":"localhost:5000/example_web:loop-1"}`,
+		`{"image":"example/web"}`,
+		`{"runtimes":[{"repo":"localhost:5000/example_web","tag":"loop-1"},{"repo":"nginx","tag":"stable"}]}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") || !used["docker.io/example/web"] {
+		t.Errorf("substituted:\n%s\nwant:\n%s (used %v)", strings.Join(got, "\n"), strings.Join(want, "\n"), used)
 	}
 }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/docker/docker/client"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/loop-dev/loop/daemon/api"
@@ -76,13 +78,16 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	if err != nil {
 		return out, err
 	}
-	kinds := KindPaths(cfg.K8sKinds)
+	kinds, err := kindSelectors(cfg.K8sKinds)
+	if err != nil {
+		return out, err
+	}
 	trigger := engine.DefaultTrigger(cfg)
 	var defs []*definition
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
 		r := &engine.Resource{Name: g.Name, Type: "k8s", Trigger: trigger, AutoInit: true}
-		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, all: cfg.Images, allowed: cfg.Settings.AllowedK8sContexts}
+		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, all: cfg.Images, allowed: cfg.Settings.AllowedK8sContexts, custom: g.Custom}
 		if g.App != nil {
 			// An Argo CD app syncs as its syncPolicy says.
 			d.policy = AppPolicy{Namespace: g.App.Namespace, Prune: g.App.Prune, Sync: g.App.Sync}
@@ -101,7 +106,15 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.AutoInit = *s.AutoInit
 			}
 		}
-		for _, img := range Images(g.Objects, cfg.Images, cfg.K8sKinds) {
+		imgs := Images(g.Objects, cfg.Images, cfg.K8sKinds)
+		if cd := g.Custom; cd != nil {
+			if imgs, err = customImages(cd, cfg.Images); err != nil {
+				return out, err
+			}
+			r.Inputs.Deps = cd.Deps
+			r.Detail.Custom = &model.CustomRef{ApplyCmd: cd.ApplyCmd.Argv, DeleteCmd: cd.DeleteCmd.Argv, Deps: cd.Deps}
+		}
+		for _, img := range imgs {
 			// As Tilt, at assembly and for deployed images only: the syncs
 			// must be under a path the image (or its base images) watches.
 			if err := liveupdate.Validate(img, cfg.Images); err != nil {
@@ -125,6 +138,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				r.Inputs.LiveUpdate, r.Inputs.LiveIgnore = img.LiveUpdate, build.LiveIgnore(img, srcs)
 			}
 		}
+		if cd := g.Custom; cd != nil && cd.LiveUpdate != nil && d.lu == nil {
+			// image_selector / container_selector pick the containers.
+			d.lu = cd.LiveUpdate
+			r.Inputs.LiveUpdate = cd.LiveUpdate
+		}
 		for _, o := range g.Objects {
 			r.Detail.Objects = append(r.Detail.Objects, model.ObjectRef{Kind: o.GetKind(), Name: o.GetName(), Namespace: o.GetNamespace()})
 		}
@@ -141,14 +159,14 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	}
 	for i, r := range out.Resources {
 		d := defs[i]
-		if len(d.images) > 0 || containsWorkload(d.objs) {
+		if len(d.images) > 0 || containsWorkload(d.objs) || d.custom != nil {
 			for _, f := range first {
 				if f != r.Name && !contains(r.Deps, f) {
 					r.Deps = append(r.Deps, f)
 				}
 			}
 		}
-		r.Hash = engine.Hash("k8s", d.objs, d.chains, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly)
+		r.Hash = engine.Hash("k8s", d.objs, d.chains, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly, d.custom)
 	}
 	return out, nil
 }
@@ -207,7 +225,7 @@ type definition struct {
 	// chains are each image's Chain: the images it is built from, then it.
 	chains   [][]*model.Image
 	all      []*model.Image // the config's images
-	kinds    map[string][]render.ImagePath
+	kinds    []kindSelector // k8s_kind and k8s_image_json_path: image paths
 	lu       *model.LiveUpdate
 	luImage  string // the image whose containers lu updates
 	forwards []model.PortForward
@@ -218,6 +236,9 @@ type definition struct {
 	policy   AppPolicy // an Argo CD app's syncPolicy and ignoreDifferences
 	selfHeal bool      // an Argo CD app's syncPolicy.automated.selfHeal
 	allowed  []string  // allow_k8s_contexts, for remove
+	// custom is the k8s_custom_deploy whose commands deploy and delete the
+	// resource; nil when loop applies objs itself.
+	custom *model.CustomDeploy
 }
 
 // deployed is a deployed resource as loop follows it: the live update target
@@ -319,9 +340,15 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		}
 	}
 	render.OverrideContainers(desired, overrides, built)
-	render.SubstituteImages(desired, built, rt.kinds)
+	substituteImages(desired, built, rt.kinds)
 	t0 := time.Now()
-	err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
+	if rt.custom != nil {
+		if err = k.LoadImages(ctx, load, logs); err == nil {
+			desired, err = k.applyCustom(ctx, rt.custom, built, logs)
+		}
+	} else {
+		err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
+	}
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {
 		return fail(err)
@@ -335,7 +362,9 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		rt.target = nil
 	}
 	if rt.lu != nil {
-		image = built[rt.luImage]
+		if rt.luImage != "" {
+			image = built[rt.luImage]
+		}
 		if image != rt.ref {
 			rt.state.Synced = nil // rebuilt: the image has every file
 		}
@@ -369,7 +398,11 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 		fmt.Fprintf(logs, "live update: %v; changes rebuild and redeploy\n", liveupdate.ErrRestartInPod)
 		return nil, nil
 	}
-	t, err := k.LiveTarget(w, ref)
+	label, match := ref, func(c corev1.Container) bool { return c.Image == ref }
+	if rt.custom != nil {
+		label, match = customMatch(rt.custom, ref)
+	}
+	t, err := k.liveTarget(w, label, match)
 	if err != nil {
 		return nil, err
 	}
@@ -393,11 +426,15 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 	rt.bgCancel = cancel
 	name, selfHeal, pol := rt.name, rt.selfHeal, rt.policy
 	logs := rt.h.ProcessLog
-	rt.bg.Add(2)
+	rt.bg.Add(1)
 	go func() {
 		defer rt.bg.Done()
 		k.FollowPods(ctx, Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}, rt.forwards, logs)
 	}()
+	if rt.custom != nil {
+		return // its command owns the objects: no drift against loop's apply
+	}
+	rt.bg.Add(1)
 	go func() {
 		defer rt.bg.Done()
 		changed := make(chan struct{}, 1)
@@ -468,6 +505,12 @@ func (rt *deployed) Close() {
 // Tilt does). A failed load never gets here, so a broken Tiltfile deletes
 // nothing.
 func (d *definition) remove(ctx context.Context, logs io.Writer) {
+	if d.custom != nil {
+		if err := DeleteCustom(ctx, d.custom, logs); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(logs, "%s left the config: %v\n", d.name, err)
+		}
+		return
+	}
 	k, err := d.k.connect(d.allowed)
 	if err != nil {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
@@ -480,4 +523,18 @@ func (d *definition) remove(ctx context.Context, logs io.Writer) {
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
 	}
+}
+
+// customImages are the images a k8s_custom_deploy's image_deps name, built
+// before its apply_cmd runs.
+func customImages(cd *model.CustomDeploy, all []*model.Image) ([]*model.Image, error) {
+	var out []*model.Image
+	for _, ref := range cd.ImageDeps {
+		i := slices.IndexFunc(all, func(img *model.Image) bool { return img.Ref == ref })
+		if i < 0 {
+			return nil, posErr(cd.Pos, fmt.Errorf("k8s_custom_deploy(%q): image_deps names %q, which no docker_build or custom_build builds", cd.Name, ref))
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
 }

@@ -17,6 +17,13 @@ import (
 // (an informer per selector), so finding them on each update asks the API server
 // nothing; Close on the target stops the watch.
 func (d *Deployer) LiveTarget(w Workloads, image string) (*liveupdate.KubeTarget, error) {
+	return d.liveTarget(w, image, func(c corev1.Container) bool { return c.Image == image })
+}
+
+// liveTarget is the live update target of the containers in w's pods that
+// match says are to be updated; label names them in errors.
+func (d *Deployer) liveTarget(w Workloads, label string, match func(corev1.Container) bool) (*liveupdate.KubeTarget, error) {
+	image := label
 	k, core, err := d.clients()
 	if err != nil {
 		return nil, err
@@ -27,7 +34,7 @@ func (d *Deployer) LiveTarget(w Workloads, image string) (*liveupdate.KubeTarget
 		if !pw.synced(ctx) {
 			return nil, fmt.Errorf("pods not listed within %v", SyncWait)
 		}
-		return d.containersOf(ctx, core, pw.pods(), image), nil
+		return d.containersOf(ctx, core, pw.pods(), match), nil
 	}
 	return liveupdate.NewKubeTarget(k, image, find, func() { cancel(); pw.wait() }), nil
 }
@@ -55,9 +62,9 @@ func (d *Deployer) clientsLocked() (*agent.Kube, corev1client.CoreV1Interface, e
 	return d.exec, d.core, nil
 }
 
-// containersOf lists the running containers of pods that run image, with their
+// containersOf lists the running containers of pods that match, with their
 // node's architecture.
-func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Interface, pods []corev1.Pod, image string) []agent.PodContainer {
+func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Interface, pods []corev1.Pod, match func(corev1.Container) bool) []agent.PodContainer {
 	var out []agent.PodContainer
 	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning {
@@ -65,7 +72,7 @@ func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Int
 		}
 		for _, c := range p.Spec.Containers {
 			running, instance := containerState(p, c.Name)
-			if c.Image != image || !running {
+			if !match(c) || !running {
 				continue
 			}
 			out = append(out, agent.PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: c.Name, UID: string(p.UID),

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
 )
 
@@ -153,31 +154,112 @@ func selectsTemplateOf(o, w *unstructured.Unstructured) bool {
 	return ns == defaultNamespace || ns == namespace(w)
 }
 
-// kindSelector is a k8s_kind declaration: case-insensitive regular expressions
-// matched anywhere in the kind and the group/version, as Tilt's
-// NewPartialMatchObjectSelector makes them.
+// kindSelector is a k8s_kind or k8s_image_json_path declaration: case-insensitive
+// regular expressions matched anywhere in the kind, the group/version, the name and
+// the namespace ("default" for none), as Tilt's NewPartialMatchObjectSelector makes
+// them, and the image paths of the objects it matches.
 type kindSelector struct {
-	kind, apiVersion *regexp.Regexp
+	kind, apiVersion, name, namespace *regexp.Regexp
+	paths                             []render.ImagePath
+	object                            *model.ImageObject
+	objectPath                        render.ImagePath
 }
 
 func kindSelectors(kinds []*model.K8sKind) ([]kindSelector, error) {
 	var out []kindSelector
 	for _, k := range kinds {
-		kre, err := regexp.Compile("(?i)" + k.Kind)
-		if err != nil {
-			return nil, fmt.Errorf("compile k8s_kind(%q): %w", k.Kind, err)
+		var s kindSelector
+		for _, f := range []struct {
+			re   **regexp.Regexp
+			expr string
+			what string
+		}{{&s.kind, k.Kind, "kind"}, {&s.apiVersion, k.APIVersion, "api_version"}, {&s.name, k.Name, "name"}, {&s.namespace, k.Namespace, "namespace"}} {
+			re, err := regexp.Compile("(?i)" + f.expr)
+			if err != nil {
+				return nil, fmt.Errorf("compile k8s_kind(%q) %s %q: %w", k.Kind, f.what, f.expr, err)
+			}
+			*f.re = re
 		}
-		are, err := regexp.Compile("(?i)" + k.APIVersion)
-		if err != nil {
-			return nil, fmt.Errorf("compile k8s_kind(%q, api_version=%q): %w", k.Kind, k.APIVersion, err)
+		for _, jp := range k.ImageJSONPath {
+			s.paths = append(s.paths, render.ParseImagePath(jp))
 		}
-		out = append(out, kindSelector{kind: kre, apiVersion: are})
+		if k.ImageObject != nil {
+			s.object, s.objectPath = k.ImageObject, render.ParseImagePath(k.ImageObject.JSONPath)
+		}
+		out = append(out, s)
 	}
 	return out, nil
 }
 
 func (s kindSelector) matches(o *unstructured.Unstructured) bool {
-	return s.kind.MatchString(o.GetKind()) && s.apiVersion.MatchString(o.GetAPIVersion())
+	return s.kind.MatchString(o.GetKind()) && s.apiVersion.MatchString(o.GetAPIVersion()) &&
+		s.name.MatchString(o.GetName()) && s.namespace.MatchString(namespace(o))
+}
+
+// substituteImages is render.SubstituteImages with each object's image paths those
+// of the declarations that match it (kind, api_version, name, namespace).
+func substituteImages(objs []*unstructured.Unstructured, images render.Images, kinds []kindSelector) map[string]bool {
+	used := map[string]bool{}
+	for _, o := range objs {
+		var paths []render.ImagePath
+		for _, k := range kinds {
+			if k.matches(o) {
+				paths = append(paths, k.paths...)
+			}
+		}
+		for n := range render.SubstituteImages([]*unstructured.Unstructured{o}, images, map[string][]render.ImagePath{o.GetKind(): paths}) {
+			used[n] = true
+		}
+		for _, k := range kinds {
+			if k.object != nil && k.matches(o) {
+				substituteImageObjects(o.Object, k.objectPath, k.object, images, used)
+			}
+		}
+	}
+	return used
+}
+
+// substituteImageObjects replaces, in each map at path under node, an image split
+// into a repository and a tag field (k8s_kind image_object) that names a built image
+// with the built ref's repository and tag.
+func substituteImageObjects(node any, path render.ImagePath, io *model.ImageObject, images render.Images, used map[string]bool) {
+	if len(path) > 0 {
+		switch n := node.(type) {
+		case map[string]any:
+			substituteImageObjects(n[path[0]], path[1:], io, images, used)
+		case []any:
+			if path[0] == "*" {
+				for _, e := range n {
+					substituteImageObjects(e, path[1:], io, images, used)
+				}
+			}
+		}
+		return
+	}
+	m, ok := node.(map[string]any)
+	if !ok {
+		return
+	}
+	repo, _ := m[io.RepoField].(string)
+	if repo == "" {
+		return
+	}
+	want := render.NormalizedName(repo)
+	for name, built := range images {
+		if render.NormalizedName(name) != want {
+			continue
+		}
+		r, tag := built, ""
+		if i := strings.LastIndex(built, ":"); i > strings.LastIndex(built, "/") {
+			r, tag = built[:i], built[i+1:]
+		}
+		m[io.RepoField] = r
+		if tag != "" {
+			m[io.TagField] = tag
+		}
+		used[want] = true
+		return
+	}
 }
 
 // objectNames are the names an object can be called by, shortest first:

@@ -74,7 +74,7 @@ func TestExtraSelectorFindsPods(t *testing.T) {
 	if len(pods) != 1 || pods[0].Name != name {
 		t.Fatalf("with the extra selector: %d pods, want %s once", len(pods), name)
 	}
-	pcs := d.containersOf(ctx, core, pods, "loop/extra:1")
+	pcs := d.containersOf(ctx, core, pods, func(c corev1.Container) bool { return c.Image == "loop/extra:1" })
 	if len(pcs) != 1 || pcs[0].Pod != name || pcs[0].Container != "app" || pcs[0].UID != string(p.UID) || pcs[0].Arch == "" {
 		t.Fatalf("containers running loop/extra:1: %+v", pcs)
 	}
