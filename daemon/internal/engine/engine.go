@@ -100,6 +100,7 @@ type Engine struct {
 	loadErr                        string
 	// waits are the clients' waits in progress (wait.go).
 	waits    map[uint64]*waiter
+	barriers map[uint64]*waiter // by outstanding barrier token
 	waitSeq  uint64
 	waitsKey string
 
@@ -131,6 +132,7 @@ func New(opts Options) *Engine {
 		gens:      map[string]int{},
 		ending:    map[string]*supervisor{},
 		waits:     map[uint64]*waiter{},
+		barriers:  map[uint64]*waiter{},
 		msgs:      make(chan any),
 		control:   make(chan controlMsg),
 		stopped:   make(chan struct{}),

@@ -25,7 +25,10 @@ import (
 //     the waiter's set; a config load in flight adds, once applied, the
 //     resources it left unsettled (new and replaced definitions).
 //  3. After each message the loop checks its waiters; a waiter whose set has
-//     settled gets its verdict on a buffered channel.
+//     settled gets its verdict on a buffered channel, unless a local
+//     command in the set ran meanwhile: what it wrote (a compile's output)
+//     is a change made before the answer, so the waiter asks for one more
+//     barrier and goes on with what that one finds.
 type waiter struct {
 	id      uint64
 	req     api.WaitRequest
@@ -37,6 +40,9 @@ type waiter struct {
 	loaded   bool   // those loads were applied and their resources added
 	change   uint64 // the latest change ID when the barrier came back
 	set      []string
+	// token is the outstanding barrier's; mark the last update ID when it
+	// was asked for.
+	token, mark uint64
 }
 
 // settled reports whether r has reached a result for the changes it has
@@ -86,15 +92,16 @@ func (e *Engine) addUnsettled(w *waiter) {
 
 // onBarriers marks the waiters whose barrier came back: what was changed
 // before each call has now been routed.
-func (e *Engine) onBarriers(ids []uint64) {
-	for _, id := range ids {
-		w := e.waits[id]
-		if w == nil || w.passed {
+func (e *Engine) onBarriers(tokens []uint64) {
+	for _, tok := range tokens {
+		w := e.barriers[tok]
+		delete(e.barriers, tok)
+		if w == nil || e.waits[w.id] != w {
 			continue
 		}
 		w.passed = true
 		w.change = e.changeSeq
-		w.loadNeed = e.loadWant
+		w.loadNeed, w.loaded = e.loadWant, false
 		e.addUnsettled(w)
 	}
 }
@@ -124,12 +131,35 @@ func (e *Engine) checkWaits() {
 				}
 			}
 		}
+		if done && e.wroteFiles(w) {
+			e.barrier(w)
+			continue
+		}
 		if done {
 			delete(e.waits, id)
 			w.reply <- e.verdict(w, "")
 		}
 	}
 	e.emitWaits()
+}
+
+// barrier asks the watcher for a barrier for w.
+func (e *Engine) barrier(w *waiter) {
+	e.waitSeq++
+	w.token, w.mark, w.passed = e.waitSeq, e.updateSeq, false
+	e.barriers[w.token] = w
+	e.watcher.Barrier(w.token)
+}
+
+// wroteFiles reports whether a local command in w's set ran since w's last
+// barrier was asked for: its output may be a change of other resources.
+func (e *Engine) wroteFiles(w *waiter) bool {
+	for _, name := range w.set {
+		if r := e.resources[name]; r != nil && r.res.Type == "local" && r.cur.id > w.mark {
+			return true
+		}
+	}
+	return false
 }
 
 // verdict is w's answer as things stand; result "" derives it from the
@@ -267,11 +297,12 @@ func (e *Engine) onWaitControl(m controlMsg) error {
 		e.waitSeq++
 		w.id, w.started = e.waitSeq, e.now()
 		e.waits[w.id] = w
-		e.watcher.Barrier(w.id)
+		e.barrier(w)
 		e.emitWaits()
 	case opWaitEnd:
 		if _, ok := e.waits[w.id]; ok {
 			delete(e.waits, w.id)
+			delete(e.barriers, w.token)
 			w.reply <- e.verdict(w, api.ResultTimeout)
 			e.emitWaits()
 		}
