@@ -90,6 +90,24 @@ func (e *Engine) addUnsettled(w *waiter) {
 	}
 }
 
+// addReached adds to w's set the resources the latest change reached: a
+// change made just before the call may have been applied before the
+// barrier came back; its verdict is still the caller's.
+func (e *Engine) addReached(w *waiter) {
+	if w.change == 0 {
+		return
+	}
+	for _, name := range e.order {
+		r := e.resources[name]
+		if !w.wants(name) || slices.Contains(w.set, name) {
+			continue
+		}
+		if slices.Contains(r.changeIDs, w.change) || slices.Contains(r.cur.changes, w.change) {
+			w.set = append(w.set, name)
+		}
+	}
+}
+
 // onBarriers marks the waiters whose barrier came back: what was changed
 // before each call has now been routed.
 func (e *Engine) onBarriers(tokens []uint64) {
@@ -102,6 +120,7 @@ func (e *Engine) onBarriers(tokens []uint64) {
 		w.passed = true
 		w.change = e.changeSeq
 		w.loadNeed, w.loaded = e.loadWant, false
+		e.addReached(w)
 		e.addUnsettled(w)
 	}
 }

@@ -65,8 +65,9 @@ func TestWaitCoversEveryEarlierWrite(t *testing.T) {
 	}
 }
 
-// TestWaitNothingChanged answers at once with the current state, not
-// affected; a failed resource makes it a failed verdict.
+// TestWaitNothingChanged answers at once with the current state (the
+// latest change, the first load, reached both); a failed resource makes it a
+// failed verdict.
 func TestWaitNothingChanged(t *testing.T) {
 	p := newProjectHook(t, ModeUp, func(name string, j Job) Outcome {
 		o := Outcome{Update: api.Update{Kind: api.UpdateInit, Started: j.Started, Ready: time.Now()}}
@@ -81,7 +82,7 @@ func TestWaitNothingChanged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Result != api.ResultReady || len(v.Resources) != 1 || v.Resources[0].Affected || v.Resources[0].Phase != api.PhaseReady {
+	if v.Result != api.ResultReady || len(v.Resources) != 1 || v.Resources[0].Phase != api.PhaseReady || v.Change != 1 {
 		t.Fatalf("verdict %+v", v)
 	}
 	v, err = p.eng.Wait(context.Background(), api.WaitRequest{})
