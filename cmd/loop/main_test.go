@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runLoop(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+func runLoop(t testing.TB, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(loopBin, args...)
 	cmd.Dir = dir

@@ -37,7 +37,7 @@ func main() {
 
 // goProject is a Compose project whose service runs a Go program that a
 // local_resource compiles; its static files are live-synced.
-func goProject(t *testing.T) string {
+func goProject(t testing.TB) string {
 	t.Helper()
 	testenv.Busybox(t)
 	dir := t.TempDir()

@@ -38,7 +38,7 @@ func (d *daemonProc) output() string {
 
 // startDaemon runs `loop daemon` in dir until the test ends and waits until
 // its API answers.
-func startDaemon(t *testing.T, dir string) *daemonProc {
+func startDaemon(t testing.TB, dir string) *daemonProc {
 	t.Helper()
 	d := &daemonProc{done: make(chan struct{})}
 	d.cmd = exec.Command(loopBin, "daemon")
@@ -70,7 +70,7 @@ func startDaemon(t *testing.T, dir string) *daemonProc {
 	}
 }
 
-func (d *daemonProc) stop(t *testing.T) {
+func (d *daemonProc) stop(t testing.TB) {
 	_ = d.cmd.Process.Signal(syscall.SIGINT)
 	select {
 	case <-d.done:
@@ -102,7 +102,7 @@ func resourceVerdict(v api.Verdict, name string) (api.ResourceVerdict, bool) {
 	return v.Resources[i], true
 }
 
-func writeFile(t *testing.T, dir, name, data string) {
+func writeFile(t testing.TB, dir, name, data string) {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
