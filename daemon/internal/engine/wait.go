@@ -174,7 +174,7 @@ func (e *Engine) barrier(w *waiter) {
 // barrier was asked for: its output may be a change of other resources.
 func (e *Engine) wroteFiles(w *waiter) bool {
 	for _, name := range w.set {
-		if r := e.resources[name]; r != nil && r.res.Type == "local" && r.cur.id > w.mark {
+		if r := e.resources[name]; r != nil && r.res.HostCommand && r.cur.id > w.mark {
 			return true
 		}
 	}
