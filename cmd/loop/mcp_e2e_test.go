@@ -42,7 +42,7 @@ func goProject(t testing.TB) string {
 	testenv.Busybox(t)
 	dir := t.TempDir()
 	name := fmt.Sprintf("looptest-wait-%d", time.Now().UnixNano()%1000000)
-	for f, data := range map[string]string{
+	writeProject(t, dir, map[string]string{
 		"go.mod":              "module waitapp\n\ngo 1.26\n",
 		"src/main.go":         goAppV1,
 		"image/Dockerfile":    "FROM loop-test/busybox:latest\nCOPY bin/app /app\nCOPY static /static\nCMD [\"/app\"]\n",
@@ -55,9 +55,7 @@ docker_build('looptest/waitapp', 'image', live_update=[sync('image/static', '/st
 docker_compose('compose.yaml', project_name='` + name + `')
 dc_resource('app', resource_deps=['compile'])
 `,
-	} {
-		writeFile(t, dir, f, data)
-	}
+	})
 	t.Cleanup(func() {
 		if _, errOut, code := runLoop(t, dir, "down"); code != 0 {
 			t.Logf("loop down: exit %d %s", code, errOut)
