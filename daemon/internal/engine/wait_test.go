@@ -174,3 +174,49 @@ func TestWaitDuringReload(t *testing.T) {
 		t.Fatalf("verdict %+v", v)
 	}
 }
+
+// TestWaitCoversWhatACommandWrote: a local command in the wait's set writes
+// a file another resource watches (a compile's output); the wait covers
+// that resource's update too.
+func TestWaitCoversWhatACommandWrote(t *testing.T) {
+	root := t.TempDir()
+	src, out := filepath.Join(root, "src"), filepath.Join(root, "out")
+	for _, d := range []string{src, out} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := make(chan string, 100)
+	p := newProjectHook(t, ModeUp, func(name string, j Job) Outcome {
+		b, _ := os.ReadFile(filepath.Join(src, "in.txt"))
+		switch {
+		case name == "gen" && j.Changes != nil:
+			if err := os.WriteFile(filepath.Join(out, "out.txt"), b, 0o644); err != nil {
+				t.Error(err)
+			}
+		case name == "use" && j.Changes != nil:
+			got, _ := os.ReadFile(filepath.Join(out, "out.txt"))
+			used <- string(got)
+		}
+		return Outcome{Update: api.Update{Kind: api.UpdateLocal, Started: j.Started, Ready: time.Now()}}
+	}, fakeDef{name: "gen", dir: src, hostCmd: true}, fakeDef{name: "use", dir: out})
+	p.waitPhase("use", api.PhaseReady)
+	if err := os.WriteFile(filepath.Join(src, "in.txt"), []byte("v2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.eng.Wait(context.Background(), api.WaitRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-used:
+		if got != "v2" {
+			t.Fatalf("use updated with %q, want v2", got)
+		}
+	default:
+		t.Fatalf("the wait returned before use was updated with gen's output: %+v", v)
+	}
+	if r := v.Resources; len(r) != 2 || r[1].Name != "use" || !r[1].Affected {
+		t.Fatalf("verdict resources %+v", r)
+	}
+}
