@@ -5,8 +5,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // TestBarrierFollowsEarlierWrites: a barrier requested right after writes
@@ -77,5 +80,43 @@ func TestBatcherBarrierIsDueAtOnce(t *testing.T) {
 	}
 	if !slices.Equal(bt.Barriers, []uint64{3}) {
 		t.Errorf("barriers %v, want [3]", bt.Barriers)
+	}
+}
+
+// TestBarrierAfterOverflow: when the kernel queue overflows and the marker's
+// event is lost with the others, the rescan reports the lost changes and
+// then releases the barrier, after them.
+func TestBarrierAfterOverflow(t *testing.T) {
+	root := t.TempDir()
+	var dropping atomic.Bool
+	dropped := make(chan string, 100)
+	errs := make(chan error)
+	w, c := start(t, Options{Roots: []string{root}}, func(w *Watcher) {
+		w.testErrs = errs
+		w.testDrop = func(ev fsnotify.Event) bool {
+			if !dropping.Load() {
+				return false
+			}
+			dropped <- ev.Name
+			return true
+		}
+	})
+	dropping.Store(true)
+	p := filepath.Join(root, "lost.txt")
+	write(t, p, "x")
+	w.Barrier(9)
+	for name := range dropped {
+		if filepath.Base(name) == "9" {
+			break // the marker's event, lost too
+		}
+	}
+	dropping.Store(false)
+	errs <- fsnotify.ErrEventOverflow
+	evs := c.waitFor(t, "barrier 9", func(evs []Event) bool {
+		return slices.ContainsFunc(evs, func(e Event) bool { return e.Barrier == 9 })
+	})
+	at := slices.IndexFunc(evs, func(e Event) bool { return e.Barrier == 9 })
+	if !slices.ContainsFunc(evs[:at], func(e Event) bool { return e.Path == p }) {
+		t.Fatalf("the barrier came before the rescan's report of %s:\n%s", p, dump(evs))
 	}
 }
