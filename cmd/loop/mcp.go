@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -47,9 +48,9 @@ func newMCPCmd() *cobra.Command {
 project's running daemon (with --up it starts one when none runs, and stops it
 when the client goes). Tools: status, wait (the barrier of ` + "`loop wait`" + `, with
 its verdict), logs, trigger, metrics, dump_resources, render, diff; every
-result is bounded. Status changes are sent as updates of the resource
-loop://status and as log messages. Nothing can run a command the Tiltfile
-does not declare.`,
+result is bounded. Status changes are sent as updates of the resources
+loop://status and loop://status/NAME to the clients subscribed to them.
+Nothing can run a command the Tiltfile does not declare.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -196,6 +197,21 @@ func serveMCP(ctx context.Context, cf *clientFlags, c *client.Client, t mcp.Tran
 			text, _ := boundedJSON(statusOut{ConfigError: snap.ConfigError, Resources: snap.Resources, Waits: snap.Waits})
 			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: statusURI, MIMEType: "application/json", Text: text}}}, nil
 		})
+	srv.AddResourceTemplate(&mcp.ResourceTemplate{URITemplate: statusURI + "/{resource}", Name: "resource status", MIMEType: "application/json",
+		Description: "one resource's status; updated whenever it changes"},
+		func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+			name := strings.TrimPrefix(req.Params.URI, statusURI+"/")
+			snap, err := c.State(ctx, 0)
+			if err != nil {
+				return nil, cf.explain(err)
+			}
+			i := slices.IndexFunc(snap.Resources, func(r api.ResourceStatus) bool { return r.Name == name })
+			if i < 0 {
+				return nil, mcp.ResourceNotFoundError(req.Params.URI)
+			}
+			text, _ := boundedJSON(snap.Resources[i])
+			return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/json", Text: text}}}, nil
+		})
 
 	nctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -207,42 +223,34 @@ func serveMCP(ctx context.Context, cf *clientFlags, c *client.Client, t mcp.Tran
 	return err
 }
 
-// notifyStatus sends a resource update of loop://status and a log message
-// for every status change until ctx is done.
+// notifyStatus sends, for every status change until ctx is done, an update
+// of loop://status and of loop://status/NAME to the clients subscribed to
+// them. (MCP's logging notifications are deprecated; resource updates are
+// what the protocol keeps.)
 func notifyStatus(ctx context.Context, srv *mcp.Server, c *client.Client) {
 	last := map[string]api.Phase{}
 	for m := range c.Subscribe(ctx, client.SubscribeOptions{}) {
-		var changed []api.ResourceStatus
+		var changed []string
 		switch {
 		case m.Snapshot != nil:
 			for _, r := range m.Snapshot.Resources {
 				if last[r.Name] != r.Phase {
-					changed = append(changed, r)
+					last[r.Name] = r.Phase
+					changed = append(changed, r.Name)
 				}
 			}
 		case m.Event != nil && m.Event.Kind == api.EventStatus && m.Event.Status != nil:
-			if r := *m.Event.Status; last[r.Name] != r.Phase {
-				changed = append(changed, r)
+			if r := m.Event.Status; last[r.Name] != r.Phase {
+				last[r.Name] = r.Phase
+				changed = append(changed, r.Name)
 			}
 		}
-		if len(changed) == 0 {
-			continue
+		for _, name := range changed {
+			_ = srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: statusURI + "/" + name})
 		}
-		for _, r := range changed {
-			last[r.Name] = r.Phase
-			data := map[string]any{"resource": r.Name, "phase": r.Phase}
-			if r.Error != "" {
-				data["error"] = firstLine(r.Error)
-			}
-			level := mcp.LoggingLevel("info")
-			if r.Phase == api.PhaseError {
-				level = "error"
-			}
-			for ss := range srv.Sessions() {
-				_ = ss.Log(ctx, &mcp.LoggingMessageParams{Logger: "loop", Level: level, Data: data})
-			}
+		if len(changed) > 0 {
+			_ = srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: statusURI})
 		}
-		_ = srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: statusURI})
 	}
 }
 

@@ -68,20 +68,18 @@ dc_resource('app', resource_deps=['compile'])
 type mcpClient struct {
 	t    *testing.T
 	sess *mcp.ClientSession
-	mu   sync.Mutex
-	logs []map[string]any
+	mu      sync.Mutex
+	updated []string // URIs of resource updates received
 }
 
 func startMCP(t *testing.T, dir string) *mcpClient {
 	t.Helper()
 	mc := &mcpClient{t: t}
 	cl := mcp.NewClient(&mcp.Implementation{Name: "loop-test", Version: "0"}, &mcp.ClientOptions{
-		LoggingMessageHandler: func(_ context.Context, req *mcp.LoggingMessageRequest) {
-			if m, ok := req.Params.Data.(map[string]any); ok {
-				mc.mu.Lock()
-				mc.logs = append(mc.logs, m)
-				mc.mu.Unlock()
-			}
+		ResourceUpdatedHandler: func(_ context.Context, req *mcp.ResourceUpdatedNotificationRequest) {
+			mc.mu.Lock()
+			mc.updated = append(mc.updated, req.Params.URI)
+			mc.mu.Unlock()
 		},
 	})
 	cmd := exec.Command(loopBin, "mcp", "--up")
@@ -94,7 +92,7 @@ func startMCP(t *testing.T, dir string) *mcpClient {
 	}
 	t.Cleanup(func() { _ = sess.Close() })
 	mc.sess = sess
-	if err := sess.SetLoggingLevel(ctx, &mcp.SetLoggingLevelParams{Level: "info"}); err != nil {
+	if err := sess.Subscribe(ctx, &mcp.SubscribeParams{URI: "loop://status/app"}); err != nil {
 		t.Fatal(err)
 	}
 	return mc
@@ -201,12 +199,16 @@ func TestMCPGoService(t *testing.T) {
 		t.Fatalf("after wait the container has %q", got)
 	}
 
-	// Status changes arrived as log notifications.
+	// Status changes of app arrived as updates of the resource subscribed to.
 	mc.mu.Lock()
-	sawApp := slices.ContainsFunc(mc.logs, func(m map[string]any) bool { return m["resource"] == "app" })
+	updated := slices.Clone(mc.updated)
 	mc.mu.Unlock()
-	if !sawApp {
-		t.Errorf("no status notification for app")
+	if !slices.Contains(updated, "loop://status/app") || slices.Contains(updated, "loop://status/compile") {
+		t.Errorf("resource updates received: %v; want loop://status/app (subscribed) and no other", updated)
+	}
+	res, err := mc.sess.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: "loop://status/app"})
+	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, `"phase": "ready"`) {
+		t.Fatalf("read loop://status/app: %v %+v", err, res)
 	}
 
 	// The barrier is exact: write, wait at once (the binary, as a script
