@@ -182,10 +182,18 @@ func TestMCPGoService(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	id := st.Resources[0].ContainerID
-	var logs logsOut
-	mc.call("logs", map[string]any{"resource": "app", "grep": "app v2"}, &logs)
-	if len(logs.Lines) == 0 {
-		t.Fatalf("app's logs lack its new output")
+	// The service's output streams in after it started: the logs tool
+	// finds it (a container that is up is ready; its output may follow).
+	for deadline := time.Now().Add(time.Minute); ; {
+		var logs logsOut
+		mc.call("logs", map[string]any{"resource": "app", "grep": "app v2"}, &logs)
+		if len(logs.Lines) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app's logs lack its new output")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 
 	// A synced file: a live update, in the container when wait returns.
