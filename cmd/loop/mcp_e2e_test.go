@@ -66,8 +66,8 @@ dc_resource('app', resource_deps=['compile'])
 
 // mcpClient is a test MCP client on `loop mcp --up` over stdio.
 type mcpClient struct {
-	t    *testing.T
-	sess *mcp.ClientSession
+	t       *testing.T
+	sess    *mcp.ClientSession
 	mu      sync.Mutex
 	updated []string // URIs of resource updates received
 }
