@@ -121,8 +121,10 @@ func TestWaitLocal(t *testing.T) {
 	writeFile(t, dir, "slow.txt", "quick\n")
 	writeFile(t, dir, "flood.txt", "1\n")
 	writeFile(t, dir, "echo.txt", "one\n")
+	writeFile(t, dir, "check.txt", "ok\n")
 	const tiltfile = `
 local_resource('echo', cmd='cat echo.txt', deps=['echo.txt'])
+local_resource('check', cmd='grep -q ok check.txt || { echo "check: want ok, got $(cat check.txt)"; exit 2; }', deps=['check.txt'])
 local_resource('slow', cmd='if grep -q hang slow.txt; then sleep 600; fi; echo slow done', deps=['slow.txt'])
 local_resource('flood', cmd='seq 1 100000', deps=['flood.txt'])
 `
@@ -134,7 +136,7 @@ local_resource('flood', cmd='seq 1 100000', deps=['flood.txt'])
 		t.Fatalf("wait without a daemon: exit %d, stderr %q; want %d and a clear error", code, errOut, exitNoDaemon)
 	}
 
-	startDaemon(t, dir)
+	d := startDaemon(t, dir)
 	// The first wait covers the first updates.
 	v, errOut, code := waitJSON(t, dir, "--timeout", "2m")
 	if code != 0 || v.Result != api.ResultReady {
@@ -167,6 +169,18 @@ local_resource('flood', cmd='seq 1 100000', deps=['flood.txt'])
 	out, _, code = runLoop(t, dir, "logs", "echo", "--since-change", strings.TrimSpace(jsonNumber(v.Change)), "--grep", "^tw")
 	if code != 0 || strings.TrimSpace(out) != "two" {
 		t.Fatalf("logs --since-change --grep: exit %d %q", code, out)
+	}
+
+	// A failure: exit 1 naming it; the text verdict shows its lines.
+	writeFile(t, dir, "check.txt", "bad\n")
+	out, errOut, code = runLoop(t, dir, "wait")
+	if code != exitFailure || !strings.Contains(errOut, "check failed: cmd ") || !strings.Contains(errOut, "exit code 2") ||
+		!strings.Contains(out, "| check: want ok, got bad") || !strings.HasPrefix(out, "failed (change ") {
+		t.Fatalf("failed wait: exit %d, stdout:\n%s\nstderr: %s", code, out, errOut)
+	}
+	writeFile(t, dir, "check.txt", "ok\n")
+	if out, errOut, code = runLoop(t, dir, "wait", "check"); code != 0 || !strings.HasPrefix(out, "ready") {
+		t.Fatalf("fixed wait: exit %d %s %s", code, out, errOut)
 	}
 
 	// A flood of output: the verdict stays within its bound and says how
@@ -224,9 +238,16 @@ local_resource('flood', cmd='seq 1 100000', deps=['flood.txt'])
 	// The waits left no trace in the project.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if !slices.Contains([]string{"Tiltfile", "slow.txt", "flood.txt", "echo.txt"}, e.Name()) {
+		if !slices.Contains([]string{"Tiltfile", "slow.txt", "flood.txt", "echo.txt", "check.txt"}, e.Name()) {
 			t.Errorf("the project holds %s, which loop wrote", e.Name())
 		}
+	}
+
+	// The daemon stopped: a clear error, exit 4.
+	d.stop(t)
+	_, errOut, code = waitJSON(t, dir)
+	if code != exitNoDaemon || !strings.Contains(errOut, "no loop daemon is running") {
+		t.Fatalf("wait after the daemon stopped: exit %d, stderr %q", code, errOut)
 	}
 }
 
