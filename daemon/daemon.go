@@ -236,6 +236,16 @@ func (d *Daemon) SetEnabled(ctx context.Context, name string, on bool) error {
 	return e.SetEnabled(ctx, name, on)
 }
 
+// Wait returns once every file change made before the call has reached its
+// result on every resource it affects (see engine.Engine.Wait).
+func (d *Daemon) Wait(ctx context.Context, req api.WaitRequest) (api.Verdict, error) {
+	e, err := d.engine(ctx)
+	if err != nil {
+		return api.Verdict{}, err
+	}
+	return e.Wait(ctx, req)
+}
+
 // ErrUnknownResource is returned by Trigger and SetEnabled for a name the
 // config does not declare.
 var ErrUnknownResource = engine.ErrUnknownResource

@@ -127,6 +127,9 @@ func (s *state) apply(m client.Message) {
 		case api.EventConfig:
 			s.info.ConfigError = ev.Text
 			s.statusDirty = true
+		case api.EventWaits:
+			s.info.Waits = ev.Waits
+			s.statusDirty = true
 		}
 	case m.Disconnected != nil:
 		s.connected = false

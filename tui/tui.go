@@ -12,6 +12,7 @@ package tui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/client"
 )
 
@@ -370,6 +372,10 @@ func (m *Model) header() string {
 	if info.Project != "" {
 		parts = append(parts, info.Project)
 	}
+	// A client's waits come first: the left side is cut from the right.
+	if w := waitsText(info.Waits); w != "" {
+		parts = append(parts, m.sty.title.Render(w))
+	}
 	if info.Docker != "" {
 		parts = append(parts, "docker "+info.Docker)
 	}
@@ -393,6 +399,27 @@ func (m *Model) header() string {
 	rw := ansi.StringWidth(right)
 	left = ansi.Truncate(left, m.width-rw-1, "…")
 	return left + strings.Repeat(" ", m.width-ansi.StringWidth(left)-rw) + right
+}
+
+// waitsText says who is waiting on what ("mcp: waiting on 2 resources"),
+// so the person at the terminal sees what drives the loop.
+func waitsText(ws []api.Wait) string {
+	var out []string
+	for _, w := range ws {
+		who := w.Client
+		if who == "" {
+			who = "agent"
+		}
+		switch n := len(w.Resources); n {
+		case 0:
+			out = append(out, who+": waiting for the watcher")
+		case 1:
+			out = append(out, who+": waiting on "+w.Resources[0])
+		default:
+			out = append(out, fmt.Sprintf("%s: waiting on %d resources", who, n))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // View draws the screen.

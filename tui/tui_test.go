@@ -34,6 +34,9 @@ func TestGoldens(t *testing.T) {
 			feed(m, client.Message{Disconnected: fmt.Errorf("reach the loop daemon: dial unix loop.sock: connect: connection refused")})
 		}},
 		{name: "confirm_quit", w: 80, h: 24, keys: []string{"q"}},
+		{name: "agent_wait", w: 100, h: 30, keys: []string{"down"}, prep: func(m *Model) {
+			feed(m, ev(api.Event{Kind: api.EventWaits, Waits: []api.Wait{{ID: 1, Client: "mcp", Resources: []string{"api", "worker"}}}}))
+		}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,16 +22,10 @@ import (
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
-func writeProject(t *testing.T, dir string, files map[string]string) {
+func writeProject(t testing.TB, dir string, files map[string]string) {
 	t.Helper()
 	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, dir, name, data)
 	}
 }
 

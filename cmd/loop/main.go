@@ -41,7 +41,9 @@ func main() {
 	if err == nil {
 		os.Exit(exitOK)
 	}
-	fmt.Fprintln(os.Stderr, "loop:", err)
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintln(os.Stderr, "loop:", msg)
+	}
 	var te *tiltfile.Error
 	if errors.As(err, &te) && te.Backtrace != "" {
 		fmt.Fprintln(os.Stderr, te.Backtrace)
@@ -49,6 +51,10 @@ func main() {
 	var ue usageError
 	if errors.As(err, &ue) {
 		os.Exit(exitUsage)
+	}
+	var xe exitError
+	if errors.As(err, &xe) {
+		os.Exit(xe.code)
 	}
 	os.Exit(exitFailure)
 }
@@ -75,7 +81,7 @@ Tiltfile); 2 wrong flags or arguments.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd(),
-		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newRenderCmd(), newDiffCmd())
+		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newWaitCmd(), newChangesCmd(), newMCPCmd(), newRenderCmd(), newDiffCmd())
 	setVersionFlag(root)
 	return root
 }

@@ -48,7 +48,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func runLoop(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+func runLoop(t testing.TB, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	return runBin(t, loopBin, dir, args...)
 }
@@ -75,7 +75,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, c := range []string{"up", "ci", "down", "dump", "version", "daemon", "ui", "status", "logs", "trigger", "metrics", "devcontainer"} {
+	for _, c := range []string{"up", "ci", "down", "dump", "version", "daemon", "ui", "status", "logs", "trigger", "metrics", "devcontainer", "wait", "changes", "mcp"} {
 		if !regexp.MustCompile(`(?m)^  ` + c + `\s`).MatchString(out) {
 			t.Errorf("--help does not list %s:\n%s", c, out)
 		}

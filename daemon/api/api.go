@@ -16,6 +16,8 @@ const (
 	EventStatus EventKind = "status"
 	// EventConfig reports a (re)load of the Tiltfile; Text holds the error, if any.
 	EventConfig EventKind = "config"
+	// EventWaits carries the clients' waits in progress (all of them).
+	EventWaits EventKind = "waits"
 )
 
 // Event is one thing that happened, in the order the daemon saw it.
@@ -26,6 +28,8 @@ type Event struct {
 	Resource string          `json:"resource,omitempty"`
 	Text     string          `json:"text,omitempty"`
 	Status   *ResourceStatus `json:"status,omitempty"`
+	// Waits is set on EventWaits.
+	Waits []Wait `json:"waits,omitempty"`
 }
 
 // Phase is where a resource is in its life.
@@ -74,7 +78,15 @@ const (
 
 // Update describes one update of a resource, with its change-to-result timing.
 type Update struct {
+	// ID numbers the daemon's updates (it restarts with the daemon).
+	ID   uint64     `json:"id,omitempty"`
 	Kind UpdateKind `json:"kind"`
+	// Changes are the change IDs the update carries: each batch of file
+	// events, trigger or config load that reached the resource has one.
+	Changes []uint64 `json:"changes,omitempty"`
+	// Paths are the changed files, relative to the Tiltfile's directory when
+	// inside it (at most MaxPaths; Files counts them all).
+	Paths []string `json:"paths,omitempty"`
 	// Edit is when loop read the first file event of the batch (zero for an init).
 	Edit time.Time `json:"edit,omitempty"`
 	// Batched is when the engine received the batch (after the watcher's
@@ -111,8 +123,10 @@ type ResourceStatus struct {
 	ContainerID string   `json:"container_id,omitempty"`
 	Image       string   `json:"image,omitempty"`
 	// PendingFiles counts changes waiting for the next update.
-	PendingFiles int     `json:"pending_files,omitempty"`
-	LastUpdate   *Update `json:"last_update,omitempty"`
+	PendingFiles int `json:"pending_files,omitempty"`
+	// UpdateID is the running update's ID while updating, else the last one's.
+	UpdateID   uint64  `json:"update_id,omitempty"`
+	LastUpdate *Update `json:"last_update,omitempty"`
 	// Drift lists the Kubernetes objects whose live state differs from what loop
 	// applied (Argo CD's OutOfSync), as group/Kind/namespace/name.
 	Drift []string `json:"drift,omitempty"`
@@ -147,6 +161,8 @@ type Snapshot struct {
 	// ConfigError is the last Tiltfile load error (with path:line:col), if any.
 	ConfigError string           `json:"config_error,omitempty"`
 	Resources   []ResourceStatus `json:"resources"`
+	// Waits are the clients' waits in progress.
+	Waits []Wait `json:"waits,omitempty"`
 	// Logs holds the last lines of each resource when the request asked for them.
 	Logs []LogLine `json:"logs,omitempty"`
 }

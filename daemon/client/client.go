@@ -97,13 +97,28 @@ func New(o Options) *Client {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, q url.Values) (*http.Response, error) {
+	return c.doBody(ctx, method, path, q, nil)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, q url.Values, body any) (*http.Response, error) {
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.o.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.o.Token)
@@ -269,6 +284,10 @@ type LogsOptions struct {
 	Since string
 	// After leaves out lines up to this sequence number.
 	After uint64
+	// Change leaves out lines from before change ID's first update.
+	Change uint64
+	// Grep keeps only lines matching this regular expression (RE2).
+	Grep string
 	// Follow keeps the stream open for new lines.
 	Follow bool
 }
@@ -288,6 +307,12 @@ func (c *Client) Logs(ctx context.Context, o LogsOptions) (*Stream[api.LogLine],
 	if o.After > 0 {
 		q.Set("after", strconv.FormatUint(o.After, 10))
 	}
+	if o.Change > 0 {
+		q.Set("change", strconv.FormatUint(o.Change, 10))
+	}
+	if o.Grep != "" {
+		q.Set("grep", o.Grep)
+	}
 	if o.Follow {
 		q.Set("follow", "1")
 	}
@@ -296,4 +321,58 @@ func (c *Client) Logs(ctx context.Context, o LogsOptions) (*Stream[api.LogLine],
 		return nil, err
 	}
 	return startStream[api.LogLine](ctx, resp.Body), nil
+}
+
+// getJSON decodes a GET's JSON answer into v.
+func (c *Client) getJSON(ctx context.Context, path string, q url.Values, v any) error {
+	resp, err := c.do(ctx, http.MethodGet, path, q)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return unavailable{fmt.Errorf("read %s: %w", path, err)}
+	}
+	return nil
+}
+
+// Wait returns once every file change made before the call has reached its
+// result on every resource it affects (req.Resources, or all), with the
+// verdict. A timeout is a verdict (ResultTimeout), not an error; an unknown
+// resource is ErrNotFound.
+func (c *Client) Wait(ctx context.Context, req api.WaitRequest) (*api.Verdict, error) {
+	resp, err := c.doBody(ctx, http.MethodPost, "/v1/wait", nil, req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var v api.Verdict
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return nil, unavailable{fmt.Errorf("read verdict: %w", err)}
+	}
+	return &v, nil
+}
+
+// Changes lists the latest n changes (0: the daemon's default), newest first.
+func (c *Client) Changes(ctx context.Context, n int) ([]api.ChangeSummary, error) {
+	q := url.Values{}
+	if n > 0 {
+		q.Set("n", strconv.Itoa(n))
+	}
+	var out []api.ChangeSummary
+	return out, c.getJSON(ctx, "/v1/changes", q, &out)
+}
+
+// Change returns the verdict of one change with at most lines log lines per
+// resource (0: the default); ErrNotFound when the daemon has no record.
+func (c *Client) Change(ctx context.Context, id uint64, lines int) (*api.Verdict, error) {
+	q := url.Values{}
+	if lines > 0 {
+		q.Set("lines", strconv.Itoa(lines))
+	}
+	var v api.Verdict
+	if err := c.getJSON(ctx, "/v1/changes/"+strconv.FormatUint(id, 10), q, &v); err != nil {
+		return nil, err
+	}
+	return &v, nil
 }

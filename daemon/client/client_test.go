@@ -34,6 +34,16 @@ func (f *fakeControl) SetEnabled(_ context.Context, name string, on bool) error 
 	return f.record("disable " + name)
 }
 
+// Wait answers as if update 1 of web had carried change 1.
+func (f *fakeControl) Wait(_ context.Context, req api.WaitRequest) (api.Verdict, error) {
+	if err := f.record("wait " + strings.Join(req.Resources, " ")); err != nil {
+		return api.Verdict{}, err
+	}
+	return api.Verdict{Result: api.ResultReady, Change: 1, Resources: []api.ResourceVerdict{
+		{Name: "web", Affected: true, Phase: api.PhaseReady, Update: &api.Update{ID: 1, Kind: api.UpdateLive, Changes: []uint64{1}}},
+	}}, nil
+}
+
 func (f *fakeControl) record(c string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

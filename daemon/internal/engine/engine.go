@@ -100,6 +100,20 @@ type Engine struct {
 	// not ended yet: their successors wait for them.
 	ending map[string]*supervisor
 
+	// changeSeq numbers changes (a batch of file events, a trigger, a
+	// config load), updateSeq updates.
+	changeSeq, updateSeq uint64
+	// loadWant counts load requests; loadCovers is what the running load
+	// covers, loadDone what the last applied load covered. loadErr is the
+	// last load's error.
+	loadWant, loadCovers, loadDone uint64
+	loadErr                        string
+	// waits are the clients' waits in progress (wait.go).
+	waits    map[uint64]*waiter
+	barriers map[uint64]*waiter // by outstanding barrier token
+	waitSeq  uint64
+	waitsKey string
+
 	// mask hides secret values in every event (set from Env and the
 	// config's Settings.Secrets; read by emit from any goroutine).
 	mask atomic.Pointer[masker]
@@ -127,6 +141,8 @@ func New(opts Options) *Engine {
 		resources: map[string]*state{},
 		gens:      map[string]int{},
 		ending:    map[string]*supervisor{},
+		waits:     map[uint64]*waiter{},
+		barriers:  map[uint64]*waiter{},
 		msgs:      make(chan any),
 		control:   make(chan controlMsg),
 		stopped:   make(chan struct{}),
@@ -313,6 +329,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	defer timer.Stop()
 	for {
 		e.schedule()
+		e.checkWaits()
 		if e.opts.Mode == ModeCI {
 			if done, cerr := e.ciDone(); done {
 				return cerr
@@ -339,6 +356,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 				return nil
 			}
 			e.onFiles(ctx, b.Events)
+			e.onBarriers(b.Barriers)
 		case m := <-e.msgs:
 			e.onMsg(ctx, m)
 		case m := <-e.control:
@@ -463,6 +481,11 @@ func (e *Engine) ciDue() (time.Duration, bool) {
 // while that load ran starts one more.
 func (e *Engine) onLoaded(ctx context.Context, m loaded) {
 	e.reloading = false
+	e.loadDone = e.loadCovers
+	e.loadErr = ""
+	if m.err != nil {
+		e.loadErr = m.err.Error()
+	}
 	defer func() {
 		if e.reloadAgain {
 			e.reloadAgain = false
@@ -480,15 +503,18 @@ func (e *Engine) onLoaded(ctx context.Context, m loaded) {
 	e.emit(api.Event{Kind: api.EventConfig})
 	e.sources = m.sources
 	e.ignore = m.ignore
+	e.changeSeq++ // a load is a change: what it starts or replaces carries it
 	e.applyConfig(ctx, m.cfg, m.resources, m.files)
 }
 
 func (e *Engine) startLoad(ctx context.Context) {
+	e.loadWant++
 	if e.reloading {
 		e.reloadAgain = true
 		return
 	}
 	e.reloading = true
+	e.loadCovers = e.loadWant
 	e.workers.Add(1)
 	go func() {
 		defer e.workers.Done()
@@ -556,6 +582,7 @@ func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, defs []*Res
 
 func (e *Engine) initState(r *state) {
 	r.phase = api.PhasePending
+	r.addChangeID(e.changeSeq)
 	if !e.selected(r.name()) {
 		r.phase = api.PhaseDisabled
 		e.emitStatus(r)
@@ -615,6 +642,16 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	reload := false
 	now := e.now()
 	global := e.ignore
+	// The batch is one change, numbered when it first concerns something.
+	var cid uint64
+	change := func(r *state, ev watch.Event) {
+		if cid == 0 {
+			e.changeSeq++
+			cid = e.changeSeq
+		}
+		r.addChange(ev, now)
+		r.addChangeID(cid)
+	}
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.sources) && !ignored(global, ev.Path)) {
 			// Config files re-run the Tiltfile; resources whose definition
@@ -625,7 +662,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 			reload = true
 			for _, name := range e.order {
 				if r := e.resources[name]; r.phase != api.PhaseDisabled && r.res.Inputs.builtFrom(ev.Path) {
-					r.addChange(ev, now)
+					change(r, ev)
 				}
 			}
 			continue
@@ -638,7 +675,7 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 			if r.phase == api.PhaseDisabled || !r.res.Inputs.concerns(ev.Path) {
 				continue
 			}
-			r.addChange(ev, now)
+			change(r, ev)
 		}
 	}
 	for _, name := range e.order {
@@ -716,6 +753,7 @@ func (e *Engine) schedule() {
 			b := r.takePending()
 			if len(b.changes) == 0 {
 				// Only transient files came and went: nothing to do.
+				r.changeIDs = nil
 				e.emitStatus(r)
 				continue
 			}
@@ -748,6 +786,16 @@ func (e *Engine) start(r *state, b *batch) {
 	r.started = true
 	r.phase = api.PhaseUpdating
 	e.running++
+	e.updateSeq++
+	r.cur = updateRef{id: e.updateSeq, changes: r.changeIDs}
+	r.changeIDs = nil
+	if b != nil {
+		paths := make([]string, len(b.changes))
+		for i, c := range b.changes {
+			paths[i] = c.Path
+		}
+		r.cur.paths, r.cur.files = e.relPaths(paths), len(paths)
+	}
 	e.emitStatus(r)
 	j := Job{Started: e.now(), Config: e.cfg, Carried: r.carried(), Skip: ignore.Any(e.ignore, r.res.Inputs.LiveIgnore)}
 	if b != nil {
@@ -782,6 +830,10 @@ func (e *Engine) onResult(m supResult) {
 		r.classify(r.lastDone)
 	}
 	u := o.Update
+	u.ID, u.Changes, u.Paths = r.cur.id, r.cur.changes, r.cur.paths
+	if u.Files == 0 {
+		u.Files = r.cur.files
+	}
 	r.last = &u
 	switch {
 	case r.phase == api.PhaseDisabled:
@@ -903,10 +955,17 @@ const (
 	OpDisable
 )
 
+// Requests about waits (wait.go).
+const (
+	opWait Op = iota + 100
+	opWaitEnd
+)
+
 // controlMsg is a request from a client.
 type controlMsg struct {
 	op    Op
 	name  string
+	wait  *waiter
 	reply chan error
 }
 
@@ -948,6 +1007,9 @@ func (e *Engine) SetEnabled(ctx context.Context, name string, on bool) error {
 }
 
 func (e *Engine) onControl(m controlMsg) error {
+	if m.wait != nil {
+		return e.onWaitControl(m)
+	}
 	r, ok := e.resources[m.name]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownResource, m.name)
@@ -963,6 +1025,8 @@ func (e *Engine) onControl(m controlMsg) error {
 		} else {
 			r.needsInit = true
 		}
+		e.changeSeq++
+		r.addChangeID(e.changeSeq)
 	case OpDisable:
 		if r.phase != api.PhaseDisabled {
 			// The supervisor stops the runtime, however long that takes.
@@ -974,6 +1038,8 @@ func (e *Engine) onControl(m controlMsg) error {
 		if r.phase == api.PhaseDisabled {
 			r.phase = api.PhasePending
 			r.needsInit = true
+			e.changeSeq++
+			r.addChangeID(e.changeSeq)
 		}
 	}
 	e.emitStatus(r)

@@ -34,6 +34,8 @@ type fakeDef struct {
 	// builtFrom names a file the resource's image is built from (a
 	// Dockerfile): a change of it is both a config change and the resource's.
 	builtFrom string
+	// hostCmd marks a local command (Resource.HostCommand).
+	hostCmd bool
 }
 
 // project is a running engine on fake definitions.
@@ -110,7 +112,7 @@ func (p *project) Load(_ context.Context, cfg *model.Config) (Loaded, error) {
 		if only && !slices.Contains(names, d.name) {
 			continue
 		}
-		r := &Resource{Name: d.name, Type: "fake", Deps: d.deps, Trigger: d.trigger, AutoInit: true, Hash: d.hash + d.name, ProbeGated: d.probe}
+		r := &Resource{Name: d.name, Type: "fake", Deps: d.deps, Trigger: d.trigger, AutoInit: true, Hash: d.hash + d.name, ProbeGated: d.probe, HostCommand: d.hostCmd}
 		if r.Trigger == "" {
 			r.Trigger = DefaultTrigger(cfg)
 		}

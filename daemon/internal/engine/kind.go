@@ -61,7 +61,11 @@ type Resource struct {
 	// Immediate: changes go out without a rebuild's quiet period (a local
 	// command costs what a live update costs).
 	Immediate bool
-	Inputs    Inputs
+	// HostCommand: an update runs a command on this machine, whose output
+	// may be a change of other resources (a compile): a wait that covered
+	// one looks for such changes with one more barrier.
+	HostCommand bool
+	Inputs      Inputs
 	// Open makes the resource's runtime. The supervisor calls it before the
 	// first update, and again after a disable and enable.
 	Open func(h Host) Runtime

@@ -47,6 +47,11 @@ type state struct {
 	logReadyAt time.Time
 	awaitLog   bool
 
+	// changeIDs are the changes pending (files, trigger, load); cur is the
+	// running or last update.
+	changeIDs []uint64
+	cur       updateRef
+
 	// Status carried from the runtime's outcomes and reports.
 	containerID string
 	image       string
@@ -54,6 +59,20 @@ type state struct {
 }
 
 func (r *state) name() string { return r.res.Name }
+
+// updateRef is what the engine records of an update it started.
+type updateRef struct {
+	id      uint64
+	changes []uint64
+	paths   []string
+	files   int
+}
+
+func (r *state) addChangeID(id uint64) {
+	if n := len(r.changeIDs); id != 0 && (n == 0 || r.changeIDs[n-1] != id) {
+		r.changeIDs = append(r.changeIDs, id)
+	}
+}
 
 func (r *state) autoTrigger() bool {
 	t := r.res.Trigger
@@ -168,6 +187,7 @@ func (r *state) status() api.ResourceStatus {
 	st := api.ResourceStatus{
 		Name: r.res.Name, Type: r.res.Type, Labels: r.res.Labels, Phase: r.phase, Error: r.errText,
 		ContainerID: r.containerID, Image: r.image, PendingFiles: len(r.pending), Drift: r.drift, Links: r.res.Links,
+		UpdateID: r.cur.id,
 	}
 	if r.last != nil {
 		u := *r.last

@@ -39,9 +39,10 @@ func (k Kind) Load(_ context.Context, cfg *model.Config) (engine.Loaded, error) 
 		r := &engine.Resource{
 			Name: lr.Name, Type: "local", Deps: lr.ResourceDeps, Trigger: tm, AutoInit: lr.AutoInit,
 			Labels: lr.Labels, Links: engine.Links(lr.Links), Hash: engine.Hash("local", lr),
-			ProbeGated: lr.ReadinessProbe != nil && !lr.ServeCmd.Empty(),
-			Immediate:  true,
-			Inputs:     engine.Inputs{Deps: lr.Deps, DepsIgnore: ign},
+			ProbeGated:  lr.ReadinessProbe != nil && !lr.ServeCmd.Empty(),
+			Immediate:   true,
+			HostCommand: !lr.Cmd.Empty(),
+			Inputs:      engine.Inputs{Deps: lr.Deps, DepsIgnore: ign},
 			Detail: model.ResourceDetail{Local: &model.LocalRef{
 				Cmd: lr.Cmd.Argv, ServeCmd: lr.ServeCmd.Argv, Dir: lr.Dir, Deps: lr.Deps}},
 		}

@@ -9,8 +9,11 @@
 //
 //	GET  /v1/state?logs=N                 api.Snapshot (with the last N lines per resource)
 //	GET  /v1/events?after=SEQ&instance=ID NDJSON api.Event stream; 410 when SEQ is gone
-//	GET  /v1/logs?resource=R&since=D|T&tail=N&after=SEQ&follow=1
+//	GET  /v1/logs?resource=R&since=D|T&change=ID&grep=RE&tail=N&after=SEQ&follow=1
 //	                                      NDJSON api.LogLine (all resources when R is empty)
+//	POST /v1/wait                         api.WaitRequest → api.Verdict (the barrier, see engine.Wait)
+//	GET  /v1/changes?n=N                  []api.ChangeSummary, newest first
+//	GET  /v1/changes/{id}?lines=N         api.Verdict of one change
 //	POST /v1/resources/{name}/trigger     202
 //	POST /v1/resources/{name}/enable      202
 //	POST /v1/resources/{name}/disable     202
@@ -24,10 +27,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
@@ -39,6 +44,9 @@ import (
 type Control interface {
 	Trigger(ctx context.Context, name string) error
 	SetEnabled(ctx context.Context, name string, on bool) error
+	// Wait returns the verdict of every change made before the call (the
+	// server adds the log lines).
+	Wait(ctx context.Context, req api.WaitRequest) (api.Verdict, error)
 }
 
 // Info describes the daemon in snapshots.
@@ -195,6 +203,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/state", s.handleState)
 	mux.HandleFunc("GET /v1/events", s.handleEvents)
 	mux.HandleFunc("GET /v1/logs", s.handleLogs)
+	mux.HandleFunc("POST /v1/wait", s.handleWait)
+	mux.HandleFunc("GET /v1/changes", s.handleChanges)
+	mux.HandleFunc("GET /v1/changes/{id}", s.handleChange)
 	mux.HandleFunc("POST /v1/resources/{name}/trigger", s.handleControl)
 	mux.HandleFunc("POST /v1/resources/{name}/enable", s.handleControl)
 	mux.HandleFunc("POST /v1/resources/{name}/disable", s.handleControl)
@@ -357,6 +368,25 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if v := q.Get("change"); v != "" {
+		id, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter change: want a change ID, got %q", v))
+			return
+		}
+		start, ok := s.st.changeStart(id)
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("no change %d (see `loop changes`)", id))
+			return
+		}
+		f.after = max(f.after, start)
+	}
+	if v := q.Get("grep"); v != "" {
+		if f.grep, err = regexp.Compile(v); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("parameter grep: %v", err))
+			return
+		}
+	}
 	follow, _ := strconv.ParseBool(q.Get("follow"))
 	lines, head := s.st.lines(res, f)
 	enc, flush := ndjson(w)
@@ -382,7 +412,11 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 			if ev.Kind != api.EventLog || (res != "" && ev.Resource != res) {
 				continue
 			}
-			if err := enc.Encode(api.LogLine{Seq: ev.Seq, Time: ev.Time, Resource: ev.Resource, Text: ev.Text}); err != nil {
+			l := api.LogLine{Seq: ev.Seq, Time: ev.Time, Resource: ev.Resource, Text: ev.Text}
+			if !f.match(l) {
+				continue
+			}
+			if err := enc.Encode(l); err != nil {
 				return
 			}
 		}
@@ -432,4 +466,67 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("%s %s: %v", verb, name, err))
 	}
+}
+
+// verdictLines is the request's log line bound for verdicts.
+func verdictLines(n int) int {
+	if n <= 0 {
+		return api.DefaultVerdictLines
+	}
+	return min(n, api.MaxVerdictLines)
+}
+
+func (s *Server) handleWait(w http.ResponseWriter, r *http.Request) {
+	var req api.WaitRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("wait: read the request: %v", err))
+		return
+	}
+	if s.o.Control == nil {
+		writeError(w, http.StatusServiceUnavailable, "this daemon does not accept waits")
+		return
+	}
+	v, err := s.o.Control.Wait(r.Context(), req)
+	switch {
+	case err == nil:
+	case s.o.UnknownResource != nil && errors.Is(err, s.o.UnknownResource):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("wait: %v", err))
+		return
+	default:
+		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("wait: %v", err))
+		return
+	}
+	s.st.fillLogs(&v, verdictLines(req.Lines))
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request) {
+	n, err := intParam(r, "n")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if n == 0 {
+		n = 20
+	}
+	writeJSON(w, http.StatusOK, s.st.changeList(n))
+}
+
+func (s *Server) handleChange(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("change: want a change ID, got %q", r.PathValue("id")))
+		return
+	}
+	lines, err := intParam(r, "lines")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	v, ok := s.st.changeVerdict(id, verdictLines(lines))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no change %d: not seen, not finished yet, or forgotten (see `loop changes`)", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }

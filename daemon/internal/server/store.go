@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -45,8 +46,14 @@ type store struct {
 	order     []string
 	configErr string
 	logs      map[string]*ring[api.LogLine]
-	logCap    int
-	events    *ring[api.Event]
+	// logTotal counts every line of each resource: the i-th oldest held
+	// line is number logTotal-n+i+1 (verdicts count what they leave out).
+	logTotal map[string]uint64
+	logCap   int
+	// updates records recent updates for verdicts (changes.go).
+	updates updateLog
+	waits   []api.Wait
+	events  *ring[api.Event]
 	// wake is closed (and replaced) whenever an event is appended, so any
 	// number of streaming handlers can wait without a per-client buffer.
 	wake chan struct{}
@@ -56,6 +63,8 @@ func newStore(logLines, eventLog int) *store {
 	return &store{
 		resources: map[string]*api.ResourceStatus{},
 		logs:      map[string]*ring[api.LogLine]{},
+		logTotal:  map[string]uint64{},
+		updates:   newUpdateLog(),
 		logCap:    logLines,
 		events:    newRing[api.Event](eventLog),
 		wake:      make(chan struct{}),
@@ -82,7 +91,10 @@ func (s *store) add(ev api.Event) {
 			}
 			cp := st
 			s.resources[st.Name] = &cp
+			s.updates.observe(&st, s.seq, s.logTotal[st.Name], ev.Time)
 		}
+	case api.EventWaits:
+		s.waits = ev.Waits
 	case api.EventConfig:
 		s.configErr = ev.Text
 	case api.EventLog:
@@ -92,6 +104,7 @@ func (s *store) add(ev api.Event) {
 			s.logs[ev.Resource] = r
 		}
 		r.push(api.LogLine{Seq: ev.Seq, Time: ev.Time, Resource: ev.Resource, Text: ev.Text})
+		s.logTotal[ev.Resource]++
 	}
 	s.events.push(ev)
 	close(s.wake)
@@ -113,7 +126,8 @@ func (s *store) known(name string) bool {
 func (s *store) snapshot(logTail int) api.Snapshot {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	snap := api.Snapshot{Seq: s.seq, ConfigError: s.configErr, Resources: make([]api.ResourceStatus, 0, len(s.order))}
+	snap := api.Snapshot{Seq: s.seq, ConfigError: s.configErr, Resources: make([]api.ResourceStatus, 0, len(s.order)),
+		Waits: append([]api.Wait(nil), s.waits...)}
 	for _, name := range s.order {
 		st := *s.resources[name]
 		if st.LastUpdate != nil {
@@ -134,10 +148,12 @@ type logFilter struct {
 	after uint64
 	since time.Time
 	tail  int
+	// grep, when set, keeps only the lines it matches.
+	grep *regexp.Regexp
 }
 
 func (f logFilter) match(l api.LogLine) bool {
-	return l.Seq > f.after && (f.since.IsZero() || !l.Time.Before(f.since))
+	return l.Seq > f.after && (f.since.IsZero() || !l.Time.Before(f.since)) && (f.grep == nil || f.grep.MatchString(l.Text))
 }
 
 // lines returns the stored lines of resource ("" for every resource) that

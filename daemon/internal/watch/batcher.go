@@ -39,6 +39,9 @@ type Batch struct {
 	Events []Event
 	// First and Last are the earliest and latest event Time in the batch.
 	First, Last time.Time
+	// Barriers are the barrier tokens (Event.Barrier) that arrived with the
+	// batch: every event read before them is in this batch or an earlier one.
+	Barriers []uint64
 }
 
 // Timer is the part of *time.Timer a Batcher uses, so tests can drive it.
@@ -121,8 +124,13 @@ func (b *Batcher) Add(evs []Event) {
 // events not yet delivered then are discarded with it.
 func (b *Batcher) Batches() <-chan Batch { return b.out }
 
-// deadline is when pending becomes due; call with mu held and pending non-empty.
+// deadline is when pending becomes due; call with mu held and pending
+// non-empty. A barrier makes it due at once: its waiter wants what was read
+// ahead of it, and a wait must not add a quiet period.
 func (b *Batcher) deadline() time.Time {
+	if len(b.pending.barriers) > 0 {
+		return b.start
+	}
 	d := b.touched.Add(b.quiet)
 	if m := b.start.Add(b.max); m.Before(d) {
 		d = m
@@ -189,11 +197,16 @@ type accumulator struct {
 	evs         []Event        // in order of each path's last event; Path "" marks a superseded slot
 	idx         map[string]int // path → its slot in evs
 	first, last time.Time
+	barriers    []uint64
 }
 
-func (a *accumulator) len() int { return len(a.idx) }
+func (a *accumulator) len() int { return len(a.idx) + len(a.barriers) }
 
 func (a *accumulator) add(e Event) {
+	if e.Barrier != 0 {
+		a.barriers = append(a.barriers, e.Barrier)
+		return
+	}
 	if a.idx == nil {
 		a.idx = map[string]int{}
 	}
@@ -236,6 +249,7 @@ func (a *accumulator) merge(o *accumulator) {
 			a.add(e)
 		}
 	}
+	a.barriers = append(a.barriers, o.barriers...)
 	if !o.first.IsZero() && (a.first.IsZero() || o.first.Before(a.first)) {
 		a.first = o.first
 	}
@@ -251,7 +265,7 @@ func (a *accumulator) batch() Batch {
 			evs = append(evs, e)
 		}
 	}
-	return Batch{Events: evs, First: a.first, Last: a.last}
+	return Batch{Events: evs, First: a.first, Last: a.last, Barriers: append([]uint64(nil), a.barriers...)}
 }
 
 func (a *accumulator) reset() { *a = accumulator{} }

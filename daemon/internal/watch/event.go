@@ -56,6 +56,10 @@ type Event struct {
 	// events keep the latest, so consumers decide without a stat of their own.
 	Dir  bool
 	Gone bool
+	// Barrier, when non-zero, makes this no file event but the barrier of
+	// that token (see Watcher.Barrier): every event read before it precedes
+	// it. Path is empty.
+	Barrier uint64
 }
 
 func opFrom(o fsnotify.Op) Op {

@@ -64,6 +64,7 @@ type Watcher struct {
 	rerootMu  sync.Mutex
 	rerootReq *rootsRequest
 	reroot    chan struct{}
+	bar       barriers
 
 	// Test hooks, set before Run: testErrs injects errors as if fsnotify had
 	// reported them; testDrop discards events as a full kernel queue would.
@@ -90,6 +91,7 @@ func New(opts Options) (*Watcher, error) {
 		events:       make(chan []Event),
 		ready:        make(chan struct{}),
 		reroot:       make(chan struct{}, 1),
+		bar:          barriers{kick: make(chan struct{}, 1)},
 		onRootsError: opts.OnError,
 	}
 	if w.now == nil {
@@ -249,6 +251,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.stop()
 		_ = fsw.Close() // Waits for fsnotify's reader goroutine to exit.
 		fwd.Wait()
+		w.closeBarriers()
 	}()
 
 	// Roots requested before Run are the ones the first walk covers, so
@@ -260,6 +263,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.mu.Lock()
 	w.fsw = fsw
+	if berr := w.openBarriers(); berr != nil {
+		w.noteError(berr) // barriers are then released without a marker
+	}
 	start := time.Now()
 	err = w.walkAll(false, w.now())
 	w.stats.Walk = time.Since(start)
@@ -310,6 +316,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 		case out <- pending:
 			w.sent.Add(uint64(len(pending)))
 			pending = nil
+		case <-w.bar.kick:
+			w.mu.Lock()
+			w.writeBarriers(w.now())
+			pending = w.takeQueue(pending)
+			w.mu.Unlock()
 		case <-w.reroot:
 			if r := w.takeRootsRequest(); r != nil {
 				if err := w.SetRoots(r.roots, r.ignore, r.key); err != nil && w.onRootsError != nil {
@@ -329,6 +340,9 @@ func (w *Watcher) stop() {
 
 func (w *Watcher) handle(ev fsnotify.Event, t time.Time) {
 	if w.testDrop != nil && w.testDrop(ev) {
+		return
+	}
+	if w.barrierEvent(filepath.Clean(ev.Name), opFrom(ev.Op), t) {
 		return
 	}
 	if err := w.onEvent(ev, t); err != nil {
@@ -352,6 +366,7 @@ func (w *Watcher) onError(err error, pending []Event) []Event {
 			w.noteError(werr)
 		}
 		w.stats.Walk = time.Since(start)
+		w.releaseBarriers(t)
 	} else {
 		w.noteError(fmt.Errorf("read inotify events: %w", err))
 	}

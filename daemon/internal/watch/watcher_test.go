@@ -131,14 +131,15 @@ func mkdir(t *testing.T, path string) {
 	}
 }
 
-// watched returns the directories fsnotify watches, sorted.
+// watched returns the directories fsnotify watches for the roots (not the
+// barrier markers' own), sorted.
 func watched(w *Watcher) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.fsw == nil {
 		return nil
 	}
-	l := w.fsw.WatchList()
+	l := slices.DeleteFunc(w.fsw.WatchList(), func(d string) bool { return d == w.bar.dir })
 	slices.Sort(l)
 	return l
 }
