@@ -54,7 +54,7 @@ func runLoop(t testing.TB, dir string, args ...string) (stdout, stderr string, c
 }
 
 // runBin runs the loop binary bin in dir.
-func runBin(t *testing.T, bin, dir string, args ...string) (stdout, stderr string, code int) {
+func runBin(t testing.TB, bin, dir string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
