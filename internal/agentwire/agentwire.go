@@ -295,14 +295,23 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
-func readFrame(r io.Reader) ([]byte, error) {
+// readFrameLen reads a frame's header: its payload's length.
+func readFrameLen(r io.Reader) (uint32, error) {
 	var h [4]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, err // io.EOF when the stream ended between frames
+		return 0, err // io.EOF when the stream ended between frames
 	}
 	n := binary.BigEndian.Uint32(h[:])
 	if n > MaxFrame {
-		return nil, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+		return 0, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	return n, nil
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	n, err := readFrameLen(r)
+	if err != nil {
+		return nil, err
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {

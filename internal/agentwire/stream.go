@@ -30,13 +30,9 @@ type OpFunc func(req *Request, i int, op Op, data io.Reader)
 // have been handed on: callers apply each op on its own, as they would if
 // a later op failed.
 func ReadRequestFunc(r byteReader, apply OpFunc) (*Request, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, err // io.EOF when the stream ended between frames
-	}
-	n := binary.BigEndian.Uint32(h[:])
-	if n > MaxFrame {
-		return nil, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+	n, err := readFrameLen(r)
+	if err != nil {
+		return nil, err
 	}
 	f := &frameReader{r: r, left: int64(n)}
 	req, err := f.request(apply)
