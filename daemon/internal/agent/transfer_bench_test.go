@@ -139,7 +139,7 @@ func (r *rawStream) put(data []byte) error {
 	}
 	line, err := r.ack.ReadString('\n')
 	if err != nil || line != "ok\n" {
-		return fmt.Errorf("raw ack %q: %v (%s)", line, err, r.out.tail())
+		return fmt.Errorf("raw ack %q: %w (%s)", line, err, r.out.tail())
 	}
 	return nil
 }
