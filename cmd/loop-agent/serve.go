@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -16,18 +17,27 @@ import (
 	"github.com/loop-dev/loop/internal/pathrule"
 )
 
-// serve answers requests from r on w, one at a time, until r ends or a Bye. A frame it
-// cannot decode ends the session: the stream cannot be resynchronised.
-func serve(r io.Reader, w io.Writer) error {
+// serve answers requests from r on w, one at a time, until r ends or a Bye.
+// An Apply's ops are applied as they arrive, each write streamed into its
+// file while the rest of the request is still on its way. A frame it cannot
+// decode ends the session: the stream cannot be resynchronised.
+func serve(r *bufio.Reader, w io.Writer) error {
 	for {
-		req, err := agentwire.ReadRequest(r)
+		var opErrs []agentwire.OpError
+		req, err := agentwire.ReadRequestFunc(r, func(req *agentwire.Request, i int, op agentwire.Op, data io.Reader) {
+			if err := applyOp(req.Roots, op, data); err != nil {
+				opErrs = append(opErrs, agentwire.OpError{Index: i, Path: op.Path, Msg: err.Error()})
+			}
+		})
 		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := agentwire.WriteReply(w, handle(req)); err != nil {
+		rep := handle(req)
+		rep.OpErrors = opErrs
+		if err := agentwire.WriteReply(w, rep); err != nil {
 			return fmt.Errorf("write reply: %w", err)
 		}
 		if req.Kind == agentwire.ReqBye {
@@ -36,18 +46,13 @@ func serve(r io.Reader, w io.Writer) error {
 	}
 }
 
+// handle answers a request whose ops, if any, serve has applied.
 func handle(req *agentwire.Request) *agentwire.Reply {
 	rep := &agentwire.Reply{Kind: req.Kind}
 	switch req.Kind {
 	case agentwire.ReqPing:
 		rep.Version = agentwire.Version
 		rep.ExeSHA256 = exeSHA256()
-	case agentwire.ReqApply:
-		for i, op := range req.Ops {
-			if err := applyOp(req.Roots, op); err != nil {
-				rep.OpErrors = append(rep.OpErrors, agentwire.OpError{Index: i, Path: op.Path, Msg: err.Error()})
-			}
-		}
 	case agentwire.ReqList:
 		entries, err := list(req.Root)
 		if err != nil {
@@ -81,14 +86,15 @@ func exeSHA256() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func applyOp(roots []string, op agentwire.Op) error {
+// applyOp applies op; data is a write's content.
+func applyOp(roots []string, op agentwire.Op, data io.Reader) error {
 	root, err := checkPath(roots, op.Path)
 	if err != nil {
 		return err
 	}
 	switch op.Kind {
 	case agentwire.OpWrite:
-		return writeFile(op.Path, op.Mode, op.Data)
+		return writeFile(op.Path, op.Mode, data)
 	case agentwire.OpRemove:
 		if op.Path == "/" {
 			return errors.New("refusing to remove /")
@@ -141,10 +147,10 @@ func checkPath(roots []string, p string) (string, error) {
 
 const modeBits = os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky
 
-// writeFile replaces p atomically: readers see the old or the new content,
-// never a partial file. The temp file lives in p's directory so the rename
-// stays on one file system.
-func writeFile(p string, mode os.FileMode, data []byte) error {
+// writeFile replaces p atomically with what data holds: readers see the old
+// or the new content, never a partial file. The temp file lives in p's
+// directory so the rename stays on one file system.
+func writeFile(p string, mode os.FileMode, data io.Reader) error {
 	if mode&modeBits == 0 {
 		mode = 0o644
 	}
@@ -157,7 +163,7 @@ func writeFile(p string, mode os.FileMode, data []byte) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = copyFull(f, data)
 	if err == nil {
 		err = f.Chmod(mode & modeBits)
 	}
@@ -171,6 +177,37 @@ func writeFile(p string, mode os.FileMode, data []byte) error {
 		_ = os.Remove(tmp)
 	}
 	return err
+}
+
+// copyFull copies data to f, filling a buffer of up to 1 MB before each
+// write: a stdin pipe hands over 64 KB a read at most, and a large file goes
+// to disk in fewer, larger writes. Only io.EOF ends data; any other error
+// (the stream broke midway) fails the copy.
+func copyFull(f *os.File, data io.Reader) error {
+	size := 1 << 20
+	if lr, ok := data.(*io.LimitedReader); ok && lr.N < int64(size) {
+		size = int(lr.N)
+	}
+	buf := make([]byte, max(size, 1))
+	for {
+		n, err := 0, error(nil)
+		for n < len(buf) && err == nil {
+			var m int
+			m, err = data.Read(buf[n:])
+			n += m
+		}
+		if n > 0 {
+			if _, werr := f.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // replace renames tmp over p, first removing p when it is a directory (the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"os"
@@ -20,7 +21,7 @@ func roundTrip(t *testing.T, reqs ...*agentwire.Request) []*agentwire.Reply {
 			t.Fatal(err)
 		}
 	}
-	if err := serve(&in, &out); err != nil {
+	if err := serve(bufio.NewReader(&in), &out); err != nil {
 		t.Fatalf("serve: %v", err)
 	}
 	var reps []*agentwire.Reply
@@ -244,7 +245,49 @@ func TestPingReportsVersionAndExecutableHash(t *testing.T) {
 
 func TestServeRejectsCorruptFrame(t *testing.T) {
 	in := bytes.NewReader([]byte{0, 0, 0, 3, byte(agentwire.ReqApply), 5, 1})
-	if err := serve(in, &bytes.Buffer{}); err == nil {
+	if err := serve(bufio.NewReader(in), &bytes.Buffer{}); err == nil {
 		t.Fatal("serve accepted a truncated apply request")
+	}
+}
+
+// A write whose data the stream cuts short leaves the old file as it was and
+// no temp file behind; the session ends with the error.
+func TestWriteCutShortKeepsOldFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "app")
+	mustNoOpErrors(t, apply(t, []string{dir}, agentwire.Op{Kind: agentwire.OpWrite, Path: p, Data: []byte("old")}))
+	var in bytes.Buffer
+	big := bytes.Repeat([]byte("new"), 100_000)
+	if err := agentwire.WriteRequest(&in, &agentwire.Request{Kind: agentwire.ReqApply, Roots: []string{dir},
+		Ops: []agentwire.Op{{Kind: agentwire.OpWrite, Path: p, Data: big}}}); err != nil {
+		t.Fatal(err)
+	}
+	cut := in.Bytes()[:in.Len()-1000]
+	if err := serve(bufio.NewReader(bytes.NewReader(cut)), &bytes.Buffer{}); err == nil {
+		t.Fatal("serve accepted a request cut short")
+	}
+	if got := readFile(t, p); got != "old" {
+		t.Errorf("after a cut write the file holds %d bytes, want the old content", len(got))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("directory holds %d entries, want the file alone", len(entries))
+	}
+}
+
+// A large write arrives whole (its data streamed in several pieces).
+func TestLargeWrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "bin", "app")
+	big := make([]byte, 3<<20+17)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	mustNoOpErrors(t, apply(t, []string{dir}, agentwire.Op{Kind: agentwire.OpWrite, Path: p, Mode: 0o755, Data: big},
+		agentwire.Op{Kind: agentwire.OpWrite, Path: filepath.Join(dir, "after"), Data: []byte("after")}))
+	if got := readFile(t, p); got != string(big) {
+		t.Errorf("large write: got %d bytes, want %d", len(got), len(big))
+	}
+	if got := readFile(t, filepath.Join(dir, "after")); got != "after" {
+		t.Errorf("op after the large write: %q", got)
 	}
 }

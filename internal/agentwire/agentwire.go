@@ -10,23 +10,31 @@
 // Request at a time on the agent's stdin and reads exactly one Reply from its
 // stdout before sending the next, so frames need no identifiers.
 //
+// An op's data comes last in the op, after everything that says where it
+// goes, so the agent can stream it into its file while the rest of the frame
+// is still arriving (ReadRequestFunc): a large file's transfer and its write
+// overlap instead of following each other.
+//
 // A RestartProcess request asks the agent to have the container's
 // supervisor (the agent run as `supervise`, see cmd/loop-agent) restart the
 // application process; the reply carries the new process's PID.
 package agentwire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 )
 
 // Version is the protocol version the agent reports in its Ping reply.
-// Version 2 added RestartProcess, version 3 Bye.
-const Version = 3
+// Version 2 added RestartProcess, version 3 Bye; version 4 moved an op's
+// data after its target, so that it can be streamed.
+const Version = 4
 
 // MaxFrame bounds a frame's payload. Senders split larger batches.
 const MaxFrame = 256 << 20
@@ -139,9 +147,17 @@ type Reply struct {
 // ErrFrameTooLarge is returned for a frame whose payload exceeds MaxFrame.
 var ErrFrameTooLarge = errors.New("frame too large")
 
-// WriteRequest encodes r as one frame and writes it with a single Write.
+// inlineData is the size up to which an op's data is copied into the
+// frame's buffer; larger data is written from the caller's slice (no copy).
+const inlineData = 64 << 10
+
+// WriteRequest encodes r as one frame and writes it at once: one Write, or
+// one vectored write (net.Buffers) when ops carry large data, which is sent
+// from the ops' own slices.
 func WriteRequest(w io.Writer, r *Request) error {
 	b := make([]byte, 4, 64+requestSize(r))
+	var bufs net.Buffers
+	n := 0 // payload bytes in bufs
 	b = append(b, byte(r.Kind))
 	switch r.Kind {
 	case ReqPing, ReqBye:
@@ -155,8 +171,15 @@ func WriteRequest(w io.Writer, r *Request) error {
 			b = append(b, byte(op.Kind))
 			b = appendString(b, op.Path)
 			b = binary.AppendUvarint(b, uint64(op.Mode))
-			b = appendBytes(b, op.Data)
 			b = appendString(b, op.Target)
+			if len(op.Data) <= inlineData {
+				b = appendBytes(b, op.Data)
+				continue
+			}
+			b = binary.AppendUvarint(b, uint64(len(op.Data)))
+			bufs = append(bufs, b, op.Data)
+			n += len(b) + len(op.Data)
+			b = nil
 		}
 	case ReqList:
 		b = appendString(b, r.Root)
@@ -165,7 +188,17 @@ func WriteRequest(w io.Writer, r *Request) error {
 	default:
 		return fmt.Errorf("write request: unknown kind %d", r.Kind)
 	}
-	return writeFrame(w, b)
+	if bufs == nil {
+		return writeFrame(w, b)
+	}
+	bufs = append(bufs, b)
+	n += len(b) - 4
+	if n > MaxFrame {
+		return fmt.Errorf("write frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	binary.BigEndian.PutUint32(bufs[0][:4], uint32(n))
+	_, err := bufs.WriteTo(w)
+	return err
 }
 
 func requestSize(r *Request) int {
@@ -174,7 +207,10 @@ func requestSize(r *Request) int {
 		n += len(root) + 4
 	}
 	for _, op := range r.Ops {
-		n += len(op.Path) + len(op.Data) + len(op.Target) + 24
+		n += len(op.Path) + len(op.Target) + 24
+		if len(op.Data) <= inlineData {
+			n += len(op.Data)
+		}
 	}
 	return n
 }
@@ -182,40 +218,16 @@ func requestSize(r *Request) int {
 // ReadRequest reads one frame and decodes it. It returns io.EOF when r ends
 // cleanly before a frame starts.
 func ReadRequest(r io.Reader) (*Request, error) {
-	p, err := readFrame(r)
-	if err != nil {
-		return nil, err
-	}
-	d := decoder{b: p}
-	req := &Request{Kind: ReqKind(d.byte())}
-	switch req.Kind {
-	case ReqPing, ReqBye:
-	case ReqApply:
-		n := d.count()
-		for i := 0; i < n && d.err == nil; i++ {
-			req.Roots = append(req.Roots, d.string())
+	br, ok := r.(byteReader)
+	if !ok {
+		p, err := readFrame(r)
+		if err != nil {
+			return nil, err
 		}
-		n = d.count()
-		for i := 0; i < n && d.err == nil; i++ {
-			req.Ops = append(req.Ops, Op{
-				Kind:   OpKind(d.byte()),
-				Path:   d.string(),
-				Mode:   os.FileMode(d.uvarint()),
-				Data:   d.bytes(),
-				Target: d.string(),
-			})
-		}
-	case ReqList:
-		req.Root = d.string()
-	case ReqRestartProcess:
-		req.Grace = time.Duration(d.uvarint()) * time.Millisecond
-	default:
-		return nil, fmt.Errorf("read request: unknown kind %d", req.Kind)
+		frame := binary.BigEndian.AppendUint32(make([]byte, 0, 4+len(p)), uint32(len(p)))
+		br = bytes.NewReader(append(frame, p...))
 	}
-	if err := d.done(); err != nil {
-		return nil, fmt.Errorf("read request: %w", err)
-	}
-	return req, nil
+	return ReadRequestFunc(br, nil)
 }
 
 // WriteReply encodes r as one frame and writes it with a single Write.
@@ -283,14 +295,23 @@ func writeFrame(w io.Writer, b []byte) error {
 	return err
 }
 
-func readFrame(r io.Reader) ([]byte, error) {
+// readFrameLen reads a frame's header: its payload's length.
+func readFrameLen(r io.Reader) (uint32, error) {
 	var h [4]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, err // io.EOF when the stream ended between frames
+		return 0, err // io.EOF when the stream ended between frames
 	}
 	n := binary.BigEndian.Uint32(h[:])
 	if n > MaxFrame {
-		return nil, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+		return 0, fmt.Errorf("read frame of %d bytes: %w", n, ErrFrameTooLarge)
+	}
+	return n, nil
+}
+
+func readFrame(r io.Reader) ([]byte, error) {
+	n, err := readFrameLen(r)
+	if err != nil {
+		return nil, err
 	}
 	p := make([]byte, n)
 	if _, err := io.ReadFull(r, p); err != nil {
@@ -365,8 +386,6 @@ func (d *decoder) count() int {
 	}
 	return int(v)
 }
-
-func (d *decoder) bytes() []byte { return d.raw(d.count()) }
 
 func (d *decoder) string() string { return string(d.raw(d.count())) }
 

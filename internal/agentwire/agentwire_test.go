@@ -1,11 +1,13 @@
 package agentwire
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -96,5 +98,55 @@ func TestTruncatedFramesFail(t *testing.T) {
 	huge := []byte{0xff, 0xff, 0xff, 0xff}
 	if _, err := ReadRequest(bytes.NewReader(huge)); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("huge frame: %v", err)
+	}
+}
+
+// A large op's data is written from the op's slice and can be read as a
+// stream; what the receiver leaves unread is skipped, and the ops around it
+// decode unchanged.
+func TestApplyStreamsData(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), (inlineData/16)*3+1)
+	req := &Request{Kind: ReqApply, Roots: []string{"/app"}, Ops: []Op{
+		{Kind: OpWrite, Path: "/app/big", Mode: 0o755, Data: big},
+		{Kind: OpWrite, Path: "/app/skipped", Data: big},
+		{Kind: OpSymlink, Path: "/app/l", Target: "big"},
+		{Kind: OpWrite, Path: "/app/small", Data: []byte("s")},
+	}}
+	var buf bytes.Buffer
+	if err := WriteRequest(&buf, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRequest(&buf, &Request{Kind: ReqPing}); err != nil {
+		t.Fatal(err)
+	}
+	var got []Op
+	r := bufio.NewReaderSize(&buf, 16)
+	rest, err := ReadRequestFunc(r, func(req *Request, i int, op Op, data io.Reader) {
+		if !reflect.DeepEqual(req.Roots, []string{"/app"}) || i != len(got) {
+			t.Errorf("op %d: roots %v, index %d", len(got), req.Roots, i)
+		}
+		if op.Path != "/app/skipped" {
+			b, err := io.ReadAll(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op.Data = b
+		}
+		got = append(got, op)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rest.Kind != ReqApply || len(rest.Ops) != 0 {
+		t.Errorf("streamed request = %+v, want an Apply without ops", rest)
+	}
+	want := slices.Clone(req.Ops)
+	want[1].Data = nil
+	want[2].Data = []byte{}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("streamed ops differ: got %d ops %v", len(got), got[2:])
+	}
+	if next, err := ReadRequestFunc(r, nil); err != nil || next.Kind != ReqPing {
+		t.Errorf("next request = %+v, %v, want the ping", next, err)
 	}
 }

@@ -104,8 +104,8 @@ func (r *state) addChange(ev watch.Event, now time.Time) {
 // local_resource, goes out at once (the watcher's batcher already waited for
 // the save to finish). Changes that arrive while an update runs or right
 // after it, or a batch of many files, are a burst: they wait for FollowQuiet
-// of quiet (at most BurstMax) and go out as one follow-up. A rebuild costs
-// seconds and waits for RebuildQuiet.
+// of quiet, stretched by the rate rule (burstQuiet), at most BurstMax, and go
+// out as one follow-up. A rebuild costs seconds and waits for RebuildQuiet.
 func (r *state) classify(now time.Time) {
 	r.plan, r.fallBack = nil, nil
 	in := r.res.Inputs
@@ -120,7 +120,7 @@ func (r *state) classify(now time.Time) {
 			r.due = now
 			return
 		}
-		due := r.lastEvent.Add(watch.FollowQuiet)
+		due := r.lastEvent.Add(r.burstQuiet())
 		if max := r.firstEdit.Add(watch.BurstMax); due.After(max) {
 			due = max
 		}
@@ -132,6 +132,18 @@ func (r *state) classify(now time.Time) {
 		due = max
 	}
 	r.due = due
+}
+
+// burstQuiet is the quiet a burst's follow-up waits for: FollowQuiet, plus
+// 1/BurstSlack of the burst's span while its files arrive faster than
+// BurstRate (watch.BurstRate says why).
+func (r *state) burstQuiet() time.Duration {
+	span := r.lastEvent.Sub(r.firstEdit)
+	n := len(r.pending)
+	if n <= watch.BurstFiles || span <= 0 || float64(n) < watch.BurstRate*span.Seconds() {
+		return watch.FollowQuiet
+	}
+	return watch.FollowQuiet + span/watch.BurstSlack
 }
 
 // pendingChanges lists the pending changes, without transient files outside

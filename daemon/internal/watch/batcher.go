@@ -29,6 +29,16 @@ const (
 	// tail of the same burst: a burst's events come microseconds apart, a
 	// person's saves hundreds of milliseconds apart.
 	FollowWindow = 25 * time.Millisecond
+	// BurstRate and BurstSlack are the rate rule: while more than
+	// BurstFiles files arrive at more than BurstRate files a second, a
+	// follow-up waits for FollowQuiet plus 1/BurstSlack of the time the
+	// burst has run so far (still bounded by BurstMax). A writer that
+	// pauses midway through a branch switch (a GC, a busy disk, a loaded
+	// machine) then does not cut an update at each pause, while a short
+	// burst, and a person's saves (which never reach the rate), keep
+	// FollowQuiet.
+	BurstRate  = 200 // files a second
+	BurstSlack = 4
 )
 
 // Batch is a group of events that became due together.

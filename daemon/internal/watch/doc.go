@@ -51,7 +51,9 @@
 //     resource is applied at once; what arrives while that update runs is
 //     folded by the engine into one follow-up after FollowQuiet (100 ms) of
 //     quiet (at most BurstMax, 5 s), so a burst gives one or two updates, not
-//     dozens. A scripted burst
+//     dozens. While a burst's files keep arriving fast (BurstRate), the
+//     quiet stretches by a quarter of the burst's span so far (BurstSlack),
+//     so a writer's pauses inside a branch switch do not each cut an update. A scripted burst
 //     of 1,000 small-file writes reached the watcher over 35 ms on an idle
 //     machine (one batch, BenchmarkBurst) and over 0.4–0.75 s with both cores
 //     busy (two batches, cut by the max): a sync costs milliseconds, so a
