@@ -22,7 +22,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/loop-dev/loop/daemon"
+	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/internal/testenv"
 	"github.com/loop-dev/loop/starlark/tiltfile"
 )
 
@@ -271,5 +273,60 @@ func BenchmarkKubeCompatAssemble(b *testing.B) {
 		if _, err := daemon.Resources(ctx, cfg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestKubeCustomDeployLiveUpdate: a k8s_custom_deploy's live_update reaches the
+// containers container_selector names in the pods of the objects its apply_cmd
+// printed: a saved file is synced into them without running apply_cmd again.
+func TestKubeCustomDeployLiveUpdate(t *testing.T) {
+	dyn := kubeClient(t)
+	ns := testenv.ExecNamespace
+	name := fmt.Sprintf("kcustom-%d", time.Now().UnixNano()%1000000)
+	target := testenv.ExecDir(t)
+	dir := t.TempDir()
+	t.Setenv("KUBECOMPAT_KUBECTL", "env LOOP_TEST_KUBECTL=1 "+os.Args[0])
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`k8s_custom_deploy('%[1]s',
+    apply_cmd='echo applied >> applies.txt; $KUBECOMPAT_KUBECTL apply -f - -o yaml < k8s.yaml',
+    delete_cmd='$KUBECOMPAT_KUBECTL delete -f - < k8s.yaml',
+    container_selector='web',
+    live_update=[sync('src', '%[2]s/app')])
+`, name, target),
+		"k8s.yaml": fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      containers:
+      - {name: sidecar, image: example/sidecar}
+      - {name: web, image: example/not-built-here}
+`, name, ns),
+		"src/a.txt": "v1\n",
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(gvrDeployment).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	h.waitFor(name+" ready", 3*time.Minute, func() bool { return h.status[name].Phase == api.PhaseReady })
+	writeFiles(t, dir, map[string]string{"src/a.txt": "v2\n"})
+	h.waitFor("src/a.txt synced into the web container", time.Minute, func() bool {
+		b, _ := os.ReadFile(filepath.Join(target, "app", "a.txt"))
+		return string(b) == "v2\n"
+	})
+	var u *api.Update
+	h.waitFor("the live update reported", time.Minute, func() bool {
+		u = h.status[name].LastUpdate
+		return u != nil && u.Kind != api.UpdateInit && !u.Ready.IsZero()
+	})
+	if u.Kind != api.UpdateLive || u.Error != "" {
+		t.Errorf("last update %+v, want a live update", u)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "applies.txt")); string(b) != "applied\n" {
+		t.Errorf("apply_cmd ran %q, want once", b)
 	}
 }

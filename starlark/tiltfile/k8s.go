@@ -735,11 +735,14 @@ func (l *loader) k8sCustomDeploy(thread *starlark.Thread, b *starlark.Builtin, a
 	if err != nil {
 		return nil, err
 	}
-	if lu != nil && imageSelector == "" && len(imageDeps.vals) == 0 {
-		return nil, errorf(b, "live_update needs image_selector (or an image in image_deps) to find the containers to update")
-	}
-	if imageSelector != "" && containerSelector != "" {
-		return nil, errorf(b, "image_selector and container_selector cannot both be set")
+	if lu != nil {
+		// As Tilt: the containers live_update reaches are named by exactly one selector.
+		switch {
+		case imageSelector == "" && containerSelector == "":
+			return nil, errorf(b, "no Live Update selector specified (image_selector or container_selector)")
+		case imageSelector != "" && containerSelector != "":
+			return nil, errorf(b, "cannot specify more than one Live Update selector (image_selector and container_selector)")
+		}
 	}
 	for _, cd := range l.cfg.CustomDeploys {
 		if cd.Name == name {
