@@ -150,6 +150,8 @@ type (
 		ConfigError string               `json:"config_error,omitempty"`
 		Resources   []api.ResourceStatus `json:"resources"`
 		Waits       []api.Wait           `json:"waits,omitempty"`
+		// LeftOut counts resources left out to keep the result bounded.
+		LeftOut int `json:"left_out,omitempty"`
 	}
 	waitIn struct {
 		Resources      []string `json:"resources,omitempty" jsonschema:"wait only for these resources (all when empty)"`
@@ -271,10 +273,17 @@ func addMCPTools(srv *mcp.Server, cf *clientFlags, c *client.Client) {
 				return nil, statusOut{}, explain(err)
 			}
 			out := statusOut{ConfigError: snap.ConfigError, Waits: snap.Waits, Resources: []api.ResourceStatus{}}
+			size := 0
 			for _, r := range snap.Resources {
-				if len(in.Resources) == 0 || slices.Contains(in.Resources, r.Name) {
-					out.Resources = append(out.Resources, r)
+				if len(in.Resources) > 0 && !slices.Contains(in.Resources, r.Name) {
+					continue
 				}
+				b, _ := json.Marshal(r)
+				if size += len(b); size > mcpMaxText {
+					out.LeftOut++
+					continue
+				}
+				out.Resources = append(out.Resources, r)
 			}
 			return nil, out, nil
 		})

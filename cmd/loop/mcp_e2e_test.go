@@ -117,6 +117,20 @@ func (mc *mcpClient) call(name string, args map[string]any, out any) {
 	}
 }
 
+// text calls a tool whose result is text and returns it.
+func (mc *mcpClient) text(name string, args map[string]any) string {
+	mc.t.Helper()
+	res, err := mc.sess.CallTool(context.Background(), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil || res.IsError || len(res.Content) != 1 {
+		mc.t.Fatalf("call %s: %v %+v", name, err, res)
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		mc.t.Fatalf("call %s: content %T", name, res.Content[0])
+	}
+	return tc.Text
+}
+
 func (mc *mcpClient) wait(args map[string]any) api.Verdict {
 	mc.t.Helper()
 	var v api.Verdict
@@ -217,6 +231,25 @@ func TestMCPGoService(t *testing.T) {
 	res, err := mc.sess.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: "loop://status/app"})
 	if err != nil || len(res.Contents) != 1 || !strings.Contains(res.Contents[0].Text, `"phase": "ready"`) {
 		t.Fatalf("read loop://status/app: %v %+v", err, res)
+	}
+
+	// The other tools answer within their bounds.
+	if out := mc.text("metrics", nil); !strings.Contains(out, `"compile"`) || len(out) > mcpMaxText+100 {
+		t.Errorf("metrics: %.300s", out)
+	}
+	if out := mc.text("dump_resources", nil); !strings.Contains(out, `"name": "app"`) {
+		t.Errorf("dump_resources: %.300s", out)
+	}
+	var trig triggerOut
+	mc.call("trigger", map[string]any{"resource": "compile"}, &trig)
+	// (The compile writes the binary again: app may be rebuilt, in the wait.)
+	if v = mc.wait(nil); trig.Triggered != "compile" || v.Result != api.ResultReady {
+		t.Fatalf("trigger then wait: %+v %+v", trig, v)
+	}
+	mc.call("status", map[string]any{"resources": []string{"app"}}, &st)
+	id = st.Resources[0].ContainerID
+	if res, err := mc.sess.CallTool(context.Background(), &mcp.CallToolParams{Name: "trigger", Arguments: map[string]any{"resource": "rm -rf /"}}); err != nil || !res.IsError {
+		t.Errorf("trigger of an undeclared name: %v %+v", err, res)
 	}
 
 	// The barrier is exact: write, wait at once (the binary, as a script

@@ -101,8 +101,8 @@ type Engine struct {
 	ending map[string]*supervisor
 
 	// changeSeq numbers changes (a batch of file events, a trigger, a
-	// config load), updateSeq updates.
-	changeSeq, updateSeq uint64
+	// config load), updateSeq updates; doneSeq counts finished updates.
+	changeSeq, updateSeq, doneSeq uint64
 	// loadWant counts load requests; loadCovers is what the running load
 	// covers, loadDone what the last applied load covered. loadErr is the
 	// last load's error.
@@ -809,11 +809,13 @@ func (e *Engine) start(r *state, b *batch) {
 
 func (e *Engine) onResult(m supResult) {
 	e.running--
+	e.doneSeq++
 	r, ok := e.resources[m.name]
 	if !ok || r.gen != m.gen {
 		return // a replaced or removed definition's last update
 	}
 	r.updating = false
+	r.done = e.doneSeq
 	r.lastDone = e.now()
 	o := m.outcome
 	r.live = o.Live

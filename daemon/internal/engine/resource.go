@@ -48,9 +48,10 @@ type state struct {
 	awaitLog   bool
 
 	// changeIDs are the changes pending (files, trigger, load); cur is the
-	// running or last update.
+	// running or last update; done numbers its end (Engine.doneSeq).
 	changeIDs []uint64
 	cur       updateRef
+	done      uint64
 
 	// Status carried from the runtime's outcomes and reports.
 	containerID string

@@ -40,8 +40,8 @@ type waiter struct {
 	loaded   bool   // those loads were applied and their resources added
 	change   uint64 // the latest change ID when the barrier came back
 	set      []string
-	// token is the outstanding barrier's; mark the last update ID when it
-	// was asked for.
+	// token is the outstanding barrier's; mark counts the updates finished
+	// when it was asked for.
 	token, mark uint64
 }
 
@@ -165,16 +165,17 @@ func (e *Engine) checkWaits() {
 // barrier asks the watcher for a barrier for w.
 func (e *Engine) barrier(w *waiter) {
 	e.waitSeq++
-	w.token, w.mark, w.passed = e.waitSeq, e.updateSeq, false
+	w.token, w.mark, w.passed = e.waitSeq, e.doneSeq, false
 	e.barriers[w.token] = w
 	e.watcher.Barrier(w.token)
 }
 
-// wroteFiles reports whether a local command in w's set ran since w's last
-// barrier was asked for: its output may be a change of other resources.
+// wroteFiles reports whether a local command in w's set finished since w's
+// last barrier was asked for (it may have written after the marker): its
+// output may be a change of other resources.
 func (e *Engine) wroteFiles(w *waiter) bool {
 	for _, name := range w.set {
-		if r := e.resources[name]; r != nil && r.res.HostCommand && r.cur.id > w.mark {
+		if r := e.resources[name]; r != nil && r.res.HostCommand && r.done > w.mark {
 			return true
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,19 +87,10 @@ func TestBatcherBarrierIsDueAtOnce(t *testing.T) {
 // then releases the barrier, after them.
 func TestBarrierAfterOverflow(t *testing.T) {
 	root := t.TempDir()
-	var dropping atomic.Bool
-	dropped := make(chan string, 100)
-	errs := make(chan error)
-	w, c := start(t, Options{Roots: []string{root}}, func(w *Watcher) {
-		w.testErrs = errs
-		w.testDrop = func(ev fsnotify.Event) bool {
-			if !dropping.Load() {
-				return false
-			}
-			dropped <- ev.Name
-			return true
-		}
-	})
+	q := newLossyQueue()
+	w, c := start(t, Options{Roots: []string{root}}, q.install)
+	dropping := &q.dropping
+	dropped, errs := q.dropped, q.errs
 	dropping.Store(true)
 	p := filepath.Join(root, "lost.txt")
 	write(t, p, "x")

@@ -131,6 +131,30 @@ func mkdir(t *testing.T, path string) {
 	}
 }
 
+// lossyQueue stands for a full kernel queue: while dropping, events are
+// lost (their names go to dropped); errs injects errors such as an overflow.
+type lossyQueue struct {
+	dropping atomic.Bool
+	dropped  chan string
+	errs     chan error
+}
+
+func newLossyQueue() *lossyQueue {
+	return &lossyQueue{dropped: make(chan string, 1000), errs: make(chan error)}
+}
+
+// install sets the watcher's test hooks; pass it to start.
+func (q *lossyQueue) install(w *Watcher) {
+	w.testErrs = q.errs
+	w.testDrop = func(ev fsnotify.Event) bool {
+		if !q.dropping.Load() {
+			return false
+		}
+		q.dropped <- ev.Name
+		return true
+	}
+}
+
 // watched returns the directories fsnotify watches for the roots (not the
 // barrier markers' own), sorted.
 func watched(w *Watcher) []string {
@@ -373,19 +397,10 @@ func TestOverflowRescansAndReportsTheDifference(t *testing.T) {
 
 	// While dropping, events are lost as in a full kernel queue; the sentinel
 	// tells the test that everything before it was lost.
-	var dropping atomic.Bool
-	dropped := make(chan string, 1000)
-	errs := make(chan error)
-	w, c := start(t, Options{Roots: []string{dir}}, func(w *Watcher) {
-		w.testErrs = errs
-		w.testDrop = func(ev fsnotify.Event) bool {
-			if !dropping.Load() {
-				return false
-			}
-			dropped <- ev.Name
-			return true
-		}
-	})
+	q := newLossyQueue()
+	w, c := start(t, Options{Roots: []string{dir}}, q.install)
+	dropping := &q.dropping
+	dropped, errs := q.dropped, q.errs
 	before := w.Stats().Watches
 
 	dropping.Store(true)
