@@ -20,6 +20,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon"
 	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -213,4 +214,263 @@ patches:
 	if _, err := httpGet(url); err == nil {
 		t.Errorf("the port forward still answers after down")
 	}
+}
+
+// realDeployment is a Deployment of replicas pods on the real node, one container
+// "app" of image, with the pod-level YAML podExtra (indented as spec fields) and the
+// container-level containerExtra.
+func realDeployment(name, ns, image string, replicas int, podExtra, containerExtra string) string {
+	indent := func(s, pad string) string {
+		if s == "" {
+			return ""
+		}
+		return pad + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+pad) + "\n"
+	}
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %[1]s, namespace: %[2]s}
+spec:
+  replicas: %[4]d
+  selector: {matchLabels: {app: %[1]s}}
+  template:
+    metadata: {labels: {app: %[1]s}}
+    spec:
+      terminationGracePeriodSeconds: 1
+%[5]s      containers:
+      - name: app
+        image: %[3]s
+%[6]s`, name, ns, image, replicas, indent(testenv.RealNodeSpec+podExtra, "      "), indent(containerExtra, "        "))
+}
+
+// execIn runs argv in a pod's container and returns its output; an exit code other
+// than 0 is an error.
+func execIn(t testing.TB, ns, pod, container string, argv ...string) (string, error) {
+	t.Helper()
+	k, err := agent.NewKube(testenv.KubeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	code, err := k.Exec(ctx, agent.PodContainer{Namespace: ns, Pod: pod, Container: container}, argv, nil, &out, &out)
+	if err == nil && code != 0 {
+		err = fmt.Errorf("%v in %s: exit code %d: %s", argv, pod, code, out.String())
+	}
+	return out.String(), err
+}
+
+// waitLog waits until the resource's log has a line containing each of subs.
+func (h *harness) waitLog(resource string, timeout time.Duration, subs ...string) {
+	h.t.Helper()
+	for _, sub := range subs {
+		h.waitFor(fmt.Sprintf("%q in the log of %s", sub, resource), timeout, func() bool {
+			for _, ev := range h.events {
+				if ev.Kind == api.EventLog && ev.Resource == resource && strings.Contains(ev.Text, sub) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+}
+
+// waitUpdate waits for the resource's first update started after since to be ready and
+// returns it.
+func (h *harness) waitUpdate(resource string, since time.Time, timeout time.Duration) api.Update {
+	h.t.Helper()
+	var u api.Update
+	h.waitFor("an update of "+resource, timeout, func() bool {
+		last := h.status[resource].LastUpdate
+		if last == nil || !last.Started.After(since) || (last.Ready.IsZero() && last.Error == "") {
+			return false
+		}
+		u = *last
+		return true
+	})
+	return u
+}
+
+// TestKubeLiveUpdateRealContainers live-updates two replicas of a Deployment whose
+// containers run as user nobody, on the real node: loop installs its agent through the
+// exec API into /tmp (the image's root is not the user's), every save reaches both
+// containers without a rebuild, a container that restarts (its process killed) gets
+// every file synced since the deploy before the next save's, and so does a pod that
+// replaces a deleted one. The port forward serves the synced files.
+func TestKubeLiveUpdateRealContainers(t *testing.T) {
+	testenv.RealNode(t)
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	cs := clientset(t)
+	ns := realNamespace(t, cs, "loop-live")
+	port := testenv.FreePort(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`docker_build('loop/kreal', 'app', live_update=[sync('app/www', '/www')])
+k8s_yaml('k8s.yaml')
+k8s_resource('web', port_forwards=['%d:8080'])
+`, port),
+		// sh as the container's process, so that killing httpd ends the container.
+		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY www /www\nRUN chown -R 65534:65534 /www\nCMD [\"sh\", \"-c\", \"httpd -f -p 8080 -h /www & wait\"]\n",
+		"app/www/index.txt": "image\n",
+		"k8s.yaml": realDeployment("web", ns, "loop/kreal", 2,
+			"securityContext: {runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true}\n", ""),
+	})
+	h := startUp(t, dir, "up")
+	h.waitReady(3*time.Minute, "web")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url+"index.txt", "image\n", time.Minute)
+
+	// inAll checks that every running pod of web has the files.
+	inAll := func(files map[string]string) {
+		t.Helper()
+		eventually(t, time.Minute, func() error {
+			pods := podsOf(t, cs, ns, "app=web")
+			if len(pods) != 2 {
+				return fmt.Errorf("%d pods", len(pods))
+			}
+			for _, p := range pods {
+				for f, want := range files {
+					got, err := execIn(t, ns, p.Name, "app", "cat", "/www/"+f)
+					if err != nil {
+						return err
+					}
+					if got != want {
+						return fmt.Errorf("%s in %s: %q, want %q", f, p.Name, got, want)
+					}
+				}
+			}
+			return nil
+		})
+	}
+	save := func(file, content string) {
+		t.Helper()
+		t0 := time.Now()
+		writeFiles(t, dir, map[string]string{"app/www/" + file: content})
+		if u := h.waitUpdate("web", t0, time.Minute); u.Kind != api.UpdateLive || u.Error != "" {
+			t.Fatalf("the save of %s: update %+v, want a live update", file, u)
+		}
+	}
+
+	save("a.txt", "a\n")
+	inAll(map[string]string{"a.txt": "a\n"})
+	waitServed(t, url+"a.txt", "a\n", time.Minute)
+	pods := podsOf(t, cs, ns, "app=web")
+	for _, p := range pods {
+		if out, err := execIn(t, ns, p.Name, "app", "sh", "-c", "id -u; ls /tmp/.loop/agent"); err != nil || out != "65534\n/tmp/.loop/agent\n" {
+			t.Fatalf("the agent in %s: %q, %v; want it in /tmp, the container running as 65534", p.Name, out, err)
+		}
+	}
+
+	// A container restarts: it starts from the image again.
+	restarted := pods[0].Name
+	if _, err := execIn(t, ns, restarted, "app", "killall", "httpd"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, func() error {
+		p, err := cs.CoreV1().Pods(ns).Get(context.Background(), restarted, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if st := p.Status.ContainerStatuses; len(st) != 1 || st[0].RestartCount < 1 || st[0].State.Running == nil {
+			return fmt.Errorf("container of %s not restarted and running yet: %+v", restarted, st)
+		}
+		return nil
+	})
+	if _, err := execIn(t, ns, restarted, "app", "cat", "/www/a.txt"); err == nil {
+		t.Fatalf("the restarted container still has a.txt: it did not start from the image")
+	}
+	save("b.txt", "b\n")
+	inAll(map[string]string{"a.txt": "a\n", "b.txt": "b\n"})
+
+	// A pod replaced: the new one gets every file too.
+	gone := pods[1].Name
+	if err := cs.CoreV1().Pods(ns).Delete(context.Background(), gone, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Minute, func() error {
+		ps := podsOf(t, cs, ns, "app=web")
+		running := 0
+		for _, p := range ps {
+			if p.Name == gone {
+				return errors.New("the deleted pod is still listed")
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		if running != 2 {
+			return fmt.Errorf("%d running pods", running)
+		}
+		return nil
+	})
+	save("c.txt", "c\n")
+	inAll(map[string]string{"a.txt": "a\n", "b.txt": "b\n", "c.txt": "c\n"})
+}
+
+// TestKubeLiveUpdateReadOnlyRoot: a container with a read-only root file system has no
+// writable /tmp for the agent. loop says so in the resource's log, once per deploy,
+// and a save rebuilds (and rolls out) instead of live-updating; nothing loops.
+func TestKubeLiveUpdateReadOnlyRoot(t *testing.T) {
+	testenv.RealNode(t)
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	cs := clientset(t)
+	ns := realNamespace(t, cs, "loop-rofs")
+	port := testenv.FreePort(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`docker_build('loop/krofs', 'app', live_update=[sync('app/www', '/www')])
+k8s_yaml('k8s.yaml')
+k8s_resource('ro', port_forwards=['%d:8080'])
+`, port),
+		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY www /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+		"app/www/index.txt": "image\n",
+		"k8s.yaml":          realDeployment("ro", ns, "loop/krofs", 1, "", "securityContext: {readOnlyRootFilesystem: true}\n"),
+	})
+	h := startUp(t, dir, "up")
+	h.waitReady(3*time.Minute, "ro")
+	h.waitLog("ro", time.Minute, "writable $TMPDIR or /tmp", "Read-only file system", "changes will rebuild")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url+"index.txt", "image\n", time.Minute)
+
+	t0 := time.Now()
+	writeFiles(t, dir, map[string]string{"app/www/index.txt": "saved\n"})
+	if u := h.waitUpdate("ro", t0, 3*time.Minute); u.Kind != api.UpdateRebuild || u.Error != "" {
+		t.Fatalf("the save's update: %+v, want a rebuild", u)
+	}
+	waitServed(t, url+"index.txt", "saved\n", 2*time.Minute)
+	h.waitReady(time.Minute, "ro")
+	if n := len(h.updatesSince("ro", t0)); n != 1 {
+		t.Fatalf("%d updates after one save, want 1", n)
+	}
+}
+
+// TestKubePodFailuresInLog: what keeps pods on the real node from running is in the
+// resource's log while the deploy waits for them: a container that exits (its last
+// lines, its exit code, the kubelet's CrashLoopBackOff) and an image that cannot be
+// pulled (ErrImagePull or ImagePullBackOff, with the image).
+func TestKubePodFailuresInLog(t *testing.T) {
+	testenv.RealNode(t)
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	cs := clientset(t)
+	ns := realNamespace(t, cs, "loop-fail")
+	missing := clusterRegistry(t, kubeClient(t)) + "/loop-test/never-pushed:1"
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": "docker_build('loop/kcrash', 'app')\nk8s_yaml(['crash.yaml', 'nopull.yaml'])\n",
+		"app/Dockerfile": "FROM loop/busybox:latest\n" +
+			"CMD [\"sh\", \"-c\", \"echo starting up; echo the last words before the crash; exit 3\"]\n",
+		"crash.yaml":  realDeployment("crash", ns, "loop/kcrash", 1, "", ""),
+		"nopull.yaml": realDeployment("nopull", ns, missing, 1, "", ""),
+	})
+	h := startUp(t, dir, "up")
+	h.waitLog("crash", 2*time.Minute, "the last words before the crash", "exited with code 3 (Error)", "CrashLoopBackOff")
+	h.waitLog("nopull", 2*time.Minute, "never-pushed")
+	h.waitFor("ErrImagePull or ImagePullBackOff in the log of nopull", time.Minute, func() bool {
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && ev.Resource == "nopull" && (strings.Contains(ev.Text, "ErrImagePull") || strings.Contains(ev.Text, "ImagePullBackOff")) {
+				return true
+			}
+		}
+		return false
+	})
 }

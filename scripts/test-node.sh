@@ -71,7 +71,7 @@ node_procs() {
 	local h
 	for h in /sys/fs/cgroup/*/; do
 		[[ -d ${h%/}$CGROUP_ROOT ]] || continue
-		find "${h%/}$CGROUP_ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null
+		find "${h%/}$CGROUP_ROOT" -name cgroup.procs -exec cat {} + 2>/dev/null || true
 	done | sort -u
 }
 
@@ -79,7 +79,7 @@ node_procs() {
 node_shims() {
 	local p
 	for p in /proc/[0-9]*; do
-		tr '\0' '\n' <"$p/cmdline" 2>/dev/null | grep -qxF -- "$CONTAINERD_SOCK" && echo "${p#/proc/}"
+		if { tr '\0' '\n' <"$p/cmdline"; } 2>/dev/null | grep -qxF -- "$CONTAINERD_SOCK"; then echo "${p#/proc/}"; fi
 	done
 }
 
@@ -244,14 +244,14 @@ node_down() {
 	# sandbox network namespaces, container root filesystems. Deepest first.
 	local m
 	findmnt -rn -o TARGET | grep -F "$STATE/" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
-		while read -r m; do umount -l "$m" 2>/dev/null || true; done
+		while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
 	if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then ip link delete "$NODE_BRIDGE" || true; fi
 	local ipt t rule chain
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
 		for t in filter nat mangle; do
 			$ipt -t "$t" -S 2>/dev/null | grep -E -- '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A/-D/' |
-				while read -r rule; do eval "$ipt -t $t $rule" 2>/dev/null || true; done
+				while read -r rule; do eval "$ipt -t $t $rule" 2>/dev/null || true; done || true
 			for chain in $($ipt -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$t" -F "$chain" 2>/dev/null || true; done
 			for chain in $($ipt -t "$t" -S 2>/dev/null | awk '/^-N KUBE-/ {print $2}'); do $ipt -t "$t" -X "$chain" 2>/dev/null || true; done
 		done
@@ -266,7 +266,7 @@ node_down() {
 	fi
 	local h
 	for h in /sys/fs/cgroup/*/; do
-		[[ -d ${h%/}$CGROUP_ROOT ]] && find "${h%/}$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null
+		if [[ -d ${h%/}$CGROUP_ROOT ]]; then find "${h%/}$CGROUP_ROOT" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
 	done
 	if [[ -f $NODE_LOCK ]] && [[ $(<"$NODE_LOCK") == "$STATE" ]]; then rm -f "$NODE_LOCK"; fi
 	return 0
