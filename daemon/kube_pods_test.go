@@ -165,6 +165,7 @@ patches:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t0 = time.Now()
 	writeFiles(t, dir, map[string]string{"web/Dockerfile": string(df) + "RUN echo rebuilt >/www/version.txt\n"})
 	waitServed(t, url+"version.txt", "rebuilt\n", 3*time.Minute)
 	// The new image has the saved page too (it was built from the edited tree).
@@ -176,7 +177,7 @@ patches:
 		}
 		return nil
 	})
-	if u := h.statusOf("web").LastUpdate; u == nil || u.Kind != api.UpdateRebuild {
+	if u := h.waitUpdate("web", t0, 3*time.Minute); u.Kind != api.UpdateRebuild || u.Error != "" {
 		t.Fatalf("the Dockerfile edit's update: %+v, want a rebuild", u)
 	}
 
