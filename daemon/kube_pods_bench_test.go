@@ -84,6 +84,12 @@ k8s_resource('web', port_forwards=['%d:8080'])
 	}
 	ctx := context.Background()
 	edit := func(i int) string { return fmt.Sprintf("edit %d %d\n", i, time.Now().UnixNano()) }
+	// Between edits, as in (a): the update is over, and a save within the engine's
+	// FollowWindow of its end would be taken for a burst's follow-up (FollowQuiet later).
+	settle := func() {
+		h.waitReady(time.Minute, "web")
+		time.Sleep(50 * time.Millisecond)
+	}
 
 	b.Run("loop", func(b *testing.B) {
 		in := filepath.Join(dir, "app/www/index.txt")
@@ -95,10 +101,11 @@ k8s_resource('web', port_forwards=['%d:8080'])
 				b.Fatal(err)
 			}
 			lat = append(lat, served(want, start))
-			h.waitReady(time.Minute, "web") // each save its own update
+			settle()
 		}
 		reportSpread(b, "", lat)
 		b.ReportMetric(0, "ns/op")
+		h.logPhases(b)
 	})
 	b.Run("held-exec", func(b *testing.B) {
 		s, err := agent.ConnectKube(ctx, k, pc)
@@ -114,6 +121,7 @@ k8s_resource('web', port_forwards=['%d:8080'])
 				b.Fatal(err)
 			}
 			lat = append(lat, served(want, start))
+			settle()
 		}
 		reportSpread(b, "", lat)
 		b.ReportMetric(0, "ns/op")
@@ -139,6 +147,7 @@ k8s_resource('web', port_forwards=['%d:8080'])
 				b.Fatalf("exec tar: %d, %v", code, err)
 			}
 			lat = append(lat, served(want, start))
+			settle()
 		}
 		reportSpread(b, "", lat)
 		b.ReportMetric(0, "ns/op")
@@ -215,6 +224,7 @@ k8s_resource('hello', resource_deps=['hello-compile'], port_forwards=['%d:8000']
 	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
 	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
 	b.ReportMetric(0, "ns/op")
+	h.logPhases(b)
 }
 
 // delayedKubeconfig writes a copy of the test cluster's kubeconfig whose server is a

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loop-dev/loop/daemon/api"
-	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -316,11 +314,5 @@ func BenchmarkGoSave(b *testing.B) {
 	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
 	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
 	b.ReportMetric(0, "ns/op")
-	// Where the time went, from loop's own traces (mean per phase).
-	sum := metrics.Summarize(p.timing.Recent(), time.Time{})
-	for _, g := range sum.Groups {
-		if g.Resource != "" && g.Kind != "" && g.Kind != api.UpdateInit {
-			b.Logf("%s %s: n=%d p50=%s mean=%s phases=%v", g.Resource, g.Kind, g.Count, g.P50, g.Mean, g.Phases)
-		}
-	}
+	p.logPhases(b)
 }
