@@ -118,7 +118,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	defer wg.Wait()
 	streams := map[string]map[string]context.CancelFunc{} // pod UID → container instance → its log stream
 	said := map[string]map[string]string{}                // pod UID → report key → what was last logged
-	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs}
+	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs, retry: make(chan struct{}, 1)}
 	defer fwd.stop()
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
@@ -177,6 +177,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 			}
 			return
 		case <-pw.changed:
+		case <-fwd.retry:
 		case <-t.C:
 		}
 	}
@@ -333,8 +334,24 @@ type forwarder struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// failed is set by the forward's goroutine when it ends with an error: the next
-	// poll starts it again.
+	// look starts it again, which retry asks for after a back-off (a process that
+	// restarts in the container ends the forward; waiting for PodPoll left the port
+	// dead for seconds).
 	failed atomic.Bool
+	retry  chan struct{} // capacity 1
+	// failures counts the forwards in a row that ended with an error; reset once one
+	// is ready. Owned by the forward's goroutines, one at a time.
+	failures atomic.Int32
+}
+
+// retryAfter is the back-off before the n-th retry in a row (n from 1) of a forward
+// that failed: 100 ms doubling, at most PodPoll.
+func retryAfter(n int32) time.Duration {
+	d := 100 * time.Millisecond
+	for i := int32(1); i < n && d < PodPoll; i++ {
+		d *= 2
+	}
+	return min(d, PodPoll)
 }
 
 // point moves the forwards to pod (nil: none ready; the forwards stay down).
@@ -350,6 +367,7 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	f.stop()
+	f.failures.Store(0) // another pod: announced again
 	f.pod = key
 	if pod == nil {
 		return
@@ -359,8 +377,19 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 	go func(ns, name string, done chan struct{}) { // owned by the forwarder: stop waits for it
 		defer close(done)
 		if err := f.run(fctx, ns, name); err != nil && fctx.Err() == nil {
-			fmt.Fprintf(f.logs, "port forward to pod %s: %v\n", name, err)
+			n := f.failures.Add(1)
+			if n == 1 {
+				fmt.Fprintf(f.logs, "port forward to pod %s: %v (retrying)\n", name, err)
+			}
 			f.failed.Store(true)
+			select {
+			case <-fctx.Done():
+			case <-time.After(retryAfter(n)):
+				select {
+				case f.retry <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}(pod.Namespace, pod.Name, f.done)
 }
@@ -406,7 +435,9 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 	go func() { // announces the forward once it listens; ends with it
 		select {
 		case <-readyCh:
-			fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
+			if f.failures.Swap(0) == 0 { // said once, not again at each retry
+				fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
+			}
 		case <-stopCh:
 		}
 	}()
