@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -48,16 +46,7 @@ func benchPodSave(b *testing.B, delay time.Duration) {
 	}
 	b.Setenv("LOOP_STATE_DIR", b.TempDir())
 	port := testenv.FreePort(b)
-	dir := b.TempDir()
-	writeFiles(b, dir, map[string]string{
-		"Tiltfile": fmt.Sprintf(`docker_build('loop/kbench-pod', 'app', live_update=[sync('app/www', '/www')])
-k8s_yaml('k8s.yaml')
-k8s_resource('web', port_forwards=['%d:8080'])
-`, port),
-		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY www /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
-		"app/www/index.txt": "image\n",
-		"k8s.yaml":          realDeployment("web", ns, "loop/kbench-pod", 1, "", ""),
-	})
+	dir := httpdProject(b, "loop/kbench-pod", "web", port, httpdDockerfile, realDeployment("web", ns, "loop/kbench-pod", 1, "", ""))
 	h := startUp(b, dir, "up")
 	h.waitReady(3*time.Minute, "web")
 	page := fmt.Sprintf("http://127.0.0.1:%d/index.txt", port)
@@ -178,53 +167,14 @@ k8s_resource('hello', resource_deps=['hello-compile'], port_forwards=['%d:8000']
 		"Dockerfile.pod": "FROM loop/busybox:latest\nCOPY build/hello /app/hello\nCMD [\"sh\", \"-c\", \"while true; do /app/hello; done\"]\n",
 		"k8s.yaml":       realDeployment("hello", ns, "loop/kgo", 1, "", ""),
 	})
-	side := b.TempDir()
-	for _, name := range []string{"go.mod", "main.go"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		writeFiles(b, side, map[string]string{name: string(data)})
-	}
+	side := newCompileAside(b, dir)
 	h := startUp(b, dir, "up")
 	h.waitReady(5*time.Minute, "hello-compile", "hello")
 	page := fmt.Sprintf("http://127.0.0.1:%d/", port)
-	var loop, compile []time.Duration
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		setMessage(b, side, fmt.Sprintf("side %d %d", i, time.Now().UnixNano()))
-		c0 := time.Now()
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(side, "hello"), ".")
-		cmd.Dir = side
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("compile alone: %v\n%s", err, out)
-		}
-		compile = append(compile, time.Since(c0))
-
-		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
-		t0 := time.Now()
-		setMessage(b, dir, msg)
-		for {
-			if got, err := httpGet(page); err == nil && got == msg+"\n" {
-				break
-			}
-			if time.Since(t0) > time.Minute {
-				b.Fatalf("edit %d not served within a minute", i)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-		loop = append(loop, time.Since(t0))
-		h.waitReady(time.Minute, "hello-compile", "hello")
-	}
-	b.StopTimer()
-	reportSpread(b, "", loop)
-	reportSpread(b, "compile-", compile)
-	sort.Slice(loop, func(i, j int) bool { return loop[i] < loop[j] })
-	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
-	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
-	b.ReportMetric(0, "ns/op")
-	h.logPhases(b)
+	goSaves(b, h, dir, side, func() string {
+		got, _ := httpGet(page)
+		return got
+	})
 }
 
 // delayedKubeconfig writes a copy of the test cluster's kubeconfig whose server is a

@@ -190,17 +190,19 @@ patches:
 	}
 	ctx := context.Background()
 	eventually(t, time.Minute, func() error {
-		var errs []error
-		if _, err := cs.AppsV1().Deployments(ns).Get(ctx, "loop-example-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("deployment after down: %v", err))
+		gone := func(what string, err error) error {
+			switch {
+			case apierrors.IsNotFound(err):
+				return nil
+			case err == nil:
+				return errors.New(what + " is still there after down")
+			}
+			return fmt.Errorf("%s after down: %w", what, err)
 		}
-		if _, err := cs.CoreV1().Services(ns).Get(ctx, "loop-example-web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("service after down: %v", err))
-		}
-		if _, err := cs.CoreV1().ConfigMaps(ns).Get(ctx, "loop-example-web-config", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("configmap after down: %v", err))
-		}
-		return errors.Join(errs...)
+		_, derr := cs.AppsV1().Deployments(ns).Get(ctx, "loop-example-web", metav1.GetOptions{})
+		_, serr := cs.CoreV1().Services(ns).Get(ctx, "loop-example-web", metav1.GetOptions{})
+		_, cerr := cs.CoreV1().ConfigMaps(ns).Get(ctx, "loop-example-web-config", metav1.GetOptions{})
+		return errors.Join(gone("deployment", derr), gone("service", serr), gone("configmap", cerr))
 	})
 	eventually(t, 2*time.Minute, func() error {
 		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
@@ -292,6 +294,27 @@ func (h *harness) waitUpdate(resource string, since time.Time, timeout time.Dura
 	return u
 }
 
+// httpdDockerfile is busybox httpd serving /www, the image's copy of app/www.
+const httpdDockerfile = "FROM loop/busybox:latest\nCOPY www /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+
+// httpdProject writes a project into a new temp dir and returns it: image built from
+// app/ with dockerfile, live-updated by sync('app/www', '/www'), deployed by manifest
+// (k8s.yaml) as resource, whose port 8080 is forwarded to port.
+func httpdProject(t testing.TB, image, resource string, port int, dockerfile, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`docker_build(%q, 'app', live_update=[sync('app/www', '/www')])
+k8s_yaml('k8s.yaml')
+k8s_resource(%q, port_forwards=['%d:8080'])
+`, image, resource, port),
+		"app/Dockerfile":    dockerfile,
+		"app/www/index.txt": "image\n",
+		"k8s.yaml":          manifest,
+	})
+	return dir
+}
+
 // TestKubeLiveUpdateRealContainers live-updates two replicas of a Deployment whose
 // containers run as user nobody, on the real node: loop installs its agent through the
 // exec API into /tmp (the image's root is not the user's), every save reaches both
@@ -304,18 +327,10 @@ func TestKubeLiveUpdateRealContainers(t *testing.T) {
 	cs := clientset(t)
 	ns := realNamespace(t, cs, "loop-live")
 	port := testenv.FreePort(t)
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"Tiltfile": fmt.Sprintf(`docker_build('loop/kreal', 'app', live_update=[sync('app/www', '/www')])
-k8s_yaml('k8s.yaml')
-k8s_resource('web', port_forwards=['%d:8080'])
-`, port),
-		// sh as the container's process, so that killing httpd ends the container.
-		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY www /www\nRUN chown -R 65534:65534 /www\nCMD [\"sh\", \"-c\", \"httpd -f -p 8080 -h /www & wait\"]\n",
-		"app/www/index.txt": "image\n",
-		"k8s.yaml": realDeployment("web", ns, "loop/kreal", 2,
-			"securityContext: {runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true}\n", ""),
-	})
+	// sh as the container's process, so that killing httpd ends the container.
+	dir := httpdProject(t, "loop/kreal", "web", port,
+		"FROM loop/busybox:latest\nCOPY www /www\nRUN chown -R 65534:65534 /www\nCMD [\"sh\", \"-c\", \"httpd -f -p 8080 -h /www & wait\"]\n",
+		realDeployment("web", ns, "loop/kreal", 2, "securityContext: {runAsUser: 65534, runAsGroup: 65534, runAsNonRoot: true}\n", ""))
 	h := startUp(t, dir, "up")
 	h.waitReady(3*time.Minute, "web")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -417,16 +432,8 @@ func TestKubeLiveUpdateReadOnlyRoot(t *testing.T) {
 	cs := clientset(t)
 	ns := realNamespace(t, cs, "loop-rofs")
 	port := testenv.FreePort(t)
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"Tiltfile": fmt.Sprintf(`docker_build('loop/krofs', 'app', live_update=[sync('app/www', '/www')])
-k8s_yaml('k8s.yaml')
-k8s_resource('ro', port_forwards=['%d:8080'])
-`, port),
-		"app/Dockerfile":    "FROM loop/busybox:latest\nCOPY www /www\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
-		"app/www/index.txt": "image\n",
-		"k8s.yaml":          realDeployment("ro", ns, "loop/krofs", 1, "", "securityContext: {readOnlyRootFilesystem: true}\n"),
-	})
+	dir := httpdProject(t, "loop/krofs", "ro", port, httpdDockerfile,
+		realDeployment("ro", ns, "loop/krofs", 1, "", "securityContext: {readOnlyRootFilesystem: true}\n"))
 	h := startUp(t, dir, "up")
 	h.waitReady(3*time.Minute, "ro")
 	h.waitLog("ro", time.Minute, "writable $TMPDIR or /tmp", "Read-only file system", "changes will rebuild")
