@@ -246,8 +246,11 @@ node_down() {
 	findmnt -rn -o TARGET | grep -F "$STATE/" | awk '{print length, $0}' | sort -rn | cut -d' ' -f2- |
 		while read -r m; do umount -l "$m" 2>/dev/null || true; done || true
 	if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then ip link delete "$NODE_BRIDGE" || true; fi
-	local ipt t rule chain
+	local ipt t rule chain owner=""
+	[[ -f $NODE_LOCK ]] && owner=$(<"$NODE_LOCK")
 	for ipt in iptables ip6tables; do
+		# The chains are the machine's: leave them to the cluster whose node runs.
+		[[ -z $owner || $owner == "$STATE" ]] || break
 		command -v "$ipt" >/dev/null || continue
 		for t in filter nat mangle; do
 			$ipt -t "$t" -S 2>/dev/null | grep -E -- '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | sed 's/^-A/-D/' |
