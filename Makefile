@@ -12,7 +12,7 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
 .PHONY: setup
-setup: ## Get everything on a fresh Debian machine: Docker engine (started if none answers), busybox, tmux, Go modules
+setup: ## Get everything on a fresh Debian machine: Docker engine (started if none answers), busybox, tmux, the test node's containerd/runc/CNI, Go modules
 	@bash scripts/setup.sh
 
 # The sync agents loop embeds are committed (daemon/internal/agent/prebuilt), so that
@@ -57,7 +57,7 @@ check-cross: ## Check loop still compiles for another OS and architecture (go ve
 	done
 
 .PHONY: test-cluster
-test-cluster: ## Start (or reuse) the test Kubernetes control plane: etcd, kube-apiserver, controller-manager, scheduler, kwok
+test-cluster: ## Start (or reuse) the test Kubernetes cluster: etcd, kube-apiserver, controller-manager, scheduler, kwok, a real node (kubelet on containerd)
 	@bash scripts/test-cluster.sh >/dev/null
 
 # The kubeconfig scripts/test-cluster.sh writes; tests reach the cluster through it.
@@ -103,6 +103,11 @@ bench-render: ## Render time per fixture: in-process Kustomize/Helm against the 
 bench-kube: test-cluster ## One saved file into a pod: held agent session vs one exec per save; loop up's save → file in the pod (test cluster)
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkKubeSave$$' -benchtime 3s ./daemon/internal/agent
 	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkKubeSaveToSynced$$' -benchtime 200x ./daemon
+
+.PHONY: bench-pods
+bench-pods: test-cluster ## The inner loop on the real node: P1-pod (save → served; held exec, exec per change), the same over a 25 ms link, P2-pod (Go save → new code; the compile)
+	$(GO) test -count=1 -run '^$$' -bench '^(BenchmarkPodSaveToServed|BenchmarkPodSaveToServedRemote)$$' -benchtime 200x -timeout 30m ./daemon
+	$(GO) test -count=1 -run '^$$' -bench '^BenchmarkPodGoSave$$' -benchtime 10x -timeout 30m ./daemon
 
 .PHONY: lint
 lint: ## golangci-lint with .golangci.yml (pinned version)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/internal/testenv"
 )
@@ -44,4 +45,15 @@ func reportSpread(b *testing.B, prefix string, d []time.Duration) {
 // uniqueName returns a compose project name unique to this run.
 func uniqueName(prefix string) string {
 	return fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%1000000)
+}
+
+// logPhases logs where the time went, from loop's own traces: per resource and kind
+// of update, the count, p50, mean and mean per phase.
+func (h *harness) logPhases(b *testing.B) {
+	sum := metrics.Summarize(h.timing.Recent(), time.Time{})
+	for _, g := range sum.Groups {
+		if g.Resource != "" && g.Kind != "" && g.Kind != api.UpdateInit {
+			b.Logf("%s %s: n=%d p50=%s mean=%s phases=%v", g.Resource, g.Kind, g.Count, g.P50, g.Mean, g.Phases)
+		}
+	}
 }

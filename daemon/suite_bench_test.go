@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loop-dev/loop/daemon/api"
-	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -262,14 +260,7 @@ func setMessage(tb testing.TB, dir, msg string) {
 func BenchmarkGoSave(b *testing.B) {
 	b.Setenv("LOOP_STATE_DIR", b.TempDir())
 	dir := helloProject(b)
-	side := b.TempDir()
-	for _, name := range []string{"go.mod", "main.go"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			b.Fatal(err)
-		}
-		writeFiles(b, side, map[string]string{name: string(data)})
-	}
+	side := newCompileAside(b, dir)
 	p := startUp(b, dir, "up")
 	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
 	url := "http://" + addrOf(b, st.ContainerID) + ":8000/"
@@ -283,19 +274,18 @@ func BenchmarkGoSave(b *testing.B) {
 		body, _ := io.ReadAll(resp.Body)
 		return string(body)
 	}
+	goSaves(b, p, dir, side, get)
+}
+
+// goSaves is the edit loop of (f) and P2-pod, b.N times: the compile alone on the side
+// copy, then a save of the project's message, timed until get answers with it (then
+// the update is left to settle, so that edits do not overlap); it reports both and
+// where loop's time went.
+func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
 	var loop, compile []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		setMessage(b, side, fmt.Sprintf("side %d %d", i, time.Now().UnixNano()))
-		c0 := time.Now()
-		cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(side, "hello"), ".")
-		cmd.Dir = side
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("compile alone: %v\n%s", err, out)
-		}
-		compile = append(compile, time.Since(c0))
-
+		compile = append(compile, side.run(b, i))
 		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
 		t0 := time.Now()
 		setMessage(b, dir, msg)
@@ -306,21 +296,53 @@ func BenchmarkGoSave(b *testing.B) {
 			time.Sleep(2 * time.Millisecond)
 		}
 		loop = append(loop, time.Since(t0))
-		// Let the restart finish settling so edits do not overlap.
-		p.waitReady(time.Minute, "hello-compile", "hello")
+		h.waitReady(time.Minute, "hello-compile", "hello")
 	}
 	b.StopTimer()
+	reportVsCompile(b, loop, compile)
+	h.logPhases(b)
+}
+
+// compileAside is the reference of (f) and P2-pod: a copy of examples/hello's source
+// outside the watched tree, compiled as loop's local_resource compiles it (same build
+// cache), with a new message each time so that it really compiles.
+type compileAside string
+
+func newCompileAside(b *testing.B, project string) compileAside {
+	b.Helper()
+	side := b.TempDir()
+	for _, name := range []string{"go.mod", "main.go"} {
+		data, err := os.ReadFile(filepath.Join(project, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		writeFiles(b, side, map[string]string{name: string(data)})
+	}
+	return compileAside(side)
+}
+
+// run changes the copy's message and times its compile.
+func (c compileAside) run(b *testing.B, i int) time.Duration {
+	b.Helper()
+	side := string(c)
+	setMessage(b, side, fmt.Sprintf("side %d %d", i, time.Now().UnixNano()))
+	c0 := time.Now()
+	cmd := exec.Command("go", "build", "-trimpath", "-o", filepath.Join(side, "hello"), ".")
+	cmd.Dir = side
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("compile alone: %v\n%s", err, out)
+	}
+	return time.Since(c0)
+}
+
+// reportVsCompile reports the spread of save → new code and of the compile alone, and
+// their ratio at p50.
+func reportVsCompile(b *testing.B, loop, compile []time.Duration) {
 	reportSpread(b, "", loop)
 	reportSpread(b, "compile-", compile)
 	sort.Slice(loop, func(i, j int) bool { return loop[i] < loop[j] })
 	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
 	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
 	b.ReportMetric(0, "ns/op")
-	// Where the time went, from loop's own traces (mean per phase).
-	sum := metrics.Summarize(p.timing.Recent(), time.Time{})
-	for _, g := range sum.Groups {
-		if g.Resource != "" && g.Kind != "" && g.Kind != api.UpdateInit {
-			b.Logf("%s %s: n=%d p50=%s mean=%s phases=%v", g.Resource, g.Kind, g.Count, g.P50, g.Mean, g.Phases)
-		}
-	}
 }

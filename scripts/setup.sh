@@ -2,7 +2,8 @@
 # make setup: everything a fresh Debian machine needs to build and test loop.
 # Installs Debian's docker.io and starts dockerd when no Docker engine answers,
 # busybox-static (test and example base images), tmux (terminal tests), etcd-server
-# (the test Kubernetes control plane),
+# (the test Kubernetes control plane), containerd, runc, containernetworking-plugins and
+# iptables (the test cluster's real node, scripts/test-node.sh),
 # then downloads the Go modules. It prints each thing it does.
 set -euo pipefail
 
@@ -16,6 +17,13 @@ command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v tmux >/dev/null 2>&1 || need_pkgs+=(tmux)
 command -v etcd >/dev/null 2>&1 || need_pkgs+=(etcd-server) # the test Kubernetes control plane (scripts/test-cluster.sh)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# The test cluster's real node: a containerd of its own (Debian's 1.6, not the one inside
+# the Docker engine), runc, the CNI plugins (bridge, host-local, loopback, portmap).
+command -v containerd >/dev/null 2>&1 || need_pkgs+=(containerd)
+command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
+[ -x /usr/lib/cni/bridge ] || need_pkgs+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
+command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   $SUDO apt-get update -qq

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # make test-cluster: a real Kubernetes control plane on loopback for loop's tests.
 # etcd (Debian's etcd-server), kube-apiserver, kube-controller-manager and kube-scheduler built from
-# k8s.io/kubernetes (scripts/build-k8s.sh, cached by version), and kwok faking one node so
-# pods get a status (no containers run). kwok also serves the node's kubelet API, so pod logs
-# and port-forwards through the API server work (see "kwok as the kubelet" below). It reuses
+# k8s.io/kubernetes (scripts/build-k8s.sh, cached by version), and two nodes:
+#  - kwok-node-0, faked by kwok, where pods get a status but no containers run. kwok also serves
+#    its kubelet API, so pod logs and port-forwards through the API server work (see "kwok as
+#    the kubelet" below). Pods go there unless they ask for the real node.
+#  - a real node ($LOOP_TEST_NODE_NAME, default loop-node-0): a kubelet on a containerd of its
+#    own, pulling from the test registry (scripts/test-node.sh). It is tainted, so only pods
+#    that tolerate loop.dev/node=real run there. LOOP_TEST_REAL_NODE=0 leaves it out.
+# It reuses
 # a running cluster, restarting any piece that died or runs with outdated flags, and writes a
 # kubeconfig whose context is named kind-loop-test so loop treats it as local. Prints what it
 # does; the last line is the kubeconfig path.
@@ -30,7 +35,11 @@ stop_wait() { # stop_wait NAME: stop it and wait (up to 30 s) until it has exite
 	stop_one "$1"
 	for _ in $(seq 1 120); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
 }
+REAL_NODE=${LOOP_TEST_REAL_NODE:-1}
+# shellcheck source=scripts/test-node.sh
+source "$ROOT/scripts/test-node.sh"
 if [[ ${1:-} == stop ]]; then
+	node_down
 	for p in registry kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_one "$p"; done
 	rm -rf "$STATE"
 	say "stopped and removed $STATE"
@@ -190,7 +199,10 @@ if [[ ! -f $KWOK_STATE/debug.yaml ]] || [[ $(<"$KWOK_STATE/debug.yaml") != "$kwo
 	printf '%s\n' "$kwok_debug" >"$KWOK_STATE/debug.yaml"
 	restart_kwok=true
 fi
-kwok_cmd=("$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true
+# Only the fake node: managing every node, kwok would take the real one over and mark its pods
+# Running with made-up IPs before the kubelet starts them.
+kwok_cmd=("$KWOK_DIR/kwok" --kubeconfig "$KUBECONFIG_OUT"
+	--manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake
 	--config "$KWOK_DIR/stages.yaml" --config "$KWOK_STATE/debug.yaml"
 	--server-address "127.0.0.1:$KWOK_PORT" --node-ip 127.0.0.1 --node-name localhost --node-port "$KWOK_PORT"
 	--tls-cert-file "$KWOK_STATE/tls.crt" --tls-private-key-file "$KWOK_STATE/tls.key")
@@ -246,10 +258,18 @@ fi
 # in $STATE/registry), advertised with a KEP-1755 local-registry-hosting ConfigMap as a kind
 # cluster with a local registry does: loop pushes built images there and names them from it in
 # the manifests. The engine takes plain HTTP from a loopback registry without configuration.
+# It also serves the real node's pause image, built here (internal/testregistry/pause).
 REGISTRY_PORT=$((API_PORT + 6))
+registry_cmd=("$STATE/bin/testregistry" -addr "127.0.0.1:$REGISTRY_PORT" -blobs "$STATE/registry"
+	-image "$PAUSE_IMAGE=$STATE/bin/pause")
+if alive registry && ! cmp -s <(printf '%s\0' "${registry_cmd[@]}") "/proc/$(cat "$STATE/registry.pid")/cmdline"; then
+	say "restarting the registry with the current flags"
+	stop_wait registry
+fi
 if ! alive registry; then
-	(cd "$ROOT" && go build -o "$STATE/bin/testregistry" ./internal/testregistry)
-	launch registry "$STATE/bin/testregistry" -addr "127.0.0.1:$REGISTRY_PORT" -blobs "$STATE/registry" || true
+	(cd "$ROOT" && go build -o "$STATE/bin/testregistry" ./internal/testregistry &&
+		CGO_ENABLED=0 go build -o "$STATE/bin/pause" ./internal/testregistry/pause)
+	launch registry "${registry_cmd[@]}" || true
 fi
 wait_for registry 30 curl -sf "http://127.0.0.1:$REGISTRY_PORT/v2/"
 hosting="host: 127.0.0.1:$REGISTRY_PORT\nhelp: scripts/test-cluster.sh\n" # \n: JSON newlines
@@ -260,6 +280,9 @@ if ! api /api/v1/namespaces/kube-public/configmaps/local-registry-hosting | grep
 	  "metadata": {"name": "local-registry-hosting", "namespace": "kube-public"},
 	  "data": {"localRegistryHosting.v1": "'"$hosting"'"}}' >/dev/null
 	say "advertised the registry 127.0.0.1:$REGISTRY_PORT in kube-public/local-registry-hosting"
+fi
+if [[ $REAL_NODE != 0 ]]; then
+	node_up
 fi
 say "cluster ready in $((SECONDS - start))s: export KUBECONFIG=$KUBECONFIG_OUT"
 echo "$KUBECONFIG_OUT"

@@ -135,3 +135,58 @@ func RegistryHas(t testing.TB, ref string) {
 		t.Fatalf("the registry has no %s: HTTP %d", ref, resp.StatusCode)
 	}
 }
+
+// The test cluster's real node (scripts/test-node.sh): a kubelet on containerd, where
+// pods run real containers. It carries RealNodeLabel and the taint RealNodeLabel:NoSchedule,
+// so a pod lands there only when it asks (RealNodeSpec); every other pod goes to kwok's
+// fake node.
+const (
+	RealNodeLabelKey   = "loop.dev/node"
+	RealNodeLabelValue = "real"
+	RealNodeLabel      = RealNodeLabelKey + "=" + RealNodeLabelValue
+)
+
+// RealNodeSpec is what a pod spec needs to run on the real node, as YAML fields of the
+// spec (indent it under "spec:").
+const RealNodeSpec = `nodeSelector: {"loop.dev/node": real}
+tolerations: [{key: loop.dev/node, operator: Equal, value: real, effect: NoSchedule}]
+`
+
+// RealNodePatch is a kustomization's patches entry that puts every Deployment's pods on
+// the real node (for the "patches:" list of a kustomization.yaml).
+const RealNodePatch = `  - target: {kind: Deployment}
+    patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: any}
+      spec:
+        template:
+          spec:
+            nodeSelector: {"loop.dev/node": real}
+            tolerations: [{key: loop.dev/node, operator: Equal, value: real, effect: NoSchedule}]
+`
+
+// RealNode checks that the test cluster's real node is there and Ready and returns its
+// name. No real node is a failure, not a skip.
+func RealNode(t testing.TB) string {
+	t.Helper()
+	cs, err := kubernetes.NewForConfig(KubeConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: RealNodeLabel})
+	if err != nil {
+		t.Fatalf("list the test cluster's nodes: %v", err)
+	}
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return n.Name
+			}
+		}
+	}
+	t.Fatalf("the test cluster has no Ready real node (a node labelled %s): run make test-cluster (make setup first installs containerd, runc and the CNI plugins)", RealNodeLabel)
+	return ""
+}

@@ -39,10 +39,13 @@ func (p PodContainer) String() string { return p.Namespace + "/" + p.Pod + "/" +
 // put it anywhere else. Both scripts need sh (and the install head, chmod
 // and mv), as Tilt's live update into pods needs tar. The install reads
 // exactly the binary's size rather than up to the end of stdin: not every
-// kubelet passes the end on (kwok does not).
+// kubelet passes the end on (kwok does not). A failed install still reads the
+// binary to its end: a real kubelet ends the exec only once its stdin is
+// drained, so a script that gave up at a read-only /tmp without reading would
+// leave the exec, and loop, waiting.
 const (
 	kubeStartScript   = `exec "${TMPDIR:-/tmp}/.loop/agent"`
-	kubeInstallScript = `set -e; d="${TMPDIR:-/tmp}/.loop"; mkdir -p "$d"; head -c %d >"$d/agent.$$"; chmod 755 "$d/agent.$$"; mv -f "$d/agent.$$" "$d/agent"`
+	kubeInstallScript = `d="${TMPDIR:-/tmp}/.loop"; if mkdir -p "$d" && head -c %[1]d >"$d/agent.$$" && chmod 755 "$d/agent.$$" && mv -f "$d/agent.$$" "$d/agent"; then exit 0; fi; rm -f "$d/agent.$$" 2>/dev/null; head -c %[1]d >/dev/null; exit 1`
 )
 
 // Kube runs commands in pods' containers through the Kubernetes exec API,

@@ -250,8 +250,32 @@ type deployed struct {
 	target *liveupdate.KubeTarget
 	state  liveupdate.State
 
-	bgCancel context.CancelFunc
-	bg       sync.WaitGroup
+	pods, drift background // following the pods; comparing with the cluster
+}
+
+// background is one goroutine a deployed resource owns: started by start, ended
+// (cancelled and waited for) by stop.
+type background struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (b *background) start(f func(ctx context.Context)) {
+	b.stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	b.cancel, b.done = cancel, make(chan struct{})
+	go func() { // owned by b: stop cancels it and waits
+		defer close(b.done)
+		f(ctx)
+	}()
+}
+
+func (b *background) stop() {
+	if b.cancel != nil {
+		b.cancel()
+		<-b.done
+		b.cancel = nil
+	}
 }
 
 // liveTarget is where planned live updates go; nil when none can.
@@ -341,6 +365,14 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	render.OverrideContainers(desired, overrides, built)
 	substituteImages(desired, built, rt.kinds)
+	// The pods are followed from the start of the rollout, so that what keeps them
+	// from running (a crash, an image that cannot be pulled) is in the log while the
+	// deploy waits for their health, not after it gave up. A custom deploy's objects
+	// are known once its command has printed them.
+	w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
+	if rt.custom == nil {
+		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog) })
+	}
 	t0 := time.Now()
 	if rt.custom != nil {
 		if err = k.LoadImages(ctx, load, logs); err == nil {
@@ -352,6 +384,10 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {
 		return fail(err)
+	}
+	if rt.custom != nil {
+		w.Objects = desired
+		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog) })
 	}
 	var image string
 	if len(rt.images) > 0 {
@@ -370,14 +406,13 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		}
 		rt.ref = image
 		if !rt.h.CI { // ci watches nothing: no live updates
-			w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
 			if rt.target, err = rt.connectLive(ctx, k, w, image, j.Skip, logs, &u); err != nil {
 				fmt.Fprintf(logs, "live update: %v (changes will rebuild)\n", err)
 			}
 		}
 	}
 	rt.state.Failed = false
-	rt.follow(k, desired)
+	rt.followDrift(k, desired)
 	u.Ready = rt.h.Now()
 	return engine.Outcome{Update: u, Image: image}
 }
@@ -416,27 +451,17 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	return t, nil
 }
 
-// follow follows a deployed resource until the next deploy or Close: its
-// pods' logs and port forwards, and its drift (the live objects are compared
-// with desired when a watch reports a change, and every driftInterval; the
-// engine hears when the set of out-of-sync objects changes).
-func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
-	rt.stopFollowing()
-	ctx, cancel := context.WithCancel(context.Background())
-	rt.bgCancel = cancel
-	name, selfHeal, pol := rt.name, rt.selfHeal, rt.policy
-	logs := rt.h.ProcessLog
-	rt.bg.Add(1)
-	go func() {
-		defer rt.bg.Done()
-		k.FollowPods(ctx, Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}, rt.forwards, logs)
-	}()
+// followDrift follows a deployed resource's drift until the next deploy or
+// Close: the live objects are compared with desired when a watch reports a
+// change, and every driftInterval; the engine hears when the set of
+// out-of-sync objects changes.
+func (rt *deployed) followDrift(k *Deployer, desired []*unstructured.Unstructured) {
 	if rt.custom != nil {
 		return // its command owns the objects: no drift against loop's apply
 	}
-	rt.bg.Add(1)
-	go func() {
-		defer rt.bg.Done()
+	name, selfHeal, pol := rt.name, rt.selfHeal, rt.policy
+	logs := rt.h.ProcessLog
+	rt.drift.start(func(ctx context.Context) {
 		changed := make(chan struct{}, 1)
 		wait := k.WatchDrift(ctx, name, desired, pol, func() {
 			select {
@@ -480,15 +505,13 @@ func (rt *deployed) follow(k *Deployer, desired []*unstructured.Unstructured) {
 			last = keys
 			rt.h.Report(engine.Report{DriftSet: true, Drift: keys})
 		}
-	}()
+	})
 }
 
+// stopFollowing stops following the pods and the drift.
 func (rt *deployed) stopFollowing() {
-	if rt.bgCancel != nil {
-		rt.bgCancel()
-		rt.bg.Wait()
-		rt.bgCancel = nil
-	}
+	rt.pods.stop()
+	rt.drift.stop()
 }
 
 // Close stops following the resource and ends the agent sessions; the

@@ -98,9 +98,12 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 }
 
 // FollowPods follows the pods of a resource (w) until ctx is done: the output
-// of every container of every running pod goes to logs (a pod that appears later,
-// after a rollout, too), and each port forward listens on 127.0.0.1 and reaches the
-// newest ready pod, moving to the next pod when it changes.
+// of every container of every pod goes to logs, each instance of a restarted
+// container in turn (one that ended before it was seen, a crash, is read once
+// after the fact), and so does what keeps a pod or container from running
+// (unschedulable, an image pull backing off, a crash loop, an exit code) when it
+// changes; each port forward listens on 127.0.0.1 and reaches the newest ready
+// pod, moving to the next pod when it changes.
 func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer) {
 	sels := w.selectors(d.cluster.Namespace)
 	if len(sels) == 0 {
@@ -113,8 +116,9 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	streams := map[string]context.CancelFunc{} // pod UID → its log streams
-	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs}
+	streams := map[string]map[string]context.CancelFunc{} // pod UID → container instance → its log stream
+	said := map[string]map[string]string{}                // pod UID → report key → what was last logged
+	fwd := &forwarder{d: d, core: core, forwards: forwards, logs: logs, retry: make(chan struct{}, 1)}
 	defer fwd.stop()
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
@@ -128,23 +132,37 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 		for _, p := range pods {
 			uid := string(p.UID)
 			seen[uid] = true
-			if _, ok := streams[uid]; ok || p.Status.Phase != corev1.PodRunning {
-				continue
+			if streams[uid] == nil {
+				streams[uid] = map[string]context.CancelFunc{}
 			}
-			sctx, cancel := context.WithCancel(ctx)
-			streams[uid] = cancel
-			for _, c := range p.Spec.Containers {
+			now := map[string]string{}
+			for _, r := range podReports(p) {
+				if said[uid][r.key] != r.text {
+					fmt.Fprintf(logs, "pod %s: %s\n", p.Name, r.text)
+				}
+				now[r.key] = r.text
+			}
+			said[uid] = now
+			for _, ls := range logStreams(p) {
+				if _, ok := streams[uid][ls.key]; ok {
+					continue
+				}
+				sctx, cancel := context.WithCancel(ctx)
+				streams[uid][ls.key] = cancel
 				wg.Add(1)
-				go func(pod corev1.Pod, container string) { // owned by FollowPods: ends with the stream or sctx
+				go func(pod corev1.Pod, ls logStream) { // owned by FollowPods: ends with the stream or sctx
 					defer wg.Done()
-					streamLogs(sctx, core, pod, container, len(pod.Spec.Containers) > 1, logs)
-				}(p, c.Name)
+					streamLogs(sctx, core, pod, ls, len(pod.Spec.Containers) > 1, logs)
+				}(p, ls)
 			}
 		}
-		for uid, cancel := range streams {
+		for uid, cs := range streams {
 			if !seen[uid] {
-				cancel()
+				for _, cancel := range cs {
+					cancel()
+				}
 				delete(streams, uid)
+				delete(said, uid)
 			}
 		}
 		if len(forwards) > 0 {
@@ -152,14 +170,110 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 		}
 		select {
 		case <-ctx.Done():
-			for _, cancel := range streams {
-				cancel()
+			for _, cs := range streams {
+				for _, cancel := range cs {
+					cancel()
+				}
 			}
 			return
 		case <-pw.changed:
+		case <-fwd.retry:
 		case <-t.C:
 		}
 	}
+}
+
+// logStream is one container instance's log to read: followed while it runs, or
+// read once when it ended before it was seen (previous: the instance before the
+// current one).
+type logStream struct {
+	key       string // container name and instance
+	container string
+	follow    bool
+	previous  bool
+}
+
+// logStreams lists the container instances of a pod whose logs there are to read.
+// An instance is the runtime's container ID, else (a kubelet that gives none) the
+// restart count.
+func logStreams(p corev1.Pod) []logStream {
+	var out []logStream
+	status := map[string]corev1.ContainerStatus{}
+	for _, cs := range p.Status.ContainerStatuses {
+		status[cs.Name] = cs
+	}
+	for _, c := range p.Spec.Containers {
+		cs, ok := status[c.Name]
+		if !ok {
+			// No status yet: the pod runs (a kubelet that reports no containers).
+			if p.Status.Phase == corev1.PodRunning {
+				out = append(out, logStream{key: c.Name + "/", container: c.Name, follow: true})
+			}
+			continue
+		}
+		instance := func(id string, restarts int32) string { return c.Name + "/" + instanceKey(id, restarts) }
+		if last := cs.LastTerminationState.Terminated; last != nil && cs.RestartCount > 0 {
+			out = append(out, logStream{key: instance(last.ContainerID, cs.RestartCount-1), container: c.Name, previous: true})
+		}
+		switch {
+		case cs.State.Running != nil:
+			out = append(out, logStream{key: instance(cs.ContainerID, cs.RestartCount), container: c.Name, follow: true})
+		case cs.State.Terminated != nil:
+			out = append(out, logStream{key: instance(cs.State.Terminated.ContainerID, cs.RestartCount), container: c.Name})
+		}
+	}
+	return out
+}
+
+// instanceKey names a container instance: the runtime's container ID, else (a
+// kubelet that gives none) its restart count.
+func instanceKey(id string, restarts int32) string {
+	if id != "" {
+		return id
+	}
+	return fmt.Sprintf("#%d", restarts)
+}
+
+// podReport is one thing to say about a pod (key "") or one of its containers, as it
+// stands.
+type podReport struct{ key, text string }
+
+// podReports says what keeps a pod or its containers from running, as the kubelet
+// and scheduler put it: unschedulable, waiting with a reason (ErrImagePull,
+// ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError, ...) and how the
+// last instance of a container ended.
+func podReports(p corev1.Pod) []podReport {
+	var out []podReport
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason != "" {
+			out = append(out, podReport{"", strings.TrimSpace(c.Reason + ": " + c.Message)})
+		}
+	}
+	all := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+	for _, cs := range all {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+			text := "container " + cs.Name + " waiting: " + w.Reason
+			if w.Message != "" {
+				text += ": " + w.Message
+			}
+			out = append(out, podReport{cs.Name, text})
+		}
+		end, instance := cs.State.Terminated, cs.RestartCount
+		if end == nil {
+			end, instance = cs.LastTerminationState.Terminated, cs.RestartCount-1
+		}
+		if end != nil && (end.ExitCode != 0 || end.Reason != "Completed") {
+			text := fmt.Sprintf("container %s exited with code %d", cs.Name, end.ExitCode)
+			if end.Reason != "" {
+				text += " (" + end.Reason + ")"
+			}
+			if end.Message != "" {
+				text += ": " + strings.TrimSpace(end.Message)
+			}
+			out = append(out, podReport{cs.Name + "/ended/" + instanceKey(end.ContainerID, instance), text})
+		}
+	}
+	return out
 }
 
 // newestReady is the most recently created pod that is Ready and not going away.
@@ -184,9 +298,12 @@ func newestReady(pods []corev1.Pod) *corev1.Pod {
 	return &ready[0]
 }
 
-// streamLogs copies a container's log, followed, line by line into logs.
-func streamLogs(ctx context.Context, core corev1client.CoreV1Interface, pod corev1.Pod, container string, prefix bool, logs io.Writer) {
-	rc, err := core.Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, Follow: true}).Stream(ctx)
+// streamLogs copies a container instance's log, line by line, into logs:
+// followed until it ends or ctx does, or read once.
+func streamLogs(ctx context.Context, core corev1client.CoreV1Interface, pod corev1.Pod, ls logStream, prefix bool, logs io.Writer) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rc, err := core.Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: ls.container, Follow: ls.follow, Previous: ls.previous}).Stream(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			fmt.Fprintf(logs, "logs of pod %s: %v\n", pod.Name, err)
@@ -194,13 +311,13 @@ func streamLogs(ctx context.Context, core corev1client.CoreV1Interface, pod core
 		return
 	}
 	defer rc.Close()
-	go func() { <-ctx.Done(); rc.Close() }() // unblocks the read below; ends with ctx
+	go func() { <-ctx.Done(); rc.Close() }() // unblocks the read below; ends with ctx, at the latest on return
 	sc := bufio.NewScanner(rc)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
 		if prefix {
-			line = "[" + container + "] " + line
+			line = "[" + ls.container + "] " + line
 		}
 		fmt.Fprintln(logs, line)
 	}
@@ -217,8 +334,24 @@ type forwarder struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	// failed is set by the forward's goroutine when it ends with an error: the next
-	// poll starts it again.
+	// look starts it again, which retry asks for after a back-off (a process that
+	// restarts in the container ends the forward; waiting for PodPoll left the port
+	// dead for seconds).
 	failed atomic.Bool
+	retry  chan struct{} // capacity 1
+	// failures counts the forwards in a row that ended with an error; reset once one
+	// is ready. Owned by the forward's goroutines, one at a time.
+	failures atomic.Int32
+}
+
+// retryAfter is the back-off before the n-th retry in a row (n from 1) of a forward
+// that failed: 100 ms doubling, at most PodPoll.
+func retryAfter(n int32) time.Duration {
+	d := 100 * time.Millisecond
+	for i := int32(1); i < n && d < PodPoll; i++ {
+		d *= 2
+	}
+	return min(d, PodPoll)
 }
 
 // point moves the forwards to pod (nil: none ready; the forwards stay down).
@@ -234,6 +367,7 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	f.stop()
+	f.failures.Store(0) // another pod: announced again
 	f.pod = key
 	if pod == nil {
 		return
@@ -243,8 +377,19 @@ func (f *forwarder) point(ctx context.Context, pod *corev1.Pod) {
 	go func(ns, name string, done chan struct{}) { // owned by the forwarder: stop waits for it
 		defer close(done)
 		if err := f.run(fctx, ns, name); err != nil && fctx.Err() == nil {
-			fmt.Fprintf(f.logs, "port forward to pod %s: %v\n", name, err)
+			n := f.failures.Add(1)
+			if n == 1 {
+				fmt.Fprintf(f.logs, "port forward to pod %s: %v (retrying)\n", name, err)
+			}
 			f.failed.Store(true)
+			select {
+			case <-fctx.Done():
+			case <-time.After(retryAfter(n)):
+				select {
+				case f.retry <- struct{}{}:
+				default:
+				}
+			}
 		}
 	}(pod.Namespace, pod.Name, f.done)
 }
@@ -290,7 +435,9 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 	go func() { // announces the forward once it listens; ends with it
 		select {
 		case <-readyCh:
-			fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
+			if f.failures.Swap(0) == 0 { // said once, not again at each retry
+				fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
+			}
 		case <-stopCh:
 		}
 	}()
