@@ -201,6 +201,15 @@ func TestWaitCoversWhatACommandWrote(t *testing.T) {
 		return Outcome{Update: api.Update{Kind: api.UpdateLocal, Started: j.Started, Ready: time.Now()}}
 	}, fakeDef{name: "gen", dir: src, hostCmd: true}, fakeDef{name: "use", dir: out})
 	p.waitPhase("use", api.PhaseReady)
+	// gen's first run wrote out.txt: use's update for that may still come.
+	// A wait covers it (what a command wrote before the call); then nothing
+	// of the start is left to be mistaken for the update under test.
+	if _, err := p.eng.Wait(context.Background(), api.WaitRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for len(used) > 0 {
+		<-used
+	}
 	if err := os.WriteFile(filepath.Join(src, "in.txt"), []byte("v2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
