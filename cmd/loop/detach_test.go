@@ -20,7 +20,7 @@ import (
 func TestUpDetachThenDown(t *testing.T) {
 	dir := t.TempDir()
 	// The serve_cmd proves the daemon runs the project, not just its API.
-	tf := "local_resource('tick', serve_cmd='while true; do date +%s%N > ticks; sleep 0.05; done')\n"
+	tf := "local_resource('tick', serve_cmd='echo $$ > serve.pid; while true; do date +%s%N > ticks; sleep 0.05; done')\n"
 	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte(tf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,11 +65,17 @@ func TestUpDetachThenDown(t *testing.T) {
 	if err := processGone(pid); err != nil {
 		t.Error(err)
 	}
-	before, _ := os.ReadFile(filepath.Join(dir, "ticks"))
-	time.Sleep(300 * time.Millisecond)
-	after, _ := os.ReadFile(filepath.Join(dir, "ticks"))
-	if string(before) != string(after) {
-		t.Errorf("the serve_cmd still runs after loop down")
+	// The serve_cmd's own process has ended, not just gone quiet.
+	b, err := os.ReadFile(filepath.Join(dir, "serve.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	servePID, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := processGone(servePID); err != nil {
+		t.Errorf("the serve_cmd: %v", err)
 	}
 }
 
@@ -111,7 +117,7 @@ func processGone(pid int) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("the daemon (pid %d) still runs", pid)
+	return fmt.Errorf("process %d still runs", pid)
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
