@@ -81,7 +81,7 @@ Tiltfile); 2 wrong flags or arguments.`,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newVersionCmd(), newDumpCmd(), newUpCmd(), newCICmd(), newDownCmd(), newMetricsCmd(), newDevcontainerCmd(),
-		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newWaitCmd(), newChangesCmd(), newMCPCmd(), newRenderCmd(), newDiffCmd())
+		newDaemonCmd(), newUICmd(), newStatusCmd(), newLogsCmd(), newTriggerCmd(), newWaitCmd(), newChangesCmd(), newMCPCmd(), newRenderCmd(), newDiffCmd(), newFetchCmd())
 	setVersionFlag(root)
 	return root
 }

@@ -75,7 +75,7 @@ func TestHelpListsOnlyWorkingCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, c := range []string{"up", "ci", "down", "dump", "version", "daemon", "ui", "status", "logs", "trigger", "metrics", "devcontainer", "wait", "changes", "mcp"} {
+	for _, c := range []string{"up", "ci", "down", "dump", "version", "daemon", "ui", "status", "logs", "trigger", "metrics", "devcontainer", "wait", "changes", "mcp", "fetch"} {
 		if !regexp.MustCompile(`(?m)^  ` + c + `\s`).MatchString(out) {
 			t.Errorf("--help does not list %s:\n%s", c, out)
 		}

@@ -3,6 +3,7 @@ package tiltfile
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -176,8 +177,8 @@ func sanitizeExtName(module string) string {
 // resolveExtension finds the Tiltfile of ext://module as Tilt does: a
 // registered extension of that name, else a repository whose load_host is
 // the module's first path element, else the default repository. The
-// repository must be a file:// directory or already be in the store: loop
-// downloads nothing while loading.
+// repository must be a file:// directory or already be in a store: a load
+// uses no network, and `loop fetch` clones what is missing (*Missing).
 func (l *loader) resolveExtension(module string) (string, error) {
 	module = strings.Trim(module, "/")
 	if module == "" || slices.Contains(strings.Split(module, "/"), "..") {
@@ -206,6 +207,12 @@ func (l *loader) resolveExtension(module string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if repo.url == defaultExtensionURL && repo.ref == "" && l.missingDefaultRepo(dir) {
+		if vendored := l.vendoredExtension(module); vendored != "" {
+			return vendored, nil
+		}
+		return "", fmt.Errorf("extension %q: %w", module, &Missing{Kind: MissingRepo, Name: repo.name, URL: repo.url, Dest: dir})
+	}
 	path := filepath.Join(dir, filepath.FromSlash(repo.gitSubpath), filepath.FromSlash(ext.repoPath), "Tiltfile")
 	if !pathrule.Within(dir, path) {
 		return "", fmt.Errorf("extension %q: invalid repo path %q", ext.name, ext.repoPath)
@@ -215,17 +222,13 @@ func (l *loader) resolveExtension(module string) (string, error) {
 		return path, nil
 	}
 	if repo.name == defaultExtensionRepo && repo.url == defaultExtensionURL {
-		// A project whose Tiltfile an older Tilt ran keeps its extensions in
-		// <project>/tilt_modules/NAME/Tiltfile (with extensions.json).
-		vendored := filepath.Join(l.mainDir, tiltModules, filepath.FromSlash(module), "Tiltfile")
-		l.record(vendored)
-		if _, err := os.Stat(vendored); err == nil {
+		if vendored := l.vendoredExtension(module); vendored != "" {
 			return vendored, nil
 		}
 	}
 	return "", fmt.Errorf("extension %q not found: no %s in extension repo %q (%s); "+
-		"clone https://github.com/tilt-dev/tilt-extensions to %s or point --extensions-dir or LOOP_EXTENSIONS_DIR at a checkout of it",
-		module, filepath.Join(filepath.FromSlash(ext.repoPath), "Tiltfile"), repo.name, dir, l.defaultRepoDir())
+		"if it is newer than that copy, update it (git -C %s pull), or point --extensions-dir or LOOP_EXTENSIONS_DIR at a checkout that has it",
+		module, filepath.Join(filepath.FromSlash(ext.repoPath), "Tiltfile"), repo.name, dir, dir)
 }
 
 // repoDir is where repository r is on disk.
@@ -245,6 +248,12 @@ func (l *loader) repoDir(r *extRepo) (string, error) {
 	if r.url == defaultExtensionURL && r.ref == "" {
 		return l.defaultRepoDir(), nil
 	}
+	return l.storedRepoDir(r)
+}
+
+// storedRepoDir is where remote repository r is in a store, or a *Missing
+// naming where `loop fetch` puts it.
+func (l *loader) storedRepoDir(r *extRepo) (string, error) {
 	u, err := url.Parse(r.url)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return "", fmt.Errorf("extension repo %q: URL must start with https:// or file://: %s", r.name, r.url)
@@ -256,16 +265,30 @@ func (l *loader) repoDir(r *extRepo) (string, error) {
 			return dir, nil
 		}
 	}
-	store := l.stores()[0]
-	return "", fmt.Errorf("extension repo %q (%s) is not in %s and loop downloads nothing while loading (no network needed): "+
-		"git clone %s %s%s", r.name, r.url, store, r.url, filepath.Join(store, rel), refHint(r.ref))
+	return "", &Missing{Kind: MissingRepo, Name: r.name, URL: r.url, Ref: r.ref, Dest: filepath.Join(l.stores()[0], rel)}
 }
 
-func refHint(ref string) string {
-	if ref == "" || ref == "HEAD" {
-		return ""
+// vendoredExtension is the Tiltfile of module in the project's own
+// tilt_modules, where a project an older Tilt ran keeps its extensions
+// (<project>/tilt_modules/NAME/Tiltfile, with extensions.json), or "".
+func (l *loader) vendoredExtension(module string) string {
+	vendored := filepath.Join(l.mainDir, tiltModules, filepath.FromSlash(module), "Tiltfile")
+	l.record(vendored)
+	if _, err := os.Stat(vendored); err == nil {
+		return vendored
 	}
-	return " && git -C that directory checkout " + ref
+	return ""
+}
+
+// missingDefaultRepo says whether dir, the default repository's place in a
+// store, does not exist: `loop fetch` clones it there. A directory the user
+// named (--extensions-dir as a checkout) is theirs to fill.
+func (l *loader) missingDefaultRepo(dir string) bool {
+	if !isStore(l.extDir) {
+		return false
+	}
+	_, err := os.Stat(dir)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // defaultRepoDir is the default repository's directory: the extensions

@@ -81,8 +81,10 @@ if (X, Y, Z) != ('thing', 'tool', 'vendored'): fail('got %s %s %s' % (X, Y, Z))
 v1alpha1.extension_repo(name='r', url='https://example.com/owner/exts')
 v1alpha1.extension(name='e', repo_name='r', repo_path='e')
 load('ext://e', 'x')
-`, "git clone https://example.com/owner/exts " + filepath.Join(store, "example.com/owner/exts")},
-		{"default repo absent", "load('ext://nope', 'x')\n", "clone https://github.com/tilt-dev/tilt-extensions to " + filepath.Join(store, "github.com/tilt-dev/tilt-extensions")},
+`, `extension repo "r" (https://example.com/owner/exts) is not on this machine (looked in ` + filepath.Join(store, "example.com/owner/exts") +
+			") and loading uses no network: run `loop fetch`"},
+		{"default repo absent", "load('ext://nope', 'x')\n", `extension repo "default" (https://github.com/tilt-dev/tilt-extensions) is not on this machine (looked in ` +
+			filepath.Join(store, "github.com/tilt-dev/tilt-extensions") + ")"},
 		{"unregistered repo", "v1alpha1.extension(name='e', repo_name='r', repo_path='e')\nload('ext://e', 'x')\n", `extension repo "r" is not registered`},
 		{"ref on a file repo", "v1alpha1.extension_repo(name='r', url='file:///tmp', ref='v1')\nv1alpha1.extension(name='e', repo_name='r', repo_path='e')\nload('ext://e', 'x')\n", "ref is not supported for file:// repos"},
 		{"relative file repo", "v1alpha1.extension_repo(name='r', url='file://x')\nv1alpha1.extension(name='e', repo_name='r', repo_path='e')\nload('ext://e', 'x')\n", "must be an absolute path"},

@@ -1,6 +1,7 @@
 package tiltfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 func (l *loader) helmExtension(module string) starlark.StringDict {
 	switch module {
 	case "helm_resource":
-		return builtins(map[string]builtinFn{"helm_resource": l.helmResource, "helm_repo": l.helmRepo})
+		return builtins(map[string]builtinFn{"helm_resource": l.helmResource, "helm_repo": l.helmRepoBuiltin})
 	case "helm_remote":
 		return builtins(map[string]builtinFn{"helm_remote": l.helmRemote, "helm_remote_yaml": l.helmRemoteYAML})
 	}
@@ -92,7 +93,7 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 	if liveUpdate != starlark.None || imageSelector != "" || containerSelector != "" {
 		l.warn(p, fmt.Sprintf("%s(%q): live_update, image_selector and container_selector are ignored by loop's helm_resource (give the image a docker_build with live_update in image_deps)", b.Name(), name))
 	}
-	dir, err := l.localChart(thread, b, name, chart)
+	dir, err := l.localChart(thread, b, name, chart, hf.version)
 	if err != nil {
 		return nil, err
 	}
@@ -174,30 +175,81 @@ func (l *loader) helmRender(b *starlark.Builtin, h *model.HelmArgs, setString []
 	return text, nil
 }
 
-// localChart resolves chart to a local chart directory or packaged chart. A
-// chart from a repository (repo/name, oci://, a URL) is an error naming it:
-// loop downloads nothing while loading.
-func (l *loader) localChart(thread *starlark.Thread, b *starlark.Builtin, name, chart string) (string, error) {
+// localChart resolves helm_resource's chart to a chart on disk: a local
+// chart directory or packaged chart, or a chart of a helm_repo (REPO/NAME)
+// or an OCI registry (oci://HOST/PATH/NAME) in the chart cache, where `loop
+// fetch` pulls it (a load uses no network: a chart not there yet is a
+// *Missing). version is helm's --version ("" is the latest).
+func (l *loader) localChart(thread *starlark.Thread, b *starlark.Builtin, name, chart, version string) (string, error) {
+	if oci, ok := strings.CutPrefix(chart, "oci://"); ok {
+		i := strings.LastIndex(oci, "/")
+		if i <= 0 {
+			return "", fmt.Errorf("%s(%q): chart %q: want oci://HOST/PATH/NAME", b.Name(), name, chart)
+		}
+		dir, err := l.cachedChart(oci[i+1:], "oci://"+oci[:i], "oci://"+oci[:i], version, "", "")
+		if err != nil {
+			return "", fmt.Errorf("%s(%q): %w", b.Name(), name, err)
+		}
+		return dir, nil
+	}
 	p := l.abs(thread, chart)
 	l.record(p)
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
-	where := "a chart repository"
-	if repo, _, ok := strings.Cut(chart, "/"); ok && !strings.Contains(chart, "://") {
-		if u, ok := l.helmRepos[repo]; ok {
-			where = fmt.Sprintf("the helm_repo %s (%s)", repo, u)
+	if repo, rest, ok := strings.Cut(chart, "/"); ok && !strings.Contains(chart, "://") && !strings.Contains(rest, "/") {
+		if r, ok := l.helmRepos[repo]; ok {
+			dir, err := l.cachedChart(rest, r.url, repo, version, r.username, r.password)
+			if err != nil {
+				return "", fmt.Errorf("%s(%q): %w", b.Name(), name, err)
+			}
+			return dir, nil
 		}
 	}
-	return "", fmt.Errorf("%s(%q): chart %q is neither a local chart directory nor a packaged chart (%s does not exist); "+
-		"it comes from %s and loop downloads nothing: run `helm pull %s --untar` and pass the directory",
-		b.Name(), name, chart, p, where, chart)
+	return "", fmt.Errorf("%s(%q): chart %q is neither a local chart directory nor a packaged chart (%s does not exist) "+
+		"nor REPO/NAME of a helm_repo() nor oci://", b.Name(), name, chart, p)
 }
 
-// helmRepo is helm_repo(): it names a chart repository for helm_resource's
+// cachedChart is chart of repoURL in the chart cache, in the layout of the
+// helm_remote extension's cache: CACHE/REPO/VERSION/CHART ("latest" when no
+// version is asked for). A chart not there is a *Missing for `loop fetch`.
+func (l *loader) cachedChart(chart, repoURL, repoName, version, username, password string) (string, error) {
+	v := version
+	if v == "" {
+		v = "latest"
+	}
+	c := filepath.Join(l.chartCache(), repoName, v, chart)
+	l.record(filepath.Join(c, "Chart.yaml"))
+	if _, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil {
+		return c, nil
+	}
+	if v == "latest" {
+		version = ""
+	}
+	return "", &Missing{Kind: MissingChart, Name: chart, URL: repoURL, Version: version,
+		Username: username, Password: password, Dest: c}
+}
+
+// chartCache is the helm_remote extension's chart cache:
+// $TILT_HELM_REMOTE_CACHE_DIR, else .helm beside the extension store.
+func (l *loader) chartCache() string {
+	cache := os.Getenv("TILT_HELM_REMOTE_CACHE_DIR")
+	if v, ok := l.env["TILT_HELM_REMOTE_CACHE_DIR"]; ok {
+		cache = v
+	}
+	if cache == "" {
+		cache = filepath.Join(filepath.Dir(l.stores()[0]), ".helm")
+	}
+	return cache
+}
+
+// helmRepo is a helm_repo() registration.
+type helmRepo struct{ url, username, password string }
+
+// helmRepoBuiltin is helm_repo(): it names a chart repository for helm_resource's
 // repo/chart references and, as the extension, is a resource others may
 // depend on. loop needs no `helm repo add`: the resource only says so.
-func (l *loader) helmRepo(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func (l *loader) helmRepoBuiltin(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var name, u, resourceName, username, password string
 	var rest []starlark.Tuple
 	known := map[string]bool{"name": true, "url": true, "resource_name": true, "username": true, "password": true}
@@ -217,10 +269,10 @@ func (l *loader) helmRepo(thread *starlark.Thread, b *starlark.Builtin, args sta
 		resourceName = name
 	}
 	if l.helmRepos == nil {
-		l.helmRepos = map[string]string{}
+		l.helmRepos = map[string]helmRepo{}
 	}
-	l.helmRepos[name] = u
-	msg := fmt.Sprintf("helm repo %s is %s (loop renders charts in process: nothing to add)", name, u)
+	l.helmRepos[name] = helmRepo{url: u, username: username, password: password}
+	msg := fmt.Sprintf("helm repo %s is %s (loop renders charts in process; `loop fetch` pulls its charts)", name, u)
 	kw := append([]starlark.Tuple{{starlark.String("name"), starlark.String(resourceName)},
 		{starlark.String("cmd"), starlark.NewList([]starlark.Value{starlark.String("echo"), starlark.String(msg)})},
 		{starlark.String("allow_parallel"), starlark.True}}, rest...)
@@ -314,29 +366,31 @@ func (l *loader) remoteChart(thread *starlark.Thread, chart, repoURL, repoName, 
 			tried = append(tried, c)
 		}
 	}
-	cache := os.Getenv("TILT_HELM_REMOTE_CACHE_DIR")
-	if v, ok := l.env["TILT_HELM_REMOTE_CACHE_DIR"]; ok {
-		cache = v
-	}
-	if cache == "" {
-		cache = filepath.Join(filepath.Dir(l.stores()[0]), ".helm")
-	}
 	if strings.HasPrefix(repoURL, "oci://") {
 		repoName = repoURL
 	}
-	c := filepath.Join(cache, repoName, version, chart)
-	l.record(filepath.Join(c, "Chart.yaml"))
-	if _, err := os.Stat(filepath.Join(c, "Chart.yaml")); err == nil {
-		return c, nil
+	if version == "latest" {
+		version = ""
 	}
-	tried = append(tried, c)
-	from := repoURL
-	if from == "" {
-		from = "helm repo " + repoName
+	if repoURL == "" {
+		// helm_remote without repo_url uses a chart a helm_repo() named, or
+		// one a previous pull left in the cache.
+		r, ok := l.helmRepos[repoName]
+		if !ok {
+			c, err := l.cachedChart(chart, "", repoName, version, "", "")
+			var m *Missing
+			if errors.As(err, &m) {
+				return "", fmt.Errorf("chart %q: give repo_url (no helm_repo is named %q, and %s is not there)", chart, repoName, m.Dest)
+			}
+			return c, err
+		}
+		repoURL = r.url
 	}
-	return "", fmt.Errorf("chart %q from %s is not on this machine (looked in %s) and loop downloads nothing: "+
-		"run `helm pull %s/%s --untar --destination %s` or give repo_url='file://DIR' of a local copy",
-		chart, from, strings.Join(tried, ", "), repoName, chart, filepath.Dir(c))
+	c, err := l.cachedChart(chart, repoURL, repoName, version, "", "")
+	if err != nil && len(tried) > 0 {
+		return "", fmt.Errorf("%w; also looked in %s", err, strings.Join(tried, ", "))
+	}
+	return c, err
 }
 
 // namespaceYAML is a Namespace object.
@@ -411,7 +465,7 @@ func imageValues(keys []string, ref string) []string {
 // helmFlags are the helm install flags loop honours.
 type helmFlags struct {
 	set, setString, values []string
-	namespace              string
+	namespace, version     string
 	createNamespace        bool
 	ignored                []string
 }
@@ -424,7 +478,7 @@ func parseHelmFlags(flags []string, abs func(string) string) (helmFlags, error) 
 	for i := 0; i < len(flags); i++ {
 		f := flags[i]
 		name, val, hasVal := strings.Cut(f, "=")
-		takes := map[string]bool{"--set": true, "--set-string": true, "--values": true, "-f": true, "--namespace": true, "-n": true}
+		takes := map[string]bool{"--set": true, "--set-string": true, "--values": true, "-f": true, "--namespace": true, "-n": true, "--version": true}
 		if takes[name] && !hasVal {
 			if i+1 >= len(flags) {
 				return hf, fmt.Errorf("%s needs a value", name)
@@ -441,6 +495,8 @@ func parseHelmFlags(flags []string, abs func(string) string) (helmFlags, error) 
 			hf.values = append(hf.values, abs(val))
 		case "--namespace", "-n":
 			hf.namespace = val
+		case "--version":
+			hf.version = val
 		case "--create-namespace":
 			hf.createNamespace = true
 		default:

@@ -50,17 +50,20 @@ helm_resource('rel', 'img', release_name='r1', namespace='apps',
 
 	for _, c := range []struct{ name, src, want string }{
 		{"remote chart", "load('ext://helm_resource', 'helm_resource', 'helm_repo')\nhelm_repo('bitnami', 'https://charts.example.com')\nhelm_resource('db', 'bitnami/redis')\n",
-			`chart "bitnami/redis" is neither a local chart directory nor a packaged chart`},
-		{"remote chart names its repo", "load('ext://helm_resource', 'helm_resource', 'helm_repo')\nhelm_repo('bitnami', 'https://charts.example.com')\nhelm_resource('db', 'bitnami/redis')\n",
-			"the helm_repo bitnami (https://charts.example.com)"},
+			`chart "redis" from https://charts.example.com is not on this machine (looked in ` + filepath.Join("CACHE", "bitnami", "latest", "redis") + ") and loading uses no network: run `loop fetch`"},
+		{"oci chart", "load('ext://helm_resource', 'helm_resource')\nhelm_resource('db', 'oci://reg.example.com/charts/redis', flags=['--version', '2.0.0'])\n",
+			`chart "redis" from oci://reg.example.com/charts version 2.0.0 is not on this machine (looked in ` + filepath.Join("CACHE", "oci:", "reg.example.com", "charts", "2.0.0", "redis") + ")"},
+		{"neither local nor a repo's", "load('ext://helm_resource', 'helm_resource')\nhelm_resource('db', 'charts/none')\n",
+			`chart "charts/none" is neither a local chart directory nor a packaged chart`},
 		{"image keys", "load('ext://helm_resource', 'helm_resource')\nhelm_resource('db', 'img', image_deps=['a'])\n", "image_deps and image_keys must have the same length"},
 		{"helm_remote not cached", "load('ext://helm_remote', 'helm_remote')\nhelm_remote('redis', repo_url='https://charts.example.com', version='1.2.3')\n",
-			`chart "redis" from https://charts.example.com is not on this machine`},
+			`chart "redis" from https://charts.example.com version 1.2.3 is not on this machine (looked in ` + filepath.Join("CACHE", "redis", "1.2.3", "redis") + ")"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", t.TempDir())
+			cache := t.TempDir()
+			t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", cache)
 			r := loadSrc(t, c.src, Options{}, files)
-			if r.err == nil || !strings.Contains(r.err.Error(), c.want) {
+			if want := strings.ReplaceAll(c.want, "CACHE", cache); r.err == nil || !strings.Contains(r.err.Error(), want) {
 				t.Errorf("err = %v, want %q", r.err, c.want)
 			}
 		})

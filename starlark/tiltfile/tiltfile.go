@@ -66,7 +66,13 @@ type Error struct {
 	// Backtrace is the Starlark call stack when the error was raised, or
 	// empty for syntax and resolve errors.
 	Backtrace string
+	// cause is the builtin's own error, kept so that errors.As finds a
+	// *Missing behind the position.
+	cause error
 }
+
+// Unwrap is the error a builtin returned, if any.
+func (e *Error) Unwrap() error { return e.cause }
 
 // Error returns "path:line:col: msg".
 func (e *Error) Error() string {
@@ -152,8 +158,8 @@ type loader struct {
 	rendered []*rendered
 	// ext holds v1alpha1.extension_repo() and extension() registrations.
 	ext extState
-	// helmRepos are helm_repo() names and URLs (the built-in helm_resource).
-	helmRepos map[string]string
+	// helmRepos are helm_repo() registrations by name (the built-in helm_resource).
+	helmRepos map[string]helmRepo
 }
 
 // module is a loaded file, cached so each file runs once per Load.
@@ -455,7 +461,7 @@ func toError(err error) error {
 				fmt.Sprintf("\n  loaded from %s:%d:%d", p.File, p.Line, p.Col)
 			return &out
 		}
-		return &Error{Pos: framePos(evalErr.CallStack), Msg: evalErr.Msg, Backtrace: evalErr.Backtrace()}
+		return &Error{Pos: framePos(evalErr.CallStack), Msg: evalErr.Msg, Backtrace: evalErr.Backtrace(), cause: evalErr.Unwrap()}
 	}
 	var synErr syntax.Error
 	if errors.As(err, &synErr) {
