@@ -204,18 +204,27 @@ func (l *loader) resolveExtension(module string) (string, error) {
 		repo = &extRepo{name: defaultExtensionRepo, url: defaultExtensionURL}
 	}
 	dir, err := l.repoDir(repo)
-	if err != nil {
+	var missing *Missing
+	if errors.As(err, &missing) {
+		dir = missing.Dest
+	} else if err != nil {
 		return "", err
-	}
-	if repo.url == defaultExtensionURL && repo.ref == "" && l.missingDefaultRepo(dir) {
-		if vendored := l.vendoredExtension(module); vendored != "" {
-			return vendored, nil
-		}
-		return "", fmt.Errorf("extension %q: %w", module, &Missing{Kind: MissingRepo, Name: repo.name, URL: repo.url, Dest: dir})
 	}
 	path := filepath.Join(dir, filepath.FromSlash(repo.gitSubpath), filepath.FromSlash(ext.repoPath), "Tiltfile")
 	if !pathrule.Within(dir, path) {
 		return "", fmt.Errorf("extension %q: invalid repo path %q", ext.name, ext.repoPath)
+	}
+	if missing == nil && repo.url == defaultExtensionURL && repo.ref == "" && l.missingDefaultRepo(dir) {
+		if vendored := l.vendoredExtension(module); vendored != "" {
+			return vendored, nil
+		}
+		missing = &Missing{Kind: MissingRepo, Name: repo.name, URL: repo.url, Dest: dir}
+	}
+	if missing != nil {
+		// Watched, so that a running loop up loads again once loop fetch
+		// has put it there.
+		l.record(path)
+		return "", fmt.Errorf("extension %q: %w", module, missing)
 	}
 	l.record(path)
 	if _, err := os.Stat(path); err == nil {

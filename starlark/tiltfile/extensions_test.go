@@ -1,6 +1,7 @@
 package tiltfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +123,30 @@ func write(t *testing.T, path, content string) {
 	}
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A load that needs a repository this machine lacks fails with a *Missing
+// (what `loop fetch` downloads, and where), and watches the extension's
+// Tiltfile there, so a running loop up loads again once it arrives.
+func TestMissingRepoIsFetchable(t *testing.T) {
+	t.Setenv("XDG_DATA_HOME", t.TempDir())
+	store := filepath.Join(t.TempDir(), "tilt_modules")
+	r := loadSrc(t, `
+v1alpha1.extension_repo(name='r', url='https://example.com/owner/exts.git', ref='v2')
+v1alpha1.extension(name='e', repo_name='r', repo_path='tools/e')
+load('ext://e', 'x')
+`, Options{ExtensionsDir: store})
+	var m *Missing
+	if !errors.As(r.err, &m) {
+		t.Fatalf("err = %v, want a *Missing", r.err)
+	}
+	dest := filepath.Join(store, "example.com", "owner", "exts")
+	want := Missing{Kind: MissingRepo, Name: "r", URL: "https://example.com/owner/exts.git", Ref: "v2", Dest: dest}
+	if *m != want {
+		t.Errorf("missing = %+v, want %+v", *m, want)
+	}
+	if !contains(r.cfg.Files, filepath.Join(dest, "tools", "e", "Tiltfile")) {
+		t.Errorf("Files = %q, want the extension's Tiltfile in %s", r.cfg.Files, dest)
 	}
 }
