@@ -72,8 +72,9 @@ func extensionRepo(t *testing.T, url string) {
 
 // A Tiltfile that needs an extension repository and charts this machine
 // lacks fails to load, naming `loop fetch`; loop fetch clones and pulls
-// them (git, and a real chart repository over HTTP); then it loads, with the
-// versions asked for; a second fetch has nothing to do.
+// them (git, and a real chart repository over HTTP; charts named by
+// helm_remote's repo_url, a helm_repo() and a repository of `helm repo add`);
+// then it loads, with the versions asked for; a second fetch has nothing to do.
 func TestFetchExtensionRepoAndCharts(t *testing.T) {
 	data := t.TempDir()
 	t.Setenv("XDG_DATA_HOME", data)
@@ -81,6 +82,10 @@ func TestFetchExtensionRepoAndCharts(t *testing.T) {
 	t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", "")
 	charts := chartRepo(t)
 	extensionRepo(t, "https://git.example.invalid/owner/exts")
+	// A repository added with `helm repo add community URL`.
+	helmConfig := t.TempDir()
+	writeFile(t, helmConfig, "repositories.yaml", "apiVersion: v1\nrepositories:\n- name: community\n  url: "+charts+"\n")
+	t.Setenv("HELM_REPOSITORY_CONFIG", filepath.Join(helmConfig, "repositories.yaml"))
 
 	project := t.TempDir()
 	writeFile(t, project, "Tiltfile", `
@@ -92,6 +97,7 @@ load('ext://helm_resource', 'helm_resource', 'helm_repo')
 helm_remote('demo', repo_url='`+charts+`', version='0.1.0', release_name='old')
 helm_repo('charts', '`+charts+`')
 helm_resource('new', 'charts/demo')
+helm_resource('added', 'community/demo', flags=['--version', '0.1.0'])
 print(greet())
 `)
 	_, stderr, code := runLoop(t, project, "dump", "resources")
@@ -109,6 +115,7 @@ print(greet())
 		"fetching extension repository mine from https://git.example.invalid/owner/exts into " + filepath.Join(store, "git.example.invalid", "owner", "exts"),
 		"fetching chart demo from " + charts + " into " + filepath.Join(cache, "demo", "0.1.0", "demo"),
 		"fetching chart demo from " + charts + " into " + filepath.Join(cache, "charts", "latest", "demo"),
+		"fetching chart demo from " + charts + " into " + filepath.Join(cache, "community", "0.1.0", "demo"),
 	} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("fetch output lacks %q:\n%s", want, out)
@@ -119,7 +126,7 @@ print(greet())
 	if code != 0 {
 		t.Fatalf("dump after fetch: exit %d\n%s", code, stderr)
 	}
-	for _, want := range []string{"name: old-cm", "name: new-cm"} {
+	for _, want := range []string{"name: old-cm", "name: new-cm", "name: added-cm"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("resources lack %q:\n%s", want, out)
 		}

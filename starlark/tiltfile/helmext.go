@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+	"helm.sh/helm/v3/pkg/cli"
+	"helm.sh/helm/v3/pkg/repo"
 
 	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/model"
@@ -198,7 +200,11 @@ func (l *loader) localChart(thread *starlark.Thread, b *starlark.Builtin, name, 
 		return p, nil
 	}
 	if repo, rest, ok := strings.Cut(chart, "/"); ok && !strings.Contains(chart, "://") && !strings.Contains(rest, "/") {
-		if r, ok := l.helmRepos[repo]; ok {
+		r, ok := l.helmRepos[repo]
+		if !ok {
+			r, ok = l.helmCLIRepo(repo)
+		}
+		if ok {
 			dir, err := l.cachedChart(rest, r.url, repo, version, r.username, r.password)
 			if err != nil {
 				return "", fmt.Errorf("%s(%q): %w", b.Name(), name, err)
@@ -207,7 +213,28 @@ func (l *loader) localChart(thread *starlark.Thread, b *starlark.Builtin, name, 
 		}
 	}
 	return "", fmt.Errorf("%s(%q): chart %q is neither a local chart directory nor a packaged chart (%s does not exist) "+
-		"nor REPO/NAME of a helm_repo() nor oci://", b.Name(), name, chart, p)
+		"nor REPO/NAME of a helm_repo() or of `helm repo add`, nor oci://", b.Name(), name, chart, p)
+}
+
+// helmCLIRepo is repository name as `helm repo add` registered it
+// (helm's repositories.yaml: $HELM_REPOSITORY_CONFIG, else helm's config
+// dir), which `helm install REPO/CHART` would use, as Tilt's helm_resource
+// does through the helm CLI.
+func (l *loader) helmCLIRepo(name string) (helmRepo, bool) {
+	path := cli.New().RepositoryConfig
+	if v, ok := l.env["HELM_REPOSITORY_CONFIG"]; ok && v != "" {
+		path = v
+	}
+	l.record(path)
+	f, err := repo.LoadFile(path)
+	if err != nil {
+		return helmRepo{}, false
+	}
+	e := f.Get(name)
+	if e == nil {
+		return helmRepo{}, false
+	}
+	return helmRepo{url: e.URL, username: e.Username, password: e.Password}, true
 }
 
 // cachedChart is chart of repoURL in the chart cache, in the layout of the
