@@ -1,6 +1,7 @@
 package render
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -20,6 +21,8 @@ import (
 type KustomizeOptions struct {
 	// LoadRestrictionsNone is --load-restrictor LoadRestrictionsNone.
 	LoadRestrictionsNone bool
+	// EnableHelm is --enable-helm: helmCharts are inflated (in process).
+	EnableHelm bool
 	NamePrefix           string
 	NameSuffix           string
 	// Images are `kustomize edit set image` arguments: "name=new:tag", "name:tag", "name@sha256:...".
@@ -54,6 +57,10 @@ func KustomizeFlags(flags []string) (KustomizeOptions, error) {
 	for i := 0; i < len(flags); i++ {
 		f := flags[i]
 		name, val, hasVal := strings.Cut(f, "=")
+		if name == "--enable-helm" || name == "--enable_helm" {
+			o.EnableHelm = !hasVal || val == "true"
+			continue
+		}
 		if !hasVal && i+1 < len(flags) && !strings.HasPrefix(flags[i+1], "-") {
 			val = flags[i+1]
 			i++
@@ -64,7 +71,7 @@ func KustomizeFlags(flags []string) (KustomizeOptions, error) {
 		case "--reorder":
 			// legacy is what we do already; none is not worth diverging from Argo CD for.
 		default:
-			return o, fmt.Errorf("kustomize: unsupported flag %q (supported: --load-restrictor)", f)
+			return o, fmt.Errorf("kustomize: unsupported flag %q (supported: --load-restrictor, --enable-helm)", f)
 		}
 	}
 	return o, nil
@@ -90,7 +97,10 @@ func KustomizeBuild(dir string, opts KustomizeOptions) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
-	fs := filesys.MakeFsOnDisk()
+	var fs filesys.FileSystem = filesys.MakeFsOnDisk()
+	if opts.EnableHelm {
+		fs = newHelmChartsFS(context.Background(), fs)
+	}
 	if opts.edits() {
 		ofs, err := editedKustomization(fs, abs, opts)
 		if err != nil {
