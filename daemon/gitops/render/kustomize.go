@@ -23,8 +23,8 @@ type KustomizeOptions struct {
 	LoadRestrictionsNone bool
 	// EnableHelm is --enable-helm: helmCharts are inflated (in process).
 	EnableHelm bool
-	NamePrefix           string
-	NameSuffix           string
+	NamePrefix string
+	NameSuffix string
 	// Images are `kustomize edit set image` arguments: "name=new:tag", "name:tag", "name@sha256:...".
 	Images       []string
 	CommonLabels map[string]string
