@@ -178,6 +178,20 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
 	}
 	m = ignore.Any(m, ignore.Defaults())
+	builder := buildtypes.BuilderV1
+	if df, err := readDockerfile(img); err == nil && useBuildKit(df) {
+		builder = buildtypes.BuilderBuildKit
+		if syntax, without, ok := syntaxDirective(df); ok {
+			if _, err := b.cli.ImageInspect(ctx, syntax); err != nil {
+				// BuildKit would pull the frontend image: on a machine
+				// without it the engine's own Dockerfile frontend builds.
+				fmt.Fprintf(logs, "the Dockerfile asks for the frontend %s, which is not on this machine: building with the engine's own Dockerfile frontend\n", syntax)
+				c := *img
+				c.DockerfileContents = without
+				img = &c
+			}
+		}
+	}
 
 	// The context is written once, to memory (or a temporary file when large),
 	// so that the tag names exactly the bytes the engine receives.
@@ -207,7 +221,7 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 		return Result{}, fmt.Errorf("build %s: %w", ref, err)
 	}
 	opts := buildtypes.ImageBuildOptions{
-		Version:     buildtypes.BuilderV1,
+		Version:     builder,
 		Tags:        append([]string{ref}, img.ExtraTag...),
 		Dockerfile:  st.dockerfile,
 		Target:      img.Target,
@@ -289,19 +303,37 @@ func buildArgs(args map[string]string) map[string]*string {
 // step that failed.
 func streamOutput(r io.Reader, logs io.Writer) (string, error) {
 	lw := &stepWriter{w: logs}
+	trace := newTraceWriter(lw)
 	var id string
+	var traceErr error
 	err := jsonmessage.DisplayJSONMessagesStream(r, lw, 0, false, func(msg jsonmessage.JSONMessage) {
+		if msg.Aux == nil {
+			return
+		}
+		if msg.ID == "moby.buildkit.trace" {
+			if err := trace.aux(*msg.Aux); err != nil && traceErr == nil {
+				traceErr = err
+			}
+			return
+		}
 		var aux buildtypes.Result
-		if msg.Aux != nil && json.Unmarshal(*msg.Aux, &aux) == nil && aux.ID != "" {
+		if json.Unmarshal(*msg.Aux, &aux) == nil && aux.ID != "" {
 			id = aux.ID
 		}
 	})
+	trace.flush()
 	if err != nil {
 		var jerr *jsonmessage.JSONError
+		if errors.As(err, &jerr) && trace.failed != "" {
+			return "", fmt.Errorf("%s: %w", trace.failed, err)
+		}
 		if errors.As(err, &jerr) && lw.step != "" {
 			return "", fmt.Errorf("%s: %w", lw.step, err)
 		}
 		return "", err
+	}
+	if traceErr != nil {
+		fmt.Fprintf(logs, "(%v)\n", traceErr)
 	}
 	return id, nil
 }
