@@ -70,16 +70,24 @@ func extensionRepo(t *testing.T, url string) {
 	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
 }
 
+// fetchHome gives loop an empty data dir (its extension store and chart
+// cache) and returns it.
+func fetchHome(t *testing.T) string {
+	t.Helper()
+	data := t.TempDir()
+	t.Setenv("XDG_DATA_HOME", data)
+	t.Setenv("LOOP_EXTENSIONS_DIR", "")
+	t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", "")
+	return data
+}
+
 // A Tiltfile that needs an extension repository and charts this machine
 // lacks fails to load, naming `loop fetch`; loop fetch clones and pulls
 // them (git, and a real chart repository over HTTP; charts named by
 // helm_remote's repo_url, a helm_repo() and a repository of `helm repo add`);
 // then it loads, with the versions asked for; a second fetch has nothing to do.
 func TestFetchExtensionRepoAndCharts(t *testing.T) {
-	data := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", data)
-	t.Setenv("LOOP_EXTENSIONS_DIR", "")
-	t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", "")
+	data := fetchHome(t)
 	charts := chartRepo(t)
 	extensionRepo(t, "https://git.example.invalid/owner/exts")
 	// A repository added with `helm repo add community URL`.
@@ -147,10 +155,7 @@ print(greet())
 // A chart the repository does not have: loop fetch fails naming it and the
 // repository, and leaves nothing half-fetched in the cache.
 func TestFetchFailureLeavesNothing(t *testing.T) {
-	data := t.TempDir()
-	t.Setenv("XDG_DATA_HOME", data)
-	t.Setenv("LOOP_EXTENSIONS_DIR", "")
-	t.Setenv("TILT_HELM_REMOTE_CACHE_DIR", "")
+	data := fetchHome(t)
 	charts := chartRepo(t)
 	project := t.TempDir()
 	writeFile(t, project, "Tiltfile",
