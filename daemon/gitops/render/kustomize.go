@@ -97,7 +97,7 @@ func KustomizeBuild(dir string, opts KustomizeOptions) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kustomize %s: %w", dir, err)
 	}
-	var fs filesys.FileSystem = filesys.MakeFsOnDisk()
+	fs := filesys.MakeFsOnDisk()
 	if opts.EnableHelm {
 		fs = newHelmChartsFS(context.Background(), fs)
 	}
