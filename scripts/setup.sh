@@ -25,6 +25,7 @@ command -v runc >/dev/null 2>&1 || need_pkgs+=(runc)
 command -v iptables >/dev/null 2>&1 || need_pkgs+=(iptables)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v git >/dev/null 2>&1 || need_pkgs+=(git) # loop fetch clones extension repositories
+command -v ssh-agent >/dev/null 2>&1 || need_pkgs+=(openssh-client) # docker_build(ssh=) is tested with an agent
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${need_pkgs[*]}"
   $SUDO apt-get update -qq

@@ -88,6 +88,12 @@ type Image struct {
 	Network       string   `json:"network,omitempty"`
 	// ExtraHosts are "host:ip" entries added to the build's /etc/hosts.
 	ExtraHosts []string    `json:"extra_hosts,omitempty"`
+	// SSH are `docker build --ssh` specs ("default", "ID=PATH[,PATH]"):
+	// SSH agents or keys a RUN --mount=type=ssh step may use.
+	SSH []string `json:"ssh,omitempty"`
+	// BuildSecrets are `docker build --secret` specs ("id=ID,src=PATH",
+	// "id=ID,env=VAR"), with src absolute: what RUN --mount=type=secret reads.
+	BuildSecrets []string `json:"secret,omitempty"`
 	Platform   string      `json:"platform,omitempty"`
 	ExtraTag   []string    `json:"extra_tag,omitempty"`
 	CacheFrom  []string    `json:"cache_from,omitempty"`

@@ -397,3 +397,30 @@ if config.tilt_subcommand != 'ci' or config.main_path != os.path.join(config.mai
 		assertErrAt(t, r, "Tiltfile", 3, c.want)
 	}
 }
+
+// docker_build(ssh=, secret=) reach the image in `docker build` form, a
+// secret's src made absolute from the Tiltfile's folder; a malformed one is
+// an error at its call.
+func TestDockerBuildSSHAndSecrets(t *testing.T) {
+	r := loadSrc(t, "docker_build('img', '.', ssh=['default', 'gh=keys/id_ed25519'], secret=['id=npm,src=.npmrc', 'id=token,env=TOKEN', 'id=PLAIN'])\n", Options{})
+	if r.err != nil {
+		t.Fatalf("load: %v", r.err)
+	}
+	img := r.cfg.Images[0]
+	eq(t, "ssh", img.SSH, []string{"default", "gh=keys/id_ed25519"})
+	eq(t, "secrets", img.BuildSecrets, []string{"id=npm,src=" + filepath.Join(r.dir, ".npmrc"), "id=token,env=TOKEN", "id=PLAIN,env=PLAIN"})
+	if len(r.cfg.Warnings) != 0 {
+		t.Errorf("warnings %q, want none", r.cfg.Warnings)
+	}
+	for src, want := range map[string]string{
+		"docker_build('img', '.', secret=['src=x'])":              `secret: "src=x": no id`,
+		"docker_build('img', '.', secret=['id=a,color=red'])":     `unknown key "color"`,
+		"docker_build('img', '.', ssh=['a=b', 'a'])":              `ssh id "a" given twice`,
+		"docker_build('img', '.', secret=['id=a', 'id=a,env=B'])": `secret id "a" given twice`,
+	} {
+		r := loadSrc(t, src+"\n", Options{})
+		if r.err == nil || !strings.Contains(r.err.Error(), want) || !strings.Contains(r.err.Error(), "Tiltfile:1:") {
+			t.Errorf("%s: err = %v, want %q at line 1", src, r.err, want)
+		}
+	}
+}

@@ -103,15 +103,11 @@ func (l *loader) dockerBuild(thread *starlark.Thread, b *starlark.Builtin, args 
 	}
 	img.LiveUpdate = lu
 	img.ExtraHosts = extraHosts.vals
-	for _, unsupported := range []struct {
-		name string
-		set  bool
-	}{{"ssh", len(ssh.vals) > 0}, {"secret", len(secret.vals) > 0}} {
-		if unsupported.set {
-			// The engine API passes them only to BuildKit sessions, which
-			// loop's builds (the engine's classic builder) do not open.
-			l.warn(p, "docker_build("+unsupported.name+"=...) is ignored: loop builds with the Docker engine's classic builder, and only BuildKit takes "+unsupported.name+" mounts (a RUN --mount=type="+unsupported.name+" step fails)")
-		}
+	if img.SSH, err = model.ParseSSHSpecs(ssh.vals); err != nil {
+		return nil, errorf(b, "ssh: %v", err)
+	}
+	if img.BuildSecrets, err = model.ParseSecretSpecs(secret.vals, func(p string) string { return l.abs(thread, p) }); err != nil {
+		return nil, errorf(b, "secret: %v", err)
 	}
 	l.cfg.Images = append(l.cfg.Images, img)
 	return starlark.None, nil

@@ -177,7 +177,7 @@ func TestRenderErrors(t *testing.T) {
 		{"\nhelm('bad')", "helm: helm template", "bad/templates/x.yaml", 2},
 		{"\n\nkustomize('badk')", "kustomize: kustomize build", "badk/kustomization.yaml", 3},
 		{"k8s_yaml(helm('empty'))", "k8s_yaml: empty or invalid YAML", "empty/Chart.yaml", 1},
-		{"kustomize('kust', flags=['--enable-helm'])", "kustomize: kustomize: unsupported flag \"--enable-helm\"", "kust", 1},
+		{"kustomize('kust', flags=['--build-metadata'])", "kustomize: kustomize: unsupported flag \"--build-metadata\"", "kust", 1},
 	} {
 		t.Run(c.src, func(t *testing.T) {
 			r := loadSrc(t, c.src, Options{}, broken)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -45,6 +46,8 @@ type DockerAPI interface {
 	ImageInspect(ctx context.Context, imageID string, opts ...client.ImageInspectOption) (image.InspectResponse, error)
 	ImageTag(ctx context.Context, source, target string) error
 	ImagePush(ctx context.Context, ref string, options image.PushOptions) (io.ReadCloser, error)
+	// DialHijack opens the engine's /session endpoint for a BuildKit session.
+	DialHijack(ctx context.Context, url, proto string, meta map[string][]string) (net.Conn, error)
 }
 
 // Builder builds docker_build targets. It holds no state between builds and
@@ -179,7 +182,7 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 	}
 	m = ignore.Any(m, ignore.Defaults())
 	builder := buildtypes.BuilderV1
-	if df, err := readDockerfile(img); err == nil && useBuildKit(df) {
+	if df, err := readDockerfile(img); err == nil && (useBuildKit(df) || len(img.SSH) > 0 || len(img.BuildSecrets) > 0) {
 		builder = buildtypes.BuilderBuildKit
 		if syntax, without, ok := syntaxDirective(df); ok {
 			if _, err := b.cli.ImageInspect(ctx, syntax); err != nil {
@@ -237,6 +240,14 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 	}
 	for k, v := range b.labels {
 		opts.Labels[k] = v
+	}
+	if builder == buildtypes.BuilderBuildKit {
+		sess, err := b.startSession(ctx, img)
+		if err != nil {
+			return Result{}, fmt.Errorf("build %s: %w", ref, err)
+		}
+		defer sess.close()
+		opts.SessionID = sess.id()
 	}
 	resp, err := b.cli.ImageBuild(ctx, body, opts)
 	if err != nil {

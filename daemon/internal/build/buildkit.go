@@ -7,18 +7,17 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"time"
 
-	"google.golang.org/protobuf/encoding/protowire"
+	controlapi "github.com/moby/buildkit/api/services/control"
 )
 
 // Builds use the engine's classic builder unless the Dockerfile needs
 // BuildKit (RUN --mount, COPY --chmod/--link, heredocs, a # syntax=
 // directive), as Tilt and Compose would build it with BuildKit; the classic
 // builder refuses those. $DOCKER_BUILDKIT=1 asks for BuildKit always and
-// DOCKER_BUILDKIT=0 never, as for the docker CLI. The context goes to the
-// engine as a tar either way: no BuildKit session is opened, so
-// docker_build(ssh=, secret=) stay unsupported.
+// DOCKER_BUILDKIT=0 never, as for the docker CLI; docker_build(ssh=,
+// secret=) need it (session.go). The context goes to the engine as a tar
+// either way.
 
 var buildKitSyntax = []*regexp.Regexp{
 	regexp.MustCompile(`(?im)^\s*#\s*syntax\s*=`),
@@ -101,113 +100,64 @@ func (t *traceWriter) id(digest string) int {
 	return n
 }
 
-// status decodes a StatusResponse: vertexes = 1, logs = 3, warnings = 4.
+// status renders one StatusResponse.
 func (t *traceWriter) status(b []byte) error {
-	return eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			return t.vertex(v)
-		case 3:
-			return t.log(v)
-		case 4:
-			return t.warning(v)
+	var resp controlapi.StatusResponse
+	if err := resp.UnmarshalVT(b); err != nil {
+		return fmt.Errorf("buildkit trace: %w", err)
+	}
+	for _, v := range resp.Vertexes {
+		t.vertex(v)
+	}
+	for _, l := range resp.Logs {
+		t.log(l.Vertex, l.Msg)
+	}
+	for _, w := range resp.Warnings {
+		if len(w.Short) > 0 {
+			fmt.Fprintf(t.w, "#%d WARNING: %s\n", t.id(w.Vertex), w.Short)
 		}
-		return nil
-	})
-}
-
-// vertex: digest = 1, name = 3, cached = 4, started = 5, completed = 6, error = 7.
-func (t *traceWriter) vertex(b []byte) error {
-	var digest, name, errMsg string
-	var cached bool
-	var started, completed time.Time
-	err := eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			digest = string(v)
-		case 3:
-			name = string(v)
-		case 4:
-			cached = len(v) > 0 && v[0] != 0
-		case 5:
-			started = timestamp(v)
-		case 6:
-			completed = timestamp(v)
-		case 7:
-			errMsg = string(v)
-		}
-		return nil
-	})
-	if err != nil || digest == "" {
-		return err
-	}
-	n := t.id(digest)
-	if name != "" {
-		t.names[digest] = name
-	}
-	if !t.started[digest] && (!started.IsZero() || cached) {
-		t.started[digest] = true
-		fmt.Fprintf(t.w, "#%d %s\n", n, t.names[digest])
-	}
-	if t.done[digest] {
-		return nil
-	}
-	switch {
-	case errMsg != "":
-		t.done[digest] = true
-		t.failed = t.names[digest]
-		fmt.Fprintf(t.w, "#%d ERROR: %s\n", n, errMsg)
-	case cached:
-		t.done[digest] = true
-		fmt.Fprintf(t.w, "#%d CACHED\n", n)
-	case !completed.IsZero():
-		t.done[digest] = true
-		fmt.Fprintf(t.w, "#%d DONE %.1fs\n", n, completed.Sub(started).Seconds())
 	}
 	return nil
 }
 
-// log: vertex = 1, msg = 4. Output comes in pieces; lines are kept whole.
-func (t *traceWriter) log(b []byte) error {
-	var digest string
-	var msg []byte
-	err := eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			digest = string(v)
-		case 4:
-			msg = v
-		}
-		return nil
-	})
-	if err != nil {
-		return err
+func (t *traceWriter) vertex(v *controlapi.Vertex) {
+	digest := v.Digest
+	if digest == "" {
+		return
 	}
+	n := t.id(digest)
+	if v.Name != "" {
+		t.names[digest] = v.Name
+	}
+	if !t.started[digest] && (v.Started != nil || v.Cached) {
+		t.started[digest] = true
+		fmt.Fprintf(t.w, "#%d %s\n", n, t.names[digest])
+	}
+	if t.done[digest] {
+		return
+	}
+	switch {
+	case v.Error != "":
+		t.done[digest] = true
+		t.failed = t.names[digest]
+		fmt.Fprintf(t.w, "#%d ERROR: %s\n", n, v.Error)
+	case v.Cached:
+		t.done[digest] = true
+		fmt.Fprintf(t.w, "#%d CACHED\n", n)
+	case v.Completed != nil:
+		t.done[digest] = true
+		fmt.Fprintf(t.w, "#%d DONE %.1fs\n", n, v.Completed.AsTime().Sub(v.Started.AsTime()).Seconds())
+	}
+}
+
+// log writes a step's output; it comes in pieces, and lines are kept whole.
+func (t *traceWriter) log(digest string, msg []byte) {
 	text := t.partials[digest] + string(msg)
 	lines := strings.Split(text, "\n")
 	t.partials[digest] = lines[len(lines)-1]
 	for _, l := range lines[:len(lines)-1] {
 		fmt.Fprintf(t.w, "#%d %s\n", t.id(digest), strings.TrimRight(l, "\r"))
 	}
-	return nil
-}
-
-// warning: vertex = 1, short = 3.
-func (t *traceWriter) warning(b []byte) error {
-	var digest, short string
-	err := eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case 1:
-			digest = string(v)
-		case 3:
-			short = string(v)
-		}
-		return nil
-	})
-	if err == nil && short != "" {
-		fmt.Fprintf(t.w, "#%d WARNING: %s\n", t.id(digest), short)
-	}
-	return err
 }
 
 // flush writes output lines left without their newline.
@@ -218,76 +168,4 @@ func (t *traceWriter) flush() {
 		}
 	}
 	clear(t.partials)
-}
-
-// eachField calls fn with each field of message b; varints come as one
-// byte (enough for the bools read here), length-delimited fields as their bytes.
-func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return fmt.Errorf("buildkit trace: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		var v []byte
-		switch typ {
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
-		case protowire.VarintType:
-			var x uint64
-			x, n = protowire.ConsumeVarint(b)
-			if x != 0 {
-				v = []byte{1}
-			} else {
-				v = []byte{0}
-			}
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return fmt.Errorf("buildkit trace: %w", protowire.ParseError(n))
-		}
-		b = b[n:]
-		if v != nil {
-			if err := fn(num, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// timestamp decodes a google.protobuf.Timestamp (seconds = 1, nanos = 2).
-func timestamp(b []byte) time.Time {
-	var sec, nsec int64
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return time.Time{}
-		}
-		b = b[n:]
-		if typ != protowire.VarintType {
-			n = protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return time.Time{}
-			}
-			b = b[n:]
-			continue
-		}
-		x, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return time.Time{}
-		}
-		b = b[n:]
-		switch num {
-		case 1:
-			sec = int64(x)
-		case 2:
-			nsec = int64(x)
-		}
-	}
-	if sec == 0 && nsec == 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, nsec)
 }

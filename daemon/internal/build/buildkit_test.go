@@ -3,8 +3,13 @@ package build
 import (
 	"bytes"
 	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loop-dev/loop/daemon/model"
 	"github.com/loop-dev/loop/internal/testenv"
@@ -97,5 +102,49 @@ func TestBuildKitDockerfile(t *testing.T) {
 	}
 	if !strings.Contains(flog.String(), "about to fail") {
 		t.Errorf("logs lack the failing step's output:\n%s", flog.String())
+	}
+}
+
+// docker_build(secret=, ssh=) on the real engine: a BuildKit session gives
+// a RUN step the secrets (from a file and from the environment) and an SSH
+// agent's socket; none of it is in the context.
+func TestBuildSecretsAndSSH(t *testing.T) {
+	busybox := testenv.Busybox(t)
+	dir := t.TempDir()
+	secretFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secretFile, []byte("from-file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOOP_TEST_BUILD_SECRET", "from-env")
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatalf("start ssh-agent: %v", err)
+	}
+	t.Cleanup(func() { _ = agent.Process.Kill(); _ = agent.Wait() })
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	secrets, err := model.ParseSecretSpecs([]string{"id=file,src=" + secretFile, "id=envtok,env=LOOP_TEST_BUILD_SECRET"}, func(p string) string { return p })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := &model.Image{Ref: imageName(t), Context: dir, BuildSecrets: secrets, SSH: []string{"default=" + sock},
+		DockerfileContents: "FROM " + busybox + "\n" +
+			"RUN --mount=type=secret,id=file --mount=type=secret,id=envtok sh -c 'cat /run/secrets/file /run/secrets/envtok > /seen'\n" +
+			"RUN --mount=type=ssh sh -c 'test -S \"$SSH_AUTH_SOCK\" && echo agent > /ssh'\n"}
+	res, logs := build(t, newBuilder(t), img)
+	if got := runOutput(t, res.Ref, "cat", "/seen", "/ssh"); got != "from-filefrom-envagent\n" {
+		t.Errorf("secrets and agent seen by the build: %q, want %q\n%s", got, "from-filefrom-envagent\n", logs)
+	}
+
+	// A secret file that is not there: the error names it, before any build.
+	img2 := &model.Image{Ref: imageName(t), Context: dir, BuildSecrets: []string{"id=gone,src=" + filepath.Join(dir, "gone")},
+		DockerfileContents: "FROM " + busybox + "\n"}
+	if _, err := newBuilder(t).Build(context.Background(), img2, io.Discard); err == nil || !strings.Contains(err.Error(), "build secret gone") {
+		t.Errorf("missing secret file: err = %v", err)
 	}
 }
