@@ -87,19 +87,19 @@ type Image struct {
 	ContainerArgs []string `json:"container_args,omitempty"`
 	Network       string   `json:"network,omitempty"`
 	// ExtraHosts are "host:ip" entries added to the build's /etc/hosts.
-	ExtraHosts []string    `json:"extra_hosts,omitempty"`
+	ExtraHosts []string `json:"extra_hosts,omitempty"`
 	// SSH are `docker build --ssh` specs ("default", "ID=PATH[,PATH]"):
 	// SSH agents or keys a RUN --mount=type=ssh step may use.
 	SSH []string `json:"ssh,omitempty"`
 	// BuildSecrets are `docker build --secret` specs ("id=ID,src=PATH",
 	// "id=ID,env=VAR"), with src absolute: what RUN --mount=type=secret reads.
-	BuildSecrets []string `json:"secret,omitempty"`
-	Platform   string      `json:"platform,omitempty"`
-	ExtraTag   []string    `json:"extra_tag,omitempty"`
-	CacheFrom  []string    `json:"cache_from,omitempty"`
-	PullParent bool        `json:"pull,omitempty"`
-	MatchInEnv bool        `json:"match_in_env_vars,omitempty"`
-	LiveUpdate *LiveUpdate `json:"live_update,omitempty"`
+	BuildSecrets []string    `json:"secret,omitempty"`
+	Platform     string      `json:"platform,omitempty"`
+	ExtraTag     []string    `json:"extra_tag,omitempty"`
+	CacheFrom    []string    `json:"cache_from,omitempty"`
+	PullParent   bool        `json:"pull,omitempty"`
+	MatchInEnv   bool        `json:"match_in_env_vars,omitempty"`
+	LiveUpdate   *LiveUpdate `json:"live_update,omitempty"`
 	// Custom is set for custom_build targets instead of a Docker build.
 	Custom *CustomBuild `json:"custom,omitempty"`
 	Pos    Position     `json:"pos"`
