@@ -310,6 +310,34 @@ func buildImage(proj *types.Project, cfg types.ServiceConfig, ref, file string) 
 		}
 		img.Dockerfile = absIn(img.Context, df)
 	}
+	if len(b.ExtraHosts) > 0 {
+		img.ExtraHosts = b.ExtraHosts.AsList(":")
+		slices.Sort(img.ExtraHosts)
+	}
+	for _, k := range b.SSH {
+		spec := k.ID
+		if k.Path != "" {
+			spec += "=" + k.Path
+		}
+		img.SSH = append(img.SSH, spec)
+	}
+	slices.Sort(img.SSH)
+	for _, sec := range b.Secrets {
+		// The build secret's ID is its target, else its source; its value
+		// the project's secret of that source (a file, or an environment
+		// variable of loop's environment).
+		id := sec.Target
+		if id == "" {
+			id = sec.Source
+		}
+		def := proj.Secrets[sec.Source]
+		switch {
+		case def.File != "":
+			img.BuildSecrets = append(img.BuildSecrets, "id="+id+",src="+absIn(proj.WorkingDir, def.File))
+		case def.Environment != "":
+			img.BuildSecrets = append(img.BuildSecrets, "id="+id+",env="+def.Environment)
+		}
+	}
 	if len(b.Args) > 0 {
 		img.BuildArgs = map[string]string{}
 		for k, v := range b.Args {

@@ -217,6 +217,12 @@ services:
       args:
         VERSION: "1.2"
         FROM_ENV:
+      ssh: [default, "deploy=./keys/deploy"]
+      secrets:
+        - npmrc
+        - source: token
+          target: api_token
+      extra_hosts: ["db.local:10.0.0.5"]
     develop:
       watch:
         - path: ./app/src
@@ -228,6 +234,11 @@ services:
     image: custom/inline
     build:
       dockerfile_inline: "FROM scratch\n"
+secrets:
+  npmrc:
+    file: ./secrets/npmrc
+  token:
+    environment: API_TOKEN
 `})
 	f := filepath.Join(dir, "compose.yaml")
 	p, err := Load(context.Background(), &model.ComposeProject{Paths: []string{f}}, []string{"FROM_ENV=env-value"})
@@ -239,13 +250,16 @@ services:
 		t.Errorf("image = %q, want Compose's default proj-app", app.Image)
 	}
 	want := &model.Image{
-		Ref:        "proj-app",
-		Context:    filepath.Join(dir, "app"),
-		Dockerfile: filepath.Join(dir, "app", "Dockerfile.dev"),
-		Target:     "dev",
-		BuildArgs:  map[string]string{"VERSION": "1.2", "FROM_ENV": "env-value"},
-		LiveUpdate: app.LiveUpdate,
-		Pos:        model.Position{File: f},
+		Ref:          "proj-app",
+		Context:      filepath.Join(dir, "app"),
+		Dockerfile:   filepath.Join(dir, "app", "Dockerfile.dev"),
+		Target:       "dev",
+		BuildArgs:    map[string]string{"VERSION": "1.2", "FROM_ENV": "env-value"},
+		SSH:          []string{"default", "deploy=" + filepath.Join(dir, "keys", "deploy")}, // sorted
+		BuildSecrets: []string{"id=npmrc,src=" + filepath.Join(dir, "secrets", "npmrc"), "id=api_token,env=API_TOKEN"},
+		ExtraHosts:   []string{"db.local:10.0.0.5"},
+		LiveUpdate:   app.LiveUpdate,
+		Pos:          model.Position{File: f},
 	}
 	if !reflect.DeepEqual(app.Build, want) {
 		t.Errorf("build = %+v\nwant    %+v", app.Build, want)
