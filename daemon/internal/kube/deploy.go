@@ -89,7 +89,7 @@ func (d *Deployer) eventHub(core corev1client.CoreV1Interface) *eventHub {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.events == nil {
-		d.events = newEventHub(core)
+		d.events = newEventHub(core, core)
 	}
 	return d.events
 }

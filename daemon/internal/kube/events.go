@@ -32,6 +32,9 @@ const (
 // for it.
 type eventHub struct {
 	core corev1client.CoreV1Interface
+	// client says whether the API answers watch-list requests (a fake clientset
+	// says it does not); the informers list first otherwise.
+	client any
 
 	mu     sync.Mutex
 	ctx    context.Context // ends with Close
@@ -40,9 +43,9 @@ type eventHub struct {
 	ns     map[string]*nsEvents
 }
 
-func newEventHub(core corev1client.CoreV1Interface) *eventHub {
+func newEventHub(core corev1client.CoreV1Interface, client any) *eventHub {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &eventHub{core: core, ctx: ctx, cancel: cancel, ns: map[string]*nsEvents{}}
+	return &eventHub{core: core, client: client, ctx: ctx, cancel: cancel, ns: map[string]*nsEvents{}}
 }
 
 // nsEvents is one namespace's watch and the followers to tell of a change.
@@ -88,7 +91,7 @@ func (h *eventHub) namespace(ns string) *nsEvents {
 			return events.Watch(ctx, o)
 		},
 	}
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Event{}, 0, cache.Indexers{
+	inf := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, h.client), &corev1.Event{}, 0, cache.Indexers{
 		byObjectUID: func(o any) ([]string, error) {
 			e, ok := o.(*corev1.Event)
 			if !ok || e.InvolvedObject.UID == "" {
