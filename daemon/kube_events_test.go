@@ -18,6 +18,12 @@ import (
 const crashDockerfile = "FROM loop/busybox:latest\n" +
 	"CMD [\"sh\", \"-c\", \"echo starting up; echo the last words before the crash; exit 3\"]\n"
 
+// servedProbe makes a container ready once it has /www/index.txt (httpdDockerfile's
+// image), never for crashDockerfile's: without a probe, a container that crashes
+// right after it started can be Ready for a moment, long enough for its Deployment to
+// be healthy (as Argo CD and Tilt see it) before the crash is reported.
+const servedProbe = "readinessProbe:\n  exec: {command: [test, -e, /www/index.txt]}\n  periodSeconds: 1\n"
+
 // TestKubePodEventsInLog: the Warning events about a resource's pods on the real node
 // are in its log, as Tilt shows them: a readiness probe that fails (the kubelet's
 // Unhealthy event) and a pod no node can take (the scheduler's FailedScheduling).
@@ -75,7 +81,7 @@ func ciProject(t *testing.T, ns, resource, image, dockerfile string) string {
 	t.Helper()
 	dir := t.TempDir()
 	tf := "k8s_yaml('k8s.yaml')\nci_settings(timeout='10m')\n"
-	files := map[string]string{"k8s.yaml": realDeployment(resource, ns, image, 1, "", "")}
+	files := map[string]string{"k8s.yaml": realDeployment(resource, ns, image, 1, "", servedProbe)}
 	if dockerfile != "" {
 		tf = fmt.Sprintf("docker_build(%q, 'app')\n", image) + tf
 		files["app/Dockerfile"] = dockerfile
@@ -97,6 +103,7 @@ func runCI(t *testing.T, tf string) error {
 		_ = daemon.Down(dctx, daemon.Options{Tiltfile: tf}, true)
 	})
 	err := daemon.CI(ctx, daemon.Options{Tiltfile: tf})
+	t.Logf("loop ci: %v", err)
 	if ctx.Err() != nil {
 		t.Fatalf("loop ci was still waiting at the test's deadline (the pod's failure did not end it): %v", err)
 	}
@@ -150,7 +157,7 @@ func TestKubeCrashLoopThenFixed(t *testing.T) {
 		"Tiltfile":          "docker_build('loop/kcrash-fix', 'app')\nk8s_yaml('k8s.yaml')\n",
 		"app/Dockerfile":    crashDockerfile,
 		"app/www/index.txt": "fixed\n",
-		"k8s.yaml":          realDeployment("crashfix", ns, "loop/kcrash-fix", 1, "", ""),
+		"k8s.yaml":          realDeployment("crashfix", ns, "loop/kcrash-fix", 1, "", servedProbe),
 	})
 	h := startUp(t, dir, "up")
 	h.waitFor("crashfix in error", 2*time.Minute, func() bool { return h.status["crashfix"].Phase == api.PhaseError })

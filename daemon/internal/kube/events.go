@@ -146,10 +146,10 @@ type eventFollow struct {
 	said   map[string]bool // what was logged: object, reason and message
 }
 
-// follow starts following the events of namespaces: it waits (at most SyncWait) for
-// their first list, so that the events from before the rollout are known as such.
-// stop ends the follow. nil (no events) once the hub is closed.
-func (h *eventHub) follow(ctx context.Context, namespaces []string) *eventFollow {
+// follow starts following the events of namespaces; with baseline, it waits (at most
+// SyncWait) for their first list, so that the events from before the rollout are
+// known as such. stop ends the follow. Once the hub is closed, there are no events.
+func (h *eventHub) follow(ctx context.Context, namespaces []string, baseline bool) *eventFollow {
 	f := &eventFollow{changed: make(chan struct{}, 1), before: map[string]int32{}, said: map[string]bool{}}
 	for _, ns := range namespaces {
 		n := h.namespace(ns)
@@ -160,6 +160,9 @@ func (h *eventHub) follow(ctx context.Context, namespaces []string) *eventFollow
 		n.subs[f.changed] = true
 		n.mu.Unlock()
 		f.ns = append(f.ns, n)
+	}
+	if !baseline {
+		return f
 	}
 	sctx, cancel := context.WithTimeout(ctx, SyncWait)
 	defer cancel()

@@ -46,7 +46,7 @@ func TestEventFollowLog(t *testing.T) {
 	mustCreate(old)
 	hub := newEventHub(cs.CoreV1(), cs)
 	defer hub.Close()
-	f := hub.follow(ctx, []string{"app"})
+	f := hub.follow(ctx, []string{"app"}, true)
 	defer f.stop()
 
 	dep := &unstructured.Unstructured{}

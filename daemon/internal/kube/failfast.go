@@ -241,6 +241,10 @@ func (d *Deployer) appsClient() (appsv1client.AppsV1Interface, error) {
 // Safe for concurrent use.
 type FailFast struct {
 	ctx context.Context // the deploy's
+	// started is closed once FollowPods knows what was there before the rollout
+	// (events, failing pods), or has ended.
+	started chan struct{}
+	once    sync.Once
 
 	mu     sync.Mutex
 	cancel context.CancelCauseFunc
@@ -253,7 +257,23 @@ type FailFast struct {
 // with, which it cancels on a failure. Stop it when the deploy has returned.
 func NewFailFast(ctx context.Context, grace time.Duration) (*FailFast, context.Context) {
 	dctx, cancel := context.WithCancelCause(ctx)
-	return &FailFast{ctx: dctx, cancel: cancel, start: time.Now(), grace: grace}, dctx
+	return &FailFast{ctx: dctx, started: make(chan struct{}), cancel: cancel, start: time.Now(), grace: grace}, dctx
+}
+
+// begin says FollowPods has noted what was there before the rollout.
+func (f *FailFast) begin() {
+	if f != nil {
+		f.once.Do(func() { close(f.started) })
+	}
+}
+
+// WaitStarted waits until FollowPods has noted what was there before the rollout
+// (at most SyncWait for its first lists), so that what the apply causes is news.
+func (f *FailFast) WaitStarted(ctx context.Context) {
+	select {
+	case <-f.started:
+	case <-ctx.Done():
+	}
 }
 
 // watching reports whether the deploy still waits (failures are worth looking for).

@@ -404,6 +404,7 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		}
 		ff, dctx := NewFailFast(ctx, grace)
 		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog, ff) })
+		ff.WaitStarted(ctx)
 		err = k.Deploy(dctx, rt.name, desired, load, rt.policy, logs)
 		if failed := ff.Stop(); failed != nil {
 			err = failed

@@ -119,6 +119,7 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 // reaches the newest ready pod, moving to the next pod when it changes. While ff
 // watches (nil: never), a pod of the rollout that cannot run fails it.
 func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer, ff *FailFast) {
+	defer ff.begin() // also when it cannot follow
 	sels := w.selectors(d.cluster.Namespace)
 	if len(sels) == 0 {
 		return
@@ -136,7 +137,9 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	defer fwd.stop()
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
-	events := d.eventHub(core).follow(ctx, w.namespaces(d.cluster.Namespace))
+	// Without a rollout to follow from its start (ff nil: a custom deploy, followed
+	// once its command has applied), every event there is about the pods is news.
+	events := d.eventHub(core).follow(ctx, w.namespaces(d.cluster.Namespace), ff != nil)
 	defer events.stop()
 	failures := newFailureCheck(d, core)
 	if ff.watching() {
@@ -144,6 +147,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 		pw.synced(ctx)
 		failures.start(pw.pods())
 	}
+	ff.begin()
 	// The watch says when pods change; the slow tick retries a port forward that
 	// failed and catches anything a watch could miss.
 	t := time.NewTicker(PodPoll)
