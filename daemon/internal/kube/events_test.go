@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,41 @@ func TestFailureCheckBefore(t *testing.T) {
 	bare.Status.ContainerStatuses[0].RestartCount++
 	if got := c.find(context.Background(), []corev1.Pod{bare}); !strings.Contains(got, "CrashLoopBackOff") {
 		t.Fatalf("it crashed again: %q, want the failure", got)
+	}
+}
+
+// TestFailFastGrace: a failure ends the deploy's context at once, with the reason;
+// within the grace period (ci_settings k8s_grace_period) it does not, and once the
+// deploy has returned nothing does.
+func TestFailFastGrace(t *testing.T) {
+	ff, ctx := NewFailFast(context.Background(), 0)
+	ff.begin()
+	ff.WaitStarted(context.Background())
+	if !ff.watching() {
+		t.Fatal("a new FailFast does not watch")
+	}
+	ff.fail("pod p: container app: CrashLoopBackOff")
+	if err := context.Cause(ctx); !errors.Is(err, ErrPodFailing) || !strings.Contains(err.Error(), "CrashLoopBackOff") {
+		t.Fatalf("after a failure the deploy's context ends with %v, want the failure", err)
+	}
+	if err := ff.Stop(); !errors.Is(err, ErrPodFailing) {
+		t.Fatalf("Stop = %v, want the failure", err)
+	}
+
+	ff, ctx = NewFailFast(context.Background(), time.Hour)
+	ff.fail("pod p: container app: ImagePullBackOff")
+	if ctx.Err() != nil {
+		t.Fatalf("a failure within the grace period ended the deploy: %v", context.Cause(ctx))
+	}
+	if err := ff.Stop(); err != nil {
+		t.Fatalf("Stop = %v, want nil: nothing failed the deploy", err)
+	}
+	if ff.watching() {
+		t.Fatal("a stopped FailFast still watches")
+	}
+	var none *FailFast
+	none.begin()
+	if none.watching() {
+		t.Fatal("no FailFast watches")
 	}
 }
