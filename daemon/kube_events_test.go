@@ -137,7 +137,9 @@ func TestKubeCIFailsFast(t *testing.T) {
 		if !errors.Is(err, daemon.ErrResourceFailed) {
 			t.Fatalf("ci error = %v, want a resource failure", err)
 		}
-		if msg := err.Error(); !strings.Contains(msg, "never-pushed") || !(strings.Contains(msg, "ErrImagePull") || strings.Contains(msg, "ImagePullBackOff")) {
+		msg := err.Error()
+		pulled := strings.Contains(msg, "ErrImagePull") || strings.Contains(msg, "ImagePullBackOff")
+		if !pulled || !strings.Contains(msg, "never-pushed") {
 			t.Errorf("ci error %q does not say ErrImagePull (or ImagePullBackOff) of the image", msg)
 		}
 	})
