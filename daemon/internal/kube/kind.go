@@ -387,10 +387,10 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	// The pods are followed from the start of the rollout, so that what keeps them
 	// from running (a crash, an image that cannot be pulled) is in the log while the
 	// deploy waits for their health, not after it gave up. A custom deploy's objects
-	// are known once its command has printed them.
-	// A pod of the rollout that cannot run (a crash loop, an image that cannot be
-	// pulled) ends the wait for health at once, with the reason, as Tilt's ci fails on
-	// a pod in error; under loop ci after the k8s_grace_period.
+	// are known once its command has printed them. A pod of the rollout that cannot
+	// run (a crash loop, an image that cannot be pulled) ends the wait for health at
+	// once, with the reason, as Tilt's ci fails on a pod in error (under loop ci, after
+	// ci_settings' k8s_grace_period).
 	w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
 	t0 := time.Now()
 	if rt.custom != nil {

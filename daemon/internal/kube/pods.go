@@ -45,7 +45,7 @@ type Workloads struct {
 	SelectorsOnly bool
 }
 
-// namespaces are the namespaces of w's pods (and of its workloads).
+// namespaces are the namespaces of w's pods, where its events are.
 func (w Workloads) namespaces(defaultNS string) []string {
 	var out []string
 	for _, s := range w.selectors(defaultNS) {
@@ -138,7 +138,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
 	// Without a rollout to follow from its start (ff nil: a custom deploy, followed
-	// once its command has applied), every event there is about the pods is news.
+	// once its command has applied), every event about the pods is news.
 	events := d.eventHub(core).follow(ctx, w.namespaces(d.cluster.Namespace), ff != nil)
 	defer events.stop()
 	failures := newFailureCheck(d, core)
