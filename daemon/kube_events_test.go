@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/loop-dev/loop/daemon"
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/internal/testenv"
@@ -26,7 +28,8 @@ const servedProbe = "readinessProbe:\n  exec: {command: [test, -e, /www/index.tx
 
 // TestKubePodEventsInLog: the Warning events about a resource's pods on the real node
 // are in its log, as Tilt shows them: a readiness probe that fails (the kubelet's
-// Unhealthy event) and a pod no node can take (the scheduler's FailedScheduling).
+// Unhealthy event), a pod no node can take (the scheduler's FailedScheduling) and a
+// volume that cannot be mounted (FailedMount).
 func TestKubePodEventsInLog(t *testing.T) {
 	testenv.RealNode(t)
 	testenv.BusyboxAs(t, "loop/busybox:latest")
@@ -35,10 +38,13 @@ func TestKubePodEventsInLog(t *testing.T) {
 	probe := "readinessProbe:\n  httpGet: {path: /missing, port: 8080}\n  periodSeconds: 1\n"
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{
-		"Tiltfile":          "docker_build('loop/kprobe', 'app')\nk8s_yaml(['probe.yaml', 'nowhere.yaml'])\n",
+		"Tiltfile":          "docker_build('loop/kprobe', 'app')\nk8s_yaml(['probe.yaml', 'nowhere.yaml', 'nomount.yaml'])\n",
 		"app/Dockerfile":    httpdDockerfile,
 		"app/www/index.txt": "up\n",
 		"probe.yaml":        realDeployment("probe", ns, "loop/kprobe", 1, "", probe),
+		// A volume of a ConfigMap that is not there: the kubelet cannot mount it.
+		"nomount.yaml": realDeployment("nomount", ns, "loop/kprobe", 1,
+			"volumes:\n- name: cfg\n  configMap: {name: missing}\n", "volumeMounts:\n- {name: cfg, mountPath: /cfg}\n"),
 		// A node selector no node has: the scheduler says so in an event.
 		"nowhere.yaml": fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -58,8 +64,21 @@ spec:
 	h := startUp(t, dir, "up")
 	h.waitLog("probe", 2*time.Minute, "[event: pod "+ns+"/probe-", "Unhealthy: Readiness probe failed: HTTP probe failed with statuscode: 404")
 	h.waitLog("nowhere", 2*time.Minute, "[event: pod "+ns+"/nowhere-", "FailedScheduling: ")
+	h.waitLog("nomount", 2*time.Minute, "[event: pod "+ns+"/nomount-", `FailedMount: MountVolume.SetUp failed for volume "cfg" : configmap "missing" not found`)
 	// Once each: the probe fails every second, its event's count goes up, the log
 	// says it once.
+	eventually(t, time.Minute, func() error {
+		list, err := cs.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "reason=Unhealthy"})
+		if err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Count >= 3 {
+				return nil
+			}
+		}
+		return fmt.Errorf("the probe's event has not happened 3 times yet: %d events", len(list.Items))
+	})
 	h.mu.Lock()
 	n := 0
 	for _, ev := range h.events {
@@ -166,6 +185,8 @@ func TestKubeCrashLoopThenFixed(t *testing.T) {
 	if e := h.statusOf("crashfix").Error; !strings.Contains(e, "CrashLoopBackOff") || !strings.Contains(e, "the last words before the crash") {
 		t.Fatalf("crashfix's error = %q, want CrashLoopBackOff and the crash's last lines", e)
 	}
+	// The pods are still followed: the kubelet's back-off is in the log.
+	h.waitLog("crashfix", time.Minute, "[event: pod "+ns+"/crashfix-", "BackOff: Back-off restarting failed container app")
 	t0 := time.Now()
 	writeFiles(t, dir, map[string]string{"app/Dockerfile": httpdDockerfile})
 	if u := h.waitUpdate("crashfix", t0, 3*time.Minute); u.Error != "" {
