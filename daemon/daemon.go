@@ -143,12 +143,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 		mapPath = m.ToHost
 	}
 	env := os.Environ()
+	ks := kinds(cli, env, mapPath)
 	d.eng = engine.New(engine.Options{
 		Mode: d.mode, Load: d.o.loader(sub), Only: d.o.Only, Sink: sink, Env: env, CITimeout: d.o.CITimeout,
-		Kinds: kinds(cli, env, mapPath),
+		Kinds: ks,
 	})
 	close(d.ready)
-	return d.eng.Run(ctx)
+	err = d.eng.Run(ctx)
+	// The runtimes are closed: what the kinds share between them goes too.
+	for _, k := range ks {
+		if c, ok := k.(interface{ Close() }); ok {
+			c.Close()
+		}
+	}
+	return err
 }
 
 // kinds are the kinds of resources a project has, in the order the engine

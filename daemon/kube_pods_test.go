@@ -111,24 +111,7 @@ func TestKubeExampleOnRealPods(t *testing.T) {
 	cs := clientset(t)
 	ns := realNamespace(t, cs, "loop-example")
 	dir := copyExample(t, "kubernetes")
-	port := testenv.FreePort(t)
-	// The copy: its own local port and namespace, and its pods on the real node.
-	tf, err := os.ReadFile(filepath.Join(dir, "Tiltfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFiles(t, dir, map[string]string{
-		"Tiltfile": strings.Replace(string(tf), "'18080:8080'", fmt.Sprintf("'%d:8080'", port), 1),
-		"deploy/overlays/dev/kustomization.yaml": fmt.Sprintf(`resources:
-  - ../../base
-namePrefix: loop-example-
-namespace: %s
-labels:
-  - pairs:
-      env: dev
-patches:
-%s`, ns, testenv.RealNodePatch),
-	})
+	port := exampleOnRealNode(t, dir, ns)
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	page, err := os.ReadFile(filepath.Join(dir, "web/site/index.html"))
 	if err != nil {
@@ -217,6 +200,30 @@ patches:
 	if _, err := httpGet(url); err == nil {
 		t.Errorf("the port forward still answers after down")
 	}
+}
+
+// exampleOnRealNode makes dir, a copy of examples/kubernetes, deploy to namespace ns
+// with its pods on the real node, and forward a free local port, which it returns.
+func exampleOnRealNode(t *testing.T, dir, ns string) int {
+	t.Helper()
+	port := testenv.FreePort(t)
+	tf, err := os.ReadFile(filepath.Join(dir, "Tiltfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": strings.Replace(string(tf), "'18080:8080'", fmt.Sprintf("'%d:8080'", port), 1),
+		"deploy/overlays/dev/kustomization.yaml": fmt.Sprintf(`resources:
+  - ../../base
+namePrefix: loop-example-
+namespace: %s
+labels:
+  - pairs:
+      env: dev
+patches:
+%s`, ns, testenv.RealNodePatch),
+	})
+	return port
 }
 
 // realDeployment is a Deployment of replicas pods on the real node, one container

@@ -200,14 +200,20 @@ func TestCIFailureNamesResource(t *testing.T) {
 	}
 }
 
-// TestCIExamples: loop ci on examples/local, compose, hello and kubernetes (on the
-// test control plane) exits 0.
+// TestCIExamples: loop ci on examples/local, compose, hello and kubernetes (its pod
+// on the test cluster's real node, serving the example's page) exits 0.
 func TestCIExamples(t *testing.T) {
 	ensureExampleBase(t)
 	kubeClient(t)
 	for _, ex := range []string{"local", "compose", "hello", "kubernetes"} {
 		t.Run(ex, func(t *testing.T) {
 			dir := copyExample(t, ex)
+			var ns string
+			if ex == "kubernetes" {
+				testenv.RealNode(t)
+				ns = realNamespace(t, clientset(t), "loop-ci-example")
+				exampleOnRealNode(t, dir, ns)
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 			defer cancel()
 			tf := filepath.Join(dir, "Tiltfile")
@@ -216,6 +222,21 @@ func TestCIExamples(t *testing.T) {
 			})
 			if err := daemon.CI(ctx, daemon.Options{Tiltfile: tf}); err != nil {
 				t.Fatalf("ci on examples/%s: %v", ex, err)
+			}
+			if ex == "kubernetes" {
+				// ci is done once the pod is ready: it serves the example's page.
+				page, err := os.ReadFile(filepath.Join(dir, "web/site/index.html"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				pods := podsOf(t, clientset(t), ns, "app=web")
+				if len(pods) != 1 {
+					t.Fatalf("pods of the example after ci: %d, want 1", len(pods))
+				}
+				got, err := execIn(t, ns, pods[0].Name, "web", "wget", "-qO-", "http://127.0.0.1:8080/")
+				if err != nil || got != string(page) {
+					t.Fatalf("the example's pod serves %q (%v), want web/site/index.html %q", got, err, page)
+				}
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/docker/docker/api/types/container"
@@ -41,7 +42,11 @@ type Deployer struct {
 	// nodes' architectures.
 	exec *agent.Kube
 	core corev1client.CoreV1Interface
+	apps appsv1client.AppsV1Interface
 	arch map[string]string
+	// events keeps the Warning events of the namespaces pods are followed in, made on
+	// first use; Close stops it.
+	events *eventHub
 	// reg is the registry the cluster advertises (nil: none), once regRead.
 	reg     *Registry
 	regRead bool
@@ -66,6 +71,27 @@ func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
 	}
 	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*argosync.Healer{},
 		pruneChecked: map[string]time.Time{}, arch: map[string]string{}}, nil
+}
+
+// Close stops the watches the Deployer shares between followed resources (their
+// namespaces' events) and waits for them. Close the resources' followers first.
+func (d *Deployer) Close() {
+	d.mu.Lock()
+	h := d.events
+	d.mu.Unlock()
+	if h != nil {
+		h.Close()
+	}
+}
+
+// eventHub returns the events watch, made on first use.
+func (d *Deployer) eventHub(core corev1client.CoreV1Interface) *eventHub {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.events == nil {
+		d.events = newEventHub(core, core)
+	}
+	return d.events
 }
 
 // Context is the kube context deployed to.

@@ -44,6 +44,7 @@ type Kind struct {
 	mu      sync.Mutex
 	conn    *Deployer
 	connKey string
+	old     []*Deployer // replaced connections, still used by resources deployed with them
 }
 
 // NewKind returns the Kubernetes kind, building with b (shared with the
@@ -66,8 +67,26 @@ func (k *Kind) connect(allowed []string) (*Deployer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if k.conn != nil {
+		k.old = append(k.old, k.conn)
+	}
 	k.conn, k.connKey = d, key
 	return d, nil
+}
+
+// Close stops what the cluster connections share between resources (the watches
+// of their namespaces' events) and waits for it; call it once the resources'
+// runtimes are closed.
+func (k *Kind) Close() {
+	k.mu.Lock()
+	conns := append(k.old, k.conn)
+	k.conn, k.old = nil, nil
+	k.mu.Unlock()
+	for _, d := range conns {
+		if d != nil {
+			d.Close()
+		}
+	}
 }
 
 // Load renders the config's Kubernetes sources and groups them into
@@ -368,18 +387,28 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	// The pods are followed from the start of the rollout, so that what keeps them
 	// from running (a crash, an image that cannot be pulled) is in the log while the
 	// deploy waits for their health, not after it gave up. A custom deploy's objects
-	// are known once its command has printed them.
+	// are known once its command has printed them. A pod of the rollout that cannot
+	// run (a crash loop, an image that cannot be pulled) ends the wait for health at
+	// once, with the reason, as Tilt's ci fails on a pod in error (under loop ci, after
+	// ci_settings' k8s_grace_period).
 	w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
-	if rt.custom == nil {
-		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog) })
-	}
 	t0 := time.Now()
 	if rt.custom != nil {
 		if err = k.LoadImages(ctx, load, logs); err == nil {
 			desired, err = k.applyCustom(ctx, rt.custom, built, logs)
 		}
 	} else {
-		err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
+		var grace time.Duration
+		if rt.h.CI && j.Config != nil {
+			grace = j.Config.Settings.K8sGracePeriod
+		}
+		ff, dctx := NewFailFast(ctx, grace)
+		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog, ff) })
+		ff.WaitStarted(ctx)
+		err = k.Deploy(dctx, rt.name, desired, load, rt.policy, logs)
+		if failed := ff.Stop(); failed != nil {
+			err = failed
+		}
 	}
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {
@@ -387,7 +416,7 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	if rt.custom != nil {
 		w.Objects = desired
-		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog) })
+		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog, nil) })
 	}
 	var image string
 	if len(rt.images) > 0 {

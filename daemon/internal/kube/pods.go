@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,6 +43,16 @@ type Workloads struct {
 	Objects       []*unstructured.Unstructured
 	Extra         []map[string]string
 	SelectorsOnly bool
+}
+
+// namespaces are the namespaces of w's pods, where its events are.
+func (w Workloads) namespaces(defaultNS string) []string {
+	var out []string
+	for _, s := range w.selectors(defaultNS) {
+		out = append(out, s.namespace)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 // selectors finds the pod selectors of w.
@@ -102,9 +113,13 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 // container in turn (one that ended before it was seen, a crash, is read once
 // after the fact), and so does what keeps a pod or container from running
 // (unschedulable, an image pull backing off, a crash loop, an exit code) when it
-// changes; each port forward listens on 127.0.0.1 and reaches the newest ready
-// pod, moving to the next pod when it changes.
-func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer) {
+// changes, and so do the Warning events about the pods and workloads (a failing
+// probe, FailedScheduling, FailedMount, BackOff, Failed pulls) that happen from the
+// start of the follow, each once; each port forward listens on 127.0.0.1 and
+// reaches the newest ready pod, moving to the next pod when it changes. While ff
+// watches (nil: never), a pod of the rollout that cannot run fails it.
+func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model.PortForward, logs io.Writer, ff *FailFast) {
+	defer ff.begin() // also when it cannot follow
 	sels := w.selectors(d.cluster.Namespace)
 	if len(sels) == 0 {
 		return
@@ -122,6 +137,17 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	defer fwd.stop()
 	pw := watchPods(ctx, core, sels)
 	defer pw.wait()
+	// Without a rollout to follow from its start (ff nil: a custom deploy, followed
+	// once its command has applied), every event about the pods is news.
+	events := d.eventHub(core).follow(ctx, w.namespaces(d.cluster.Namespace), ff != nil)
+	defer events.stop()
+	failures := newFailureCheck(d, core)
+	if ff.watching() {
+		// What fails already is known as such before the rollout's pods are looked at.
+		pw.synced(ctx)
+		failures.start(pw.pods())
+	}
+	ff.begin()
 	// The watch says when pods change; the slow tick retries a port forward that
 	// failed and catches anything a watch could miss.
 	t := time.NewTicker(PodPoll)
@@ -165,6 +191,12 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 				delete(said, uid)
 			}
 		}
+		events.log(ownedBy(w, d.cluster.Namespace, pods), logs)
+		if ff.watching() {
+			if text := failures.find(ctx, pods); text != "" {
+				ff.fail(text)
+			}
+		}
 		if len(forwards) > 0 {
 			fwd.point(ctx, newestReady(pods))
 		}
@@ -177,6 +209,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 			}
 			return
 		case <-pw.changed:
+		case <-events.changed:
 		case <-fwd.retry:
 		case <-t.C:
 		}

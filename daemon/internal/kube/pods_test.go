@@ -110,7 +110,7 @@ func TestFollowPods(t *testing.T) {
 	followed := make(chan struct{})
 	go func() { // stopped by stop(); the test waits on followed
 		defer close(followed)
-		d.FollowPods(fctx, Workloads{Objects: objs}, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out)
+		d.FollowPods(fctx, Workloads{Objects: objs}, []model.PortForward{{LocalPort: localPort, ContainerPort: 8080}}, out, nil)
 	}()
 	defer func() { stop(); <-followed }()
 
