@@ -27,6 +27,12 @@ func TestCILatencyBudget(t *testing.T) {
 	if !strings.Contains(out, "p95 = ") || !strings.Contains(out, "within 1h0m0s (1 updates)") || !strings.Contains(out, "live.p50 ≤ 1ms: no updates to judge") {
 		t.Errorf("ci output does not report the budget: %s", out)
 	}
+	// The load's chain (the load → slow ready) is judged by chain selectors.
+	out, errOut, code = runLoop(t, dir, "ci", "--timeout", "1m", "--latency-budget", "chain.p95=1h,chain.slow.max=100ms")
+	if code != 1 || !strings.Contains(out, "chain.p95 = ") || !strings.Contains(out, "within 1h0m0s (1 chains)") ||
+		!strings.Contains(errOut, "latency budget exceeded: chain.slow.max") {
+		t.Errorf("ci with a chain budget: exit %d, want 1 naming chain.slow.max: %s %s", code, out, errOut)
+	}
 	out, errOut, code = runLoop(t, dir, "ci", "--timeout", "1m", "--latency-budget", "max=1h,slow.init.p95=100ms")
 	if code != 1 {
 		t.Fatalf("ci over budget: exit %d, want 1: %s %s", code, out, errOut)
