@@ -55,7 +55,7 @@ type Store struct {
 	chains []api.Chain            // oldest first, at most Keep per end resource on average
 	// lastChain is, per end resource, the root of the last recorded chain.
 	lastChain map[string]time.Time
-	closed bool
+	closed    bool
 
 	queue   chan []byte // closed by Close; drained by the writer goroutine
 	done    chan struct{}
