@@ -2,8 +2,6 @@ package daemon_test
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -22,17 +20,7 @@ func TestHelloChain(t *testing.T) {
 	dir := helloProject(t)
 	p := startUp(t, dir, "up")
 	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
-	url := "http://" + addrOf(t, st.ContainerID) + ":8000/"
-	client := &http.Client{Timeout: time.Second}
-	get := func() string {
-		resp, err := client.Get(url)
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return string(body)
-	}
+	get := helloGetter(t, st.ContainerID)
 	// The start is a chain of its own (the load → compile → hello);
 	// the edits come after it has ended.
 	p.waitChain(time.Minute, "hello", time.Time{})

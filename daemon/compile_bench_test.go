@@ -1,0 +1,65 @@
+package daemon_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkGoCompileInLoop asks whether examples/hello's compile is slower
+// inside loop than outside it. Per round, interleaved so that machine load
+// hits each alike: the same go build on a copy outside the watched tree
+// (side-quiet), the same while the service is polled every 2 ms as (f) polls
+// it (side-polled), then a save compiled by loop's local_resource, timed by
+// the chain's cmd phase, with the service polled until it answers
+// (loop-polled) and without polling, waiting for the chain only
+// (loop-quiet).
+func BenchmarkGoCompileInLoop(b *testing.B) {
+	b.Setenv("LOOP_STATE_DIR", b.TempDir())
+	dir := helloProject(b)
+	side := newCompileAside(b, dir)
+	h := startUp(b, dir, "up")
+	st := h.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
+	get := helloGetter(b, st.ContainerID)
+	h.waitChain(time.Minute, "hello", time.Time{})
+	var quiet, polled, loopPolled, loopQuiet []time.Duration
+	save := func(i int, poll bool) time.Duration {
+		msg := fmt.Sprintf("edit %d %v %d", i, poll, time.Now().UnixNano())
+		t0 := time.Now()
+		setMessage(b, dir, msg)
+		for poll && get() != msg+"\n" {
+			time.Sleep(2 * time.Millisecond)
+		}
+		d := cmdPhase(h.waitChain(time.Minute, "hello", t0))
+		h.waitReady(time.Minute, "hello-compile", "hello")
+		return d
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		quiet = append(quiet, side.run(b, 2*i))
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+					get()
+				}
+			}
+		})
+		polled = append(polled, side.run(b, 2*i+1))
+		close(stop)
+		wg.Wait()
+		loopPolled = append(loopPolled, save(i, true))
+		loopQuiet = append(loopQuiet, save(i, false))
+	}
+	b.StopTimer()
+	reportSpread(b, "side-quiet-", quiet)
+	reportSpread(b, "side-polled-", polled)
+	reportSpread(b, "loop-polled-", loopPolled)
+	reportSpread(b, "loop-quiet-", loopQuiet)
+	b.ReportMetric(0, "ns/op")
+}
