@@ -84,8 +84,18 @@ func TestMetricsReadsHistory(t *testing.T) {
 	if sum != g.Mean || !cmd {
 		t.Errorf("phases %+v add to %s, mean %s; want a cmd phase of at least 50ms", g.Phases, sum, g.Mean)
 	}
+	// Each run's load is a chain ending at gen, kept in the history.
+	var chains int
+	for _, c := range s.Chains {
+		if c.Root == "(load)" && c.End == "gen" {
+			chains = c.Count
+		}
+	}
+	if chains != 2 {
+		t.Errorf("chain groups %+v, want 2 chains (load) → gen", s.Chains)
+	}
 	out, _, code = runLoop(t, dir, "metrics", "--since", "1h")
-	if code != 0 || !strings.Contains(out, "gen") || !strings.Contains(out, "cmd ") {
+	if code != 0 || !strings.Contains(out, "gen") || !strings.Contains(out, "cmd ") || !strings.Contains(out, "(load) → gen") {
 		t.Errorf("metrics table: exit %d:\n%s", code, out)
 	}
 	out, _, _ = runLoop(t, dir, "metrics", "--json", "--since", "1ns")
