@@ -218,8 +218,8 @@ func (e *Engine) chainOpen(c *chain, now time.Time) bool {
 		if slices.Contains(r.out.chains, c.id) && (r.out.end.IsZero() || now.Before(r.out.end.Add(OutputSettle))) {
 			return true
 		}
-		if r.phase == api.PhaseDisabled || (!r.autoTrigger() && !r.triggered && !r.needsInit) {
-			continue
+		if r.phase == api.PhaseDisabled || (!r.autoTrigger() && !r.triggered && !r.needsInit) || e.depFailed(r) {
+			continue // what is pending here waits for a user, not for the chain
 		}
 		for _, id := range r.changeIDs {
 			if slices.Contains(e.origins[id].chains, c.id) {
@@ -369,4 +369,15 @@ func chainPhases(root time.Time, path []*chainLink) []api.ChainPhase {
 		out = append(out, api.ChainPhase{Resource: last.res, Name: api.PhaseOther, Start: t.Sub(root), Duration: d})
 	}
 	return out
+}
+
+// depFailed reports whether r waits for a resource_dep that failed before
+// it was ever ready: its pending changes wait for a fix, not for the chain.
+func (e *Engine) depFailed(r *state) bool {
+	for _, d := range r.res.Deps {
+		if dep, ok := e.resources[d]; ok && !dep.everReady && dep.phase == api.PhaseError {
+			return true
+		}
+	}
+	return false
 }

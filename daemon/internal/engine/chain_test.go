@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -254,4 +255,33 @@ func TestChainOfOneUpdate(t *testing.T) {
 		t.Errorf("chain total %v, update total %v", c.Total(), u.Total())
 	}
 	checkSum(t, c)
+}
+
+// A chain whose next resource waits for a dependency that failed ends at
+// the failure: the dependent's pending start waits for a fix, not for it.
+func TestChainEndsAtAFailedDependency(t *testing.T) {
+	g := newChainRig(t, "compile")
+	for _, name := range g.e.order {
+		r := g.e.resources[name]
+		r.everReady, r.started, r.phase = false, false, api.PhasePending
+	}
+	g.e.changeSeq++
+	g.e.newChain(g.e.changeSeq, api.CauseLoad, "", g.clock)
+	for _, name := range g.e.order {
+		g.e.initState(g.e.resources[name])
+	}
+	g.step()
+	g.at(300 * ms)
+	r := g.e.resources["compile"]
+	g.e.onResult(supResult{name: "compile", gen: 1, outcome: Outcome{Err: errors.New("exit status 1"), Update: api.Update{
+		Kind: api.UpdateInit, Started: t0, Error: "exit status 1"}}})
+	g.at(300*ms + OutputSettle)
+	g.step()
+	c := r.chain
+	if c == nil || c.Error == "" || c.End != "compile" || c.Total() != 0 {
+		t.Fatalf("chain %+v, want a failed chain ending at compile", c)
+	}
+	if g.e.resources["app"].updating || len(g.e.chains) != 0 {
+		t.Errorf("app started, or chains left open: %v", g.e.chains)
+	}
 }
