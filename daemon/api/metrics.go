@@ -65,7 +65,14 @@ func Breakdown(u Update) []Span {
 type LatencyStats struct {
 	Resource string     `json:"resource,omitempty"`
 	Kind     UpdateKind `json:"kind,omitempty"`
-	// Count is the number of traces that became ready; Errors those that failed.
+	Latency
+	// Phases is the mean time per phase (see Breakdown); they add up to Mean.
+	Phases []Span `json:"phases,omitempty"`
+}
+
+// Latency are the percentiles of a group's totals (of updates or chains).
+type Latency struct {
+	// Count is the number that became ready; Errors those that failed.
 	Count  int           `json:"count"`
 	Errors int           `json:"errors,omitempty"`
 	P50    time.Duration `json:"p50"`
@@ -74,8 +81,6 @@ type LatencyStats struct {
 	P99    time.Duration `json:"p99"`
 	Max    time.Duration `json:"max"`
 	Mean   time.Duration `json:"mean"`
-	// Phases is the mean time per phase (see Breakdown); they add up to Mean.
-	Phases []Span `json:"phases,omitempty"`
 }
 
 // MetricsSummary groups latency statistics over one set of traces: one
@@ -97,16 +102,9 @@ type MetricsSummary struct {
 // "cmd/api/*.go"; "(load)" or "(trigger)" for those causes; empty for every
 // root), End the resource the chains ended at (empty for all).
 type ChainStats struct {
-	Root   string        `json:"root,omitempty"`
-	End    string        `json:"end,omitempty"`
-	Count  int           `json:"count"`
-	Errors int           `json:"errors,omitempty"`
-	P50    time.Duration `json:"p50"`
-	P90    time.Duration `json:"p90"`
-	P95    time.Duration `json:"p95"`
-	P99    time.Duration `json:"p99"`
-	Max    time.Duration `json:"max"`
-	Mean   time.Duration `json:"mean"`
+	Root string `json:"root,omitempty"`
+	End  string `json:"end,omitempty"`
+	Latency
 	// Phases is the mean time per resource and phase of the critical
 	// path, in the order they first occur; they add up to Mean.
 	Phases []ChainPhase `json:"phases,omitempty"`

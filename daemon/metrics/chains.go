@@ -2,8 +2,6 @@ package metrics
 
 import (
 	"path"
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/loop-dev/loop/daemon/api"
@@ -32,8 +30,7 @@ func RootPattern(c api.Chain) string {
 // all): per root pattern and end resource, per root pattern, per end
 // resource, then all; within each level sorted by root, then end.
 func SummarizeChains(chains []api.Chain, since time.Time) []api.ChainStats {
-	type key struct{ root, end string }
-	groups := map[key][]api.Chain{}
+	groups := map[pair][]api.Chain{}
 	var all []api.Chain
 	for _, c := range chains {
 		if !since.IsZero() && c.Root.Before(since) {
@@ -41,40 +38,17 @@ func SummarizeChains(chains []api.Chain, since time.Time) []api.ChainStats {
 		}
 		all = append(all, c)
 		root := RootPattern(c)
-		for _, k := range []key{{root, c.End}, {root, ""}, {"", c.End}} {
+		for _, k := range []pair{{root, c.End}, {root, ""}, {"", c.End}} {
 			groups[k] = append(groups[k], c)
 		}
 	}
 	if len(all) == 0 {
 		return nil
 	}
-	keys := make([]key, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	level := func(k key) int {
-		switch {
-		case k.root != "" && k.end != "":
-			return 0
-		case k.root != "":
-			return 1
-		default:
-			return 2
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if la, lb := level(a), level(b); la != lb {
-			return la < lb
-		}
-		if a.root != b.root {
-			return a.root < b.root
-		}
-		return a.end < b.end
-	})
+	keys := sortedPairs(groups)
 	out := make([]api.ChainStats, 0, len(keys)+1)
 	for _, k := range keys {
-		out = append(out, chainStats(k.root, k.end, groups[k]))
+		out = append(out, chainStats(k.a, k.b, groups[k]))
 	}
 	return append(out, chainStats("", "", all))
 }
@@ -84,7 +58,7 @@ func SummarizeChains(chains []api.Chain, since time.Time) []api.ChainStats {
 func chainStats(root, end string, chains []api.Chain) api.ChainStats {
 	g := api.ChainStats{Root: root, End: end}
 	var totals []time.Duration
-	var sum time.Duration
+	errs := 0
 	type pk struct {
 		res  string
 		name api.SpanName
@@ -94,11 +68,10 @@ func chainStats(root, end string, chains []api.Chain) api.ChainStats {
 	for _, c := range chains {
 		total := c.Total()
 		if total <= 0 || c.Error != "" {
-			g.Errors++
+			errs++
 			continue
 		}
 		totals = append(totals, total)
-		sum += total
 		for _, p := range c.Phases {
 			k := pk{p.Resource, p.Name}
 			if _, ok := phases[k]; !ok {
@@ -107,16 +80,11 @@ func chainStats(root, end string, chains []api.Chain) api.ChainStats {
 			phases[k] += p.Duration
 		}
 	}
-	g.Count = len(totals)
+	g.Latency = latency(totals, errs)
 	if g.Count == 0 {
 		return g
 	}
-	slices.Sort(totals)
-	g.P50, g.P90 = Percentile(totals, 50), Percentile(totals, 90)
-	g.P95, g.P99 = Percentile(totals, 95), Percentile(totals, 99)
-	g.Max = totals[len(totals)-1]
 	n := time.Duration(g.Count)
-	g.Mean = sum / n
 	var at time.Duration
 	for _, k := range order {
 		d := phases[k] / n

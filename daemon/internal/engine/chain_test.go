@@ -58,6 +58,20 @@ func (g *chainRig) result(name string, kind api.UpdateKind, spans ...api.Span) {
 		Kind: kind, Started: j.Started, Edit: j.Edit, Batched: j.Batched, Spans: spans, Ready: g.clock}}})
 }
 
+// loadStart makes the rig a fresh start: nothing ever ready, the load's
+// chain open and every resource waiting to start with it.
+func (g *chainRig) loadStart() {
+	for _, name := range g.e.order {
+		r := g.e.resources[name]
+		r.everReady, r.started, r.phase = false, false, api.PhasePending
+	}
+	g.e.changeSeq++
+	g.e.newChain(g.e.changeSeq, api.CauseLoad, "", g.clock)
+	for _, name := range g.e.order {
+		g.e.initState(g.e.resources[name])
+	}
+}
+
 func (g *chainRig) step() {
 	g.e.schedule()
 	g.e.checkChains(false)
@@ -204,15 +218,7 @@ func TestChainAttribution(t *testing.T) {
 // ready, and its start continues the load's chain with the compile as parent.
 func TestChainThroughResourceDeps(t *testing.T) {
 	g := newChainRig(t, "compile")
-	for _, name := range g.e.order {
-		r := g.e.resources[name]
-		r.everReady, r.started, r.phase = false, false, api.PhasePending
-	}
-	g.e.changeSeq++
-	g.e.newChain(g.e.changeSeq, api.CauseLoad, "", g.clock)
-	for _, name := range g.e.order {
-		g.e.initState(g.e.resources[name])
-	}
+	g.loadStart()
 	g.at(5 * ms)
 	g.step()
 	if g.e.resources["app"].updating {
@@ -261,15 +267,7 @@ func TestChainOfOneUpdate(t *testing.T) {
 // the failure: the dependent's pending start waits for a fix, not for it.
 func TestChainEndsAtAFailedDependency(t *testing.T) {
 	g := newChainRig(t, "compile")
-	for _, name := range g.e.order {
-		r := g.e.resources[name]
-		r.everReady, r.started, r.phase = false, false, api.PhasePending
-	}
-	g.e.changeSeq++
-	g.e.newChain(g.e.changeSeq, api.CauseLoad, "", g.clock)
-	for _, name := range g.e.order {
-		g.e.initState(g.e.resources[name])
-	}
+	g.loadStart()
 	g.step()
 	g.at(300 * ms)
 	r := g.e.resources["compile"]
