@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"testing"
@@ -46,7 +47,7 @@ func (g *chainRig) files(read time.Duration, paths ...string) {
 	for _, p := range paths {
 		evs = append(evs, watch.Event{Path: p, Op: watch.Write, Time: t0.Add(read)})
 	}
-	g.e.onFiles(nil, evs)
+	g.e.onFiles(context.Background(), evs)
 }
 
 // result finishes name's running update now with spans laid end to end
