@@ -34,8 +34,9 @@ import (
 //
 // A chain ends when nothing it caused is pending, running or waiting for
 // readiness, and no command of it can still have output on the way (its
-// OutputSettle has passed). Its end is the update ready last; the finished
-// chain is that resource's ResourceStatus.Chain.
+// OutputSettle has passed). Its end is the update ready last among those
+// that caused no other (finish); the finished chain is that resource's
+// ResourceStatus.Chain.
 
 // OutputSettle is how long after a host command's update ended the files
 // the watcher reads are still taken for its output: the kernel queues the
@@ -293,21 +294,38 @@ func (e *Engine) chainDue() (time.Duration, bool) {
 
 // finish makes the api.Chain of a chain that can no longer grow. A chain
 // whose end resource is the only one named is still a chain (one save, one
-// update): its total is that update's.
+// update): its total is that update's. Its end is the update ready last
+// among those that caused no other (a compile whose process exits after
+// the service it fed was ready does not end the chain); if none of those
+// was ready, the update ready last.
 func (c *chain) finish() api.Chain {
 	out := api.Chain{ID: c.id, Cause: c.cause, Path: c.path, Root: c.root}
-	var end *chainLink
 	byID := map[uint64]*chainLink{}
+	parents := map[uint64]bool{}
 	for _, l := range c.links {
 		byID[l.update] = l
+		parents[l.parent] = true
 		out.Links = append(out.Links, api.ChainLink{Resource: l.res, Update: l.update, Kind: l.u.Kind, Parent: l.parent,
 			Started: l.u.Started, Ready: l.u.Ready, Error: l.u.Error})
 		if l.u.Error != "" && out.Error == "" {
 			out.Error = l.res + ": " + l.u.Error
 		}
-		if !l.u.Ready.IsZero() && l.u.Error == "" && (end == nil || l.u.Ready.After(end.u.Ready)) {
-			end = l
+	}
+	last := func(leaves bool) *chainLink {
+		var end *chainLink
+		for _, l := range c.links {
+			if (leaves && parents[l.update]) || l.u.Ready.IsZero() || l.u.Error != "" {
+				continue
+			}
+			if end == nil || l.u.Ready.After(end.u.Ready) {
+				end = l
+			}
 		}
+		return end
+	}
+	end := last(true)
+	if end == nil {
+		end = last(false)
 	}
 	if end == nil {
 		last := c.links[len(c.links)-1]
@@ -330,10 +348,12 @@ func (c *chain) finish() api.Chain {
 
 // chainPhases lays the critical path out as consecutive phases from root:
 // each link's batch (the first) or handoff (later ones), queue, spans in
-// order and other up to its Ready. A phase that would start before the
-// previous one ended is cut to what lies after it (never negative), except
-// the last, which takes what is left so that the phases add up exactly to
-// the end's Ready − root.
+// order and other up to its Ready. A link's phases stop where the next
+// link's batch (or start) began: what the parent did after its output was
+// seen is not on the path. A phase that would start before the previous
+// one ended is cut to what lies after it (never negative), except the
+// last, which takes what is left so that the phases add up exactly to the
+// end's Ready − root.
 func chainPhases(root time.Time, path []*chainLink) []api.ChainPhase {
 	var out []api.ChainPhase
 	t := root
@@ -347,6 +367,19 @@ func chainPhases(root time.Time, path []*chainLink) []api.ChainPhase {
 	}
 	for i, l := range path {
 		u := l.u
+		stop := u.Ready
+		if i < len(path)-1 {
+			next := path[i+1].u
+			if stop = next.Started; !next.Batched.IsZero() {
+				stop = next.Batched
+			}
+		}
+		upTo := func(t time.Time) time.Time {
+			if !stop.IsZero() && t.After(stop) {
+				return stop
+			}
+			return t
+		}
 		if !u.Batched.IsZero() {
 			name := api.PhaseBatch
 			if i > 0 {
@@ -354,14 +387,14 @@ func chainPhases(root time.Time, path []*chainLink) []api.ChainPhase {
 			}
 			add(l.res, name, u.Batched)
 		}
-		add(l.res, api.PhaseQueue, u.Started)
+		add(l.res, api.PhaseQueue, upTo(u.Started))
 		s := u.Started
 		for _, sp := range u.Spans {
 			s = s.Add(sp.Duration)
-			add(l.res, sp.Name, s)
+			add(l.res, sp.Name, upTo(s))
 		}
 		if i < len(path)-1 && !u.Ready.IsZero() {
-			add(l.res, api.PhaseOther, u.Ready)
+			add(l.res, api.PhaseOther, upTo(u.Ready))
 		}
 	}
 	last := path[len(path)-1]

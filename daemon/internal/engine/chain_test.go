@@ -284,3 +284,38 @@ func TestChainEndsAtAFailedDependency(t *testing.T) {
 		t.Errorf("app started, or chains left open: %v", g.e.chains)
 	}
 }
+
+// The service can be ready before the compile's process has exited (its
+// output was written, seen and synced meanwhile): the chain still ends at
+// the service, and the compile's phase stops where its output was seen.
+func TestChainEndsAtTheServiceWhenTheCompileEndsLater(t *testing.T) {
+	g := newChainRig(t)
+	g.at(2 * ms)
+	g.files(0, "/p/main.go")
+	g.step()
+	g.at(610 * ms)
+	g.files(600*ms, "/p/build/app") // the binary, written before the compile exits
+	g.step()
+	g.at(800 * ms)
+	g.result("app", api.UpdateLive, span(api.SpanSync, 150*ms), span(api.SpanRestart, 20*ms))
+	g.step()
+	g.at(900 * ms)
+	g.result("compile", api.UpdateLocal, span(api.SpanCmd, 895*ms))
+	g.at(900*ms + OutputSettle)
+	g.step()
+	c := g.e.resources["app"].chain
+	if c == nil || c.End != "app" || c.Total() != 800*ms {
+		t.Fatalf("chain %+v, want one ending at app after 800ms", c)
+	}
+	if g.e.resources["compile"].chain != nil {
+		t.Errorf("the chain also ended at the compile")
+	}
+	want := []string{"compile batch", "compile cmd", "app sync", "app restart", "app other"}
+	if got := phaseNames(c); !slices.Equal(got, want) {
+		t.Errorf("phases %v, want %v", got, want)
+	}
+	if p := c.Phases[1]; p.Start+p.Duration != 610*ms {
+		t.Errorf("the compile's phase ends at %v, want where its output's batch came (610ms)", p.Start+p.Duration)
+	}
+	checkSum(t, c)
+}
