@@ -16,14 +16,9 @@ import (
 // restart in order, add up to its total, and the total is the time measured
 // from outside (write main.go, poll HTTP until the new answer) within 10 %.
 func TestHelloChain(t *testing.T) {
-	t.Setenv("LOOP_STATE_DIR", t.TempDir())
-	dir := helloProject(t)
-	p := startUp(t, dir, "up")
-	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
-	get := helloGetter(t, st.ContainerID)
-	// The start is a chain of its own (the load → compile → hello);
-	// the edits come after it has ended.
-	p.waitChain(time.Minute, "hello", time.Time{})
+	// The start is a chain of its own (the load → compile → hello); the
+	// edits come after it has ended.
+	p, dir, get := startHello(t)
 
 	const edits = 3
 	for i := range edits {

@@ -19,13 +19,8 @@ import (
 // reaped over each step, the compile's processes in both cases (loop runs in
 // this process), says whether the same work is done: side-cpu, loop-cpu.
 func BenchmarkGoCompileInLoop(b *testing.B) {
-	b.Setenv("LOOP_STATE_DIR", b.TempDir())
-	dir := helloProject(b)
+	h, dir, get := startHello(b)
 	side := newCompileAside(b, dir)
-	h := startUp(b, dir, "up")
-	st := h.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
-	get := helloGetter(b, st.ContainerID)
-	h.waitChain(time.Minute, "hello", time.Time{})
 	var quiet, polled, loopPolled, loopQuiet, sideCPU, loopCPU []time.Duration
 	save := func(i int, poll bool) time.Duration {
 		cpu0 := childCPU(b)

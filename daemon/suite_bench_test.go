@@ -260,12 +260,19 @@ func setMessage(tb testing.TB, dir, msg string) {
 // the same `go build` on a copy of the source outside the watched tree
 // (same build cache), with a different message so it really compiles.
 func BenchmarkGoSave(b *testing.B) {
-	b.Setenv("LOOP_STATE_DIR", b.TempDir())
-	dir := helloProject(b)
-	side := newCompileAside(b, dir)
-	p := startUp(b, dir, "up")
-	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
-	goSaves(b, p, dir, side, helloGetter(b, st.ContainerID))
+	h, dir, get := startHello(b)
+	goSaves(b, h, dir, newCompileAside(b, dir), get)
+}
+
+// startHello runs loop up on a copy of examples/hello until both resources
+// are ready and the start's chain has ended; get asks the service.
+func startHello(tb testing.TB) (h *harness, dir string, get func() string) {
+	tb.Setenv("LOOP_STATE_DIR", tb.TempDir())
+	dir = helloProject(tb)
+	h = startUp(tb, dir, "up")
+	st := h.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
+	h.waitChain(time.Minute, "hello", time.Time{})
+	return h, dir, helloGetter(tb, st.ContainerID)
 }
 
 // helloGetter returns a function that asks examples/hello's container for its
@@ -301,7 +308,6 @@ func cmdPhase(c api.Chain) time.Duration {
 // (the chain's cmd phase) and where loop's time went.
 func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
 	var loop, compile, chain, cmd []time.Duration
-	h.waitChain(time.Minute, "hello", time.Time{}) // the start's, so that it is not an edit's
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		compile = append(compile, side.run(b, i))
