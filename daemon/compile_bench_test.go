@@ -40,21 +40,7 @@ func BenchmarkGoCompileInLoop(b *testing.B) {
 		cpu0 := childCPU(b)
 		quiet = append(quiet, side.run(b, 2*i))
 		sideCPU = append(sideCPU, childCPU(b)-cpu0)
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(2 * time.Millisecond):
-					get()
-				}
-			}
-		})
-		polled = append(polled, side.run(b, 2*i+1))
-		close(stop)
-		wg.Wait()
+		polled = append(polled, side.runPolled(b, 2*i+1, get))
 		loopPolled = append(loopPolled, save(i, true))
 		loopQuiet = append(loopQuiet, save(i, false))
 	}
@@ -75,4 +61,24 @@ func childCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runPolled is run while get is called every 2 ms, as (f) polls the service
+// while loop compiles.
+func (c compileAside) runPolled(b *testing.B, i int, get func() string) time.Duration {
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+				get()
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(stop)
+	return c.run(b, i)
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -302,15 +303,17 @@ func cmdPhase(c api.Chain) time.Duration {
 }
 
 // goSaves is the edit loop of (f) and P2-pod, b.N times: the compile alone on the side
-// copy, then a save of the project's message, timed until get answers with it (then
+// copy (quiet, then while get is polled as the edit polls it: the same contention as
+// loop's compile sees), then a save of the project's message, timed until get answers with it (then
 // the update is left to settle, so that edits do not overlap); it reports both, loop's
 // own number for the save (its chain, save → hello ready), the compile inside loop
 // (the chain's cmd phase) and where loop's time went.
 func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
-	var loop, compile, chain, cmd []time.Duration
+	var loop, compile, polled, chain, cmd []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		compile = append(compile, side.run(b, i))
+		compile = append(compile, side.run(b, 2*i))
+		polled = append(polled, side.runPolled(b, 2*i+1, get))
 		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
 		t0 := time.Now()
 		setMessage(b, dir, msg)
@@ -328,6 +331,9 @@ func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func()
 	}
 	b.StopTimer()
 	reportVsCompile(b, loop, compile)
+	reportSpread(b, "compile-polled-", polled)
+	slices.Sort(polled)
+	b.ReportMetric(float64((metrics.Percentile(loop, 50)-metrics.Percentile(polled, 50)).Microseconds())/1000, "over-polled-compile-ms")
 	reportSpread(b, "chain-", chain)
 	reportSpread(b, "cmd-", cmd)
 	h.logPhases(b)
