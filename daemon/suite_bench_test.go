@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loop-dev/loop/daemon/api"
+	"github.com/loop-dev/loop/daemon/metrics"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -258,14 +261,27 @@ func setMessage(tb testing.TB, dir, msg string) {
 // the same `go build` on a copy of the source outside the watched tree
 // (same build cache), with a different message so it really compiles.
 func BenchmarkGoSave(b *testing.B) {
-	b.Setenv("LOOP_STATE_DIR", b.TempDir())
-	dir := helloProject(b)
-	side := newCompileAside(b, dir)
-	p := startUp(b, dir, "up")
-	st := p.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
-	url := "http://" + addrOf(b, st.ContainerID) + ":8000/"
+	h, dir, get := startHello(b)
+	goSaves(b, h, dir, newCompileAside(b, dir), get)
+}
+
+// startHello runs loop up on a copy of examples/hello until both resources
+// are ready and the start's chain has ended; get asks the service.
+func startHello(tb testing.TB) (h *harness, dir string, get func() string) {
+	tb.Setenv("LOOP_STATE_DIR", tb.TempDir())
+	dir = helloProject(tb)
+	h = startUp(tb, dir, "up")
+	st := h.waitReady(5*time.Minute, "hello-compile", "hello")["hello"]
+	h.waitChain(time.Minute, "hello", time.Time{})
+	return h, dir, helloGetter(tb, st.ContainerID)
+}
+
+// helloGetter returns a function that asks examples/hello's container for its
+// answer ("" when it does not answer).
+func helloGetter(tb testing.TB, containerID string) func() string {
+	url := "http://" + addrOf(tb, containerID) + ":8000/"
 	client := &http.Client{Timeout: time.Second}
-	get := func() string {
+	return func() string {
 		resp, err := client.Get(url)
 		if err != nil {
 			return ""
@@ -274,18 +290,30 @@ func BenchmarkGoSave(b *testing.B) {
 		body, _ := io.ReadAll(resp.Body)
 		return string(body)
 	}
-	goSaves(b, p, dir, side, get)
+}
+
+// cmdPhase is the compile's share of a Go save's chain (its cmd phase).
+func cmdPhase(c api.Chain) time.Duration {
+	for _, ph := range c.Phases {
+		if ph.Name == api.SpanCmd {
+			return ph.Duration
+		}
+	}
+	return 0
 }
 
 // goSaves is the edit loop of (f) and P2-pod, b.N times: the compile alone on the side
-// copy, then a save of the project's message, timed until get answers with it (then
-// the update is left to settle, so that edits do not overlap); it reports both and
-// where loop's time went.
+// copy (quiet, then while get is polled as the edit polls it: the same contention as
+// loop's compile sees), then a save of the project's message, timed until get answers with it (then
+// the update is left to settle, so that edits do not overlap); it reports both, loop's
+// own number for the save (its chain, save → hello ready), the compile inside loop
+// (the chain's cmd phase) and where loop's time went.
 func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
-	var loop, compile []time.Duration
+	var loop, compile, polled, chain, cmd []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		compile = append(compile, side.run(b, i))
+		compile = append(compile, side.run(b, 2*i))
+		polled = append(polled, side.runPolled(b, 2*i+1, get))
 		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
 		t0 := time.Now()
 		setMessage(b, dir, msg)
@@ -296,10 +324,18 @@ func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func()
 			time.Sleep(2 * time.Millisecond)
 		}
 		loop = append(loop, time.Since(t0))
+		c := h.waitChain(time.Minute, "hello", t0)
+		chain = append(chain, c.Total())
+		cmd = append(cmd, cmdPhase(c))
 		h.waitReady(time.Minute, "hello-compile", "hello")
 	}
 	b.StopTimer()
 	reportVsCompile(b, loop, compile)
+	reportSpread(b, "compile-polled-", polled)
+	slices.Sort(polled)
+	b.ReportMetric(float64((metrics.Percentile(loop, 50)-metrics.Percentile(polled, 50)).Microseconds())/1000, "over-polled-compile-ms")
+	reportSpread(b, "chain-", chain)
+	reportSpread(b, "cmd-", cmd)
 	h.logPhases(b)
 }
 
@@ -344,5 +380,6 @@ func reportVsCompile(b *testing.B, loop, compile []time.Duration) {
 	sort.Slice(loop, func(i, j int) bool { return loop[i] < loop[j] })
 	sort.Slice(compile, func(i, j int) bool { return compile[i] < compile[j] })
 	b.ReportMetric(float64(loop[len(loop)/2])/float64(compile[len(compile)/2]), "x-compile")
+	b.ReportMetric(float64((metrics.Percentile(loop, 50)-metrics.Percentile(compile, 50)).Microseconds())/1000, "over-compile-ms")
 	b.ReportMetric(0, "ns/op")
 }

@@ -2,6 +2,7 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/charmbracelet/x/ansi"
@@ -144,11 +145,15 @@ func clip(ls []string, width int) []string {
 	return out
 }
 
-// timing renders the last update's phases as bars.
+// timing renders the last update's phases as bars; when the last update
+// ended a chain across resources, the chain's instead.
 func timing(r *resource, sty styles, width int) []string {
 	u := r.status.LastUpdate
 	if u == nil {
 		return []string{sty.dim.Render("no update yet")}
+	}
+	if c := endedChain(r.status); c != nil {
+		return append(chainTiming(c, sty, width), trailer(r, u, sty, width)...)
 	}
 	head := string(u.Kind)
 	switch {
@@ -208,6 +213,13 @@ func timing(r *resource, sty styles, width int) []string {
 	if len(spans) == 0 {
 		out = append(out, sty.dim.Render("no phases recorded"))
 	}
+	return append(out, trailer(r, u, sty, width)...)
+}
+
+// trailer is what the timing tab shows under the bars: a later error,
+// drift, links.
+func trailer(r *resource, u *api.Update, sty styles, width int) []string {
+	var out []string
 	if r.status.Phase == api.PhaseError && r.status.Error != "" && r.status.Error != u.Error {
 		out = append(out, sty.bad.Render(ansi.Truncate("✗ "+r.status.Error, width, "…")))
 	}
@@ -220,6 +232,49 @@ func timing(r *resource, sty styles, width int) []string {
 			s += "  " + l.Name
 		}
 		out = append(out, ansi.Truncate(s, width, "…"))
+	}
+	return out
+}
+
+// endedChain returns the chain across resources that the resource's last
+// update ended, if any (a chain of one update is that update).
+func endedChain(st api.ResourceStatus) *api.Chain {
+	c := st.Chain
+	if c == nil || st.LastUpdate == nil || c.EndUpdate != st.LastUpdate.ID || len(c.Links) < 2 || c.Total() <= 0 {
+		return nil
+	}
+	return c
+}
+
+// chainTiming renders a chain as one bar chart across resources: a row per
+// phase of its critical path (save → compile → handoff → sync → restart →
+// ready), each bar placed at its offset from the save.
+func chainTiming(c *api.Chain, sty styles, width int) []string {
+	total := c.Total()
+	root := string(c.Cause)
+	if c.Path != "" {
+		root += " " + c.Path
+	}
+	var res []string
+	for _, l := range c.Links {
+		if !slices.Contains(res, l.Resource) {
+			res = append(res, l.Resource)
+		}
+	}
+	head := fmt.Sprintf("chain · %s → %s · %s to ready", root, strings.Join(res, " → "), fmtDur(total))
+	out := []string{ansi.Truncate(head, width, "…")}
+	labelW := 4
+	for _, p := range c.Phases {
+		labelW = max(labelW, len(p.Resource)+1+len(p.Name))
+	}
+	barW := min(max(width-labelW-12, 4), 50)
+	for _, p := range c.Phases {
+		from := int(int64(barW) * int64(p.Start) / int64(total))
+		n := max(int(int64(barW)*int64(p.Duration)/int64(total)), 1)
+		from = min(from, barW-n)
+		label := p.Resource + " " + string(p.Name)
+		bar := strings.Repeat(" ", from) + sty.ok.Render(strings.Repeat("█", n)) + strings.Repeat(" ", barW-from-n)
+		out = append(out, fmt.Sprintf("%-*s %s %s", labelW, label, bar, fmtDur(p.Duration)))
 	}
 	return out
 }

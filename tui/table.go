@@ -49,6 +49,9 @@ func cells(r *resource, frame int, now time.Time) []string {
 		switch {
 		case u.Error != "":
 			upd = string(u.Kind) + " ✗"
+		case endedChain(st) != nil:
+			// The save's time to here, across the resources it went through.
+			upd = "chain " + fmtDur(st.Chain.Total())
 		case !u.Ready.IsZero():
 			upd = string(u.Kind) + " " + fmtDur(u.Total())
 		default:

@@ -25,6 +25,9 @@ func TestGoldens(t *testing.T) {
 		{name: "error_state", w: 100, h: 30, keys: []string{"down", "down", "down", "3"}, prep: func(m *Model) {
 			feed(m, ev(api.Event{Kind: api.EventConfig, Text: "/src/compose/Tiltfile:7:12: undefined: dc_resorce"}))
 		}},
+		{name: "tab_timing_chain", w: 100, h: 30, keys: []string{"3"}, prep: func(m *Model) {
+			feed(m, ev(api.Event{Kind: api.EventStatus, Status: goChainStatus()}))
+		}},
 		{name: "size_80x24", w: 80, h: 24, keys: []string{"down"}},
 		{name: "narrow_60x20", w: 60, h: 20, keys: []string{"down"}},
 		{name: "expanded", w: 80, h: 24, keys: []string{"down", "enter"}},
@@ -284,4 +287,26 @@ func row(screen, name string) string {
 		}
 	}
 	return ""
+}
+
+// goChainStatus is a Go service whose last live update ended a chain: save
+// main.go → compile → sync → restart.
+func goChainStatus() *api.ResourceStatus {
+	ms := time.Millisecond
+	root := t0.Add(-10 * time.Second)
+	u := &api.Update{ID: 8, Kind: api.UpdateLive, Edit: root.Add(930 * ms), Batched: root.Add(932 * ms), Started: root.Add(933 * ms),
+		Ready: root.Add(1150 * ms), Files: 1, Spans: []api.Span{{Name: api.SpanSync, Duration: 190 * ms}, {Name: api.SpanRestart, Duration: 25 * ms}}}
+	return &api.ResourceStatus{Name: "store", Type: "compose", Phase: api.PhaseReady, UpdateID: 8, LastUpdate: u, Chain: &api.Chain{
+		ID: 3, Cause: api.CauseSave, Path: "main.go", Root: root, Ready: u.Ready, End: "store", EndUpdate: 8,
+		Links: []api.ChainLink{{Resource: "store-compile", Update: 7}, {Resource: "store", Update: 8, Parent: 7}},
+		Phases: []api.ChainPhase{
+			{Resource: "store-compile", Name: api.PhaseBatch, Duration: 2 * ms},
+			{Resource: "store-compile", Name: api.SpanCmd, Start: 2 * ms, Duration: 920 * ms},
+			{Resource: "store-compile", Name: api.PhaseOther, Start: 922 * ms, Duration: 3 * ms},
+			{Resource: "store", Name: api.PhaseHandoff, Start: 925 * ms, Duration: 7 * ms},
+			{Resource: "store", Name: api.PhaseQueue, Start: 932 * ms, Duration: 1 * ms},
+			{Resource: "store", Name: api.SpanSync, Start: 933 * ms, Duration: 190 * ms},
+			{Resource: "store", Name: api.SpanRestart, Start: 1123 * ms, Duration: 25 * ms},
+			{Resource: "store", Name: api.PhaseOther, Start: 1148 * ms, Duration: 2 * ms},
+		}}}
 }

@@ -17,10 +17,11 @@ type headless struct {
 	w     io.Writer
 	width int
 	phase map[string]api.Phase
+	chain map[string]time.Time // per resource, the root of the last chain printed
 }
 
 func newHeadless(w io.Writer) *headless {
-	return &headless{w: w, width: 12, phase: map[string]api.Phase{}}
+	return &headless{w: w, width: 12, phase: map[string]api.Phase{}, chain: map[string]time.Time{}}
 }
 
 func (h *headless) event(ev api.Event) {
@@ -37,7 +38,14 @@ func (h *headless) event(ev api.Event) {
 		}
 	case api.EventStatus:
 		st := ev.Status
-		if st == nil || h.phase[st.Name] == st.Phase {
+		if st == nil {
+			return
+		}
+		if c := st.Chain; c != nil && len(c.Links) > 1 && c.Total() > 0 && !c.Root.Equal(h.chain[st.Name]) {
+			h.chain[st.Name] = c.Root
+			h.line(st.Name, describeChain(c))
+		}
+		if h.phase[st.Name] == st.Phase {
 			return
 		}
 		h.phase[st.Name] = st.Phase
@@ -52,6 +60,22 @@ func (h *headless) line(res, text string) {
 	for _, l := range strings.Split(text, "\n") {
 		fmt.Fprintf(h.w, "%-*s │ %s\n", h.width, res, l)
 	}
+}
+
+// describeChain renders a chain across resources: its total and its
+// phases of at least 1 % of it.
+func describeChain(c *api.Chain) string {
+	var parts []string
+	for _, p := range c.Phases {
+		if p.Duration*100 >= c.Total() {
+			parts = append(parts, fmt.Sprintf("%s %s %s", p.Resource, p.Name, fmtDur(p.Duration)))
+		}
+	}
+	root := string(c.Cause)
+	if c.Path != "" {
+		root += " " + c.Path
+	}
+	return fmt.Sprintf("⛓ %s → ready in %s (%s)", root, fmtDur(c.Total()), strings.Join(parts, ", "))
 }
 
 // describe renders a status change as a person reads it.

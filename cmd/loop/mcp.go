@@ -349,11 +349,11 @@ func addMCPTools(srv *mcp.Server, cf *clientFlags, c *client.Client) {
 			if in.SinceMinutes > 0 {
 				from = time.Now().Add(-time.Duration(in.SinceMinutes) * time.Minute)
 			}
-			traces, err := metrics.ReadHistory(dir, from)
+			hist, err := metrics.ReadAll(dir, from)
 			if err != nil {
 				return nil, nil, err
 			}
-			return jsonResult(metrics.Summarize(traces, from))
+			return jsonResult(hist.Summary(from))
 		})
 	mcp.AddTool(srv, &mcp.Tool{Name: "dump_resources", Description: "The resources the Tiltfile assembles (commands, services, Kubernetes objects, images and their live_update), as loop dump resources prints them."},
 		func(ctx context.Context, _ *mcp.CallToolRequest, _ noIn) (*mcp.CallToolResult, any, error) {

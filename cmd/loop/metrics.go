@@ -32,8 +32,17 @@ p50 and p95, and the mean time per phase:
   build, deploy, sync, run, restart, cmd   the update's own steps
   other    the rest: between steps, and waiting for readiness
 
-The phases add up to the mean total. --json prints the whole summary
-(p50/p90/p95/p99/max/mean and phases per group, durations in nanoseconds).`,
+The phases add up to the mean total.
+
+Then chains: a save (or trigger, or load) followed across resources — a
+local_resource's compile whose binary an image's live_update syncs is one
+chain, from the save to the container being ready again. Per root path
+pattern (main.go → *.go) and the resource the chain ended at: p50, p95,
+and the mean per resource and phase of the critical path, where handoff
+is the time between one resource's update and the next's batch.
+
+--json prints the whole summary (p50/p90/p95/p99/max/mean and phases per
+group, durations in nanoseconds).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since < 0 {
@@ -51,11 +60,11 @@ The phases add up to the mean total. --json prints the whole summary
 			if since > 0 {
 				from = time.Now().Add(-since)
 			}
-			traces, err := metrics.ReadHistory(dir, from)
+			hist, err := metrics.ReadAll(dir, from)
 			if err != nil {
 				return err
 			}
-			sum := metrics.Summarize(traces, from)
+			sum := hist.Summary(from)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -104,6 +113,50 @@ func printSummary(w io.Writer, s api.MetricsSummary) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%s\n", res, g.Kind, g.Count, fmtDur(g.P50), fmtDur(g.P95), g.Errors, phaseLine(g))
 	}
 	_ = tw.Flush()
+	printChains(w, s.Chains)
+}
+
+// printChains prints one row per root pattern and end resource, then one
+// per end resource over every root when there are several patterns.
+func printChains(w io.Writer, groups []api.ChainStats) {
+	roots := map[string]bool{}
+	for _, g := range groups {
+		if g.Root != "" {
+			roots[g.Root] = true
+		}
+	}
+	if len(roots) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHAIN (ROOT → END)\tCOUNT\tP50\tP95\tERRORS\tWHERE THE TIME WENT (mean)")
+	for _, g := range groups {
+		switch {
+		case g.Root != "" && g.End != "":
+		case g.Root == "" && g.End != "" && len(roots) > 1:
+		default:
+			continue
+		}
+		root := g.Root
+		if root == "" {
+			root = "(all)"
+		}
+		name := root + " → " + g.End
+		if g.Count == 0 {
+			fmt.Fprintf(tw, "%s\t0\t-\t-\t%d\t\n", name, g.Errors)
+			continue
+		}
+		var parts []string
+		for _, p := range g.Phases {
+			if g.Mean > 0 && p.Duration*200 < g.Mean {
+				continue
+			}
+			parts = append(parts, fmt.Sprintf("%s %s %s", p.Resource, p.Name, fmtDur(p.Duration)))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\tmean %s = %s\n", name, g.Count, fmtDur(g.P50), fmtDur(g.P95), g.Errors, fmtDur(g.Mean), strings.Join(parts, " + "))
+	}
+	_ = tw.Flush()
 }
 
 // phaseLine renders the mean phases with their share of the mean total,
@@ -137,11 +190,11 @@ func parseBudgetFlag(spec string) (metrics.Budget, error) {
 
 // checkBudget prints every limit of the budget checked against the run's
 // updates and fails naming those exceeded.
-func checkBudget(w io.Writer, b metrics.Budget, traces []api.Trace) error {
+func checkBudget(w io.Writer, b metrics.Budget, traces []api.Trace, chains []api.Chain) error {
 	if len(b) == 0 {
 		return nil
 	}
-	results := b.Check(traces)
+	results := b.Check(traces, chains)
 	for _, r := range results {
 		mark := "✓"
 		if r.Exceeded() {

@@ -27,6 +27,12 @@ func TestCILatencyBudget(t *testing.T) {
 	if !strings.Contains(out, "p95 = ") || !strings.Contains(out, "within 1h0m0s (1 updates)") || !strings.Contains(out, "live.p50 ≤ 1ms: no updates to judge") {
 		t.Errorf("ci output does not report the budget: %s", out)
 	}
+	// The load's chain (the load → slow ready) is judged by chain selectors.
+	out, errOut, code = runLoop(t, dir, "ci", "--timeout", "1m", "--latency-budget", "chain.p95=1h,chain.slow.max=100ms")
+	if code != 1 || !strings.Contains(out, "chain.p95 = ") || !strings.Contains(out, "within 1h0m0s (1 chains)") ||
+		!strings.Contains(errOut, "latency budget exceeded: chain.slow.max") {
+		t.Errorf("ci with a chain budget: exit %d, want 1 naming chain.slow.max: %s %s", code, out, errOut)
+	}
 	out, errOut, code = runLoop(t, dir, "ci", "--timeout", "1m", "--latency-budget", "max=1h,slow.init.p95=100ms")
 	if code != 1 {
 		t.Fatalf("ci over budget: exit %d, want 1: %s %s", code, out, errOut)
@@ -78,8 +84,18 @@ func TestMetricsReadsHistory(t *testing.T) {
 	if sum != g.Mean || !cmd {
 		t.Errorf("phases %+v add to %s, mean %s; want a cmd phase of at least 50ms", g.Phases, sum, g.Mean)
 	}
+	// Each run's load is a chain ending at gen, kept in the history.
+	var chains int
+	for _, c := range s.Chains {
+		if c.Root == "(load)" && c.End == "gen" {
+			chains = c.Count
+		}
+	}
+	if chains != 2 {
+		t.Errorf("chain groups %+v, want 2 chains (load) → gen", s.Chains)
+	}
 	out, _, code = runLoop(t, dir, "metrics", "--since", "1h")
-	if code != 0 || !strings.Contains(out, "gen") || !strings.Contains(out, "cmd ") {
+	if code != 0 || !strings.Contains(out, "gen") || !strings.Contains(out, "cmd ") || !strings.Contains(out, "(load) → gen") {
 		t.Errorf("metrics table: exit %d:\n%s", code, out)
 	}
 	out, _, _ = runLoop(t, dir, "metrics", "--json", "--since", "1ns")

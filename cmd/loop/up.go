@@ -131,12 +131,12 @@ func newCICmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "loop ci: every resource ready in %s\n", fmtDur(time.Since(start)))
-			return checkBudget(cmd.OutOrStdout(), budget, timing.Recent())
+			return checkBudget(cmd.OutOrStdout(), budget, timing.Recent(), timing.RecentChains())
 		},
 	}
 	pf.register(cmd)
 	cmd.Flags().DurationVar(&timeout, "timeout", 30*time.Minute, "fail when not every resource is ready within this time (the Tiltfile's ci_settings(timeout=) takes its place)")
-	cmd.Flags().StringVar(&budgetSpec, "latency-budget", "", "fail when the run's change-to-result times exceed this budget, e.g. p95=2s,live.p50=50ms (see `loop metrics`)")
+	cmd.Flags().StringVar(&budgetSpec, "latency-budget", "", "fail when the run's change-to-result times exceed this budget, e.g. p95=2s,live.p50=50ms,chain.p95=30s (chain: the load to every resource ready; chain.RESOURCE: chains that ended there; see `loop metrics`)")
 	return cmd
 }
 

@@ -84,6 +84,8 @@ type Update struct {
 	// Changes are the change IDs the update carries: each batch of file
 	// events, trigger or config load that reached the resource has one.
 	Changes []uint64 `json:"changes,omitempty"`
+	// Chains are the chains (by root change ID) the update continues.
+	Chains []uint64 `json:"chains,omitempty"`
 	// Paths are the changed files, relative to the Tiltfile's directory when
 	// inside it (at most MaxPaths; Files counts them all).
 	Paths []string `json:"paths,omitempty"`
@@ -127,6 +129,9 @@ type ResourceStatus struct {
 	// UpdateID is the running update's ID while updating, else the last one's.
 	UpdateID   uint64  `json:"update_id,omitempty"`
 	LastUpdate *Update `json:"last_update,omitempty"`
+	// Chain is the last finished chain that ended at this resource: its
+	// update was the chain's last to be ready.
+	Chain *Chain `json:"chain,omitempty"`
 	// Drift lists the Kubernetes objects whose live state differs from what loop
 	// applied (Argo CD's OutOfSync), as group/Kind/namespace/name.
 	Drift []string `json:"drift,omitempty"`

@@ -65,7 +65,14 @@ func Breakdown(u Update) []Span {
 type LatencyStats struct {
 	Resource string     `json:"resource,omitempty"`
 	Kind     UpdateKind `json:"kind,omitempty"`
-	// Count is the number of traces that became ready; Errors those that failed.
+	Latency
+	// Phases is the mean time per phase (see Breakdown); they add up to Mean.
+	Phases []Span `json:"phases,omitempty"`
+}
+
+// Latency are the percentiles of a group's totals (of updates or chains).
+type Latency struct {
+	// Count is the number that became ready; Errors those that failed.
 	Count  int           `json:"count"`
 	Errors int           `json:"errors,omitempty"`
 	P50    time.Duration `json:"p50"`
@@ -74,8 +81,6 @@ type LatencyStats struct {
 	P99    time.Duration `json:"p99"`
 	Max    time.Duration `json:"max"`
 	Mean   time.Duration `json:"mean"`
-	// Phases is the mean time per phase (see Breakdown); they add up to Mean.
-	Phases []Span `json:"phases,omitempty"`
 }
 
 // MetricsSummary groups latency statistics over one set of traces: one
@@ -86,6 +91,23 @@ type MetricsSummary struct {
 	Since  time.Time      `json:"since,omitempty"`
 	Traces int            `json:"traces"`
 	Groups []LatencyStats `json:"groups"`
+	// Chains groups the chains (save → every resource it caused → ready):
+	// one group per root path pattern and end resource, then per end
+	// resource, then all (see ChainStats).
+	Chains []ChainStats `json:"chains,omitempty"`
+}
+
+// ChainStats are the percentiles of one group of chains' totals. Root is
+// the root path pattern (the root path's directory and extension, as
+// "cmd/api/*.go"; "(load)" or "(trigger)" for those causes; empty for every
+// root), End the resource the chains ended at (empty for all).
+type ChainStats struct {
+	Root string `json:"root,omitempty"`
+	End  string `json:"end,omitempty"`
+	Latency
+	// Phases is the mean time per resource and phase of the critical
+	// path, in the order they first occur; they add up to Mean.
+	Phases []ChainPhase `json:"phases,omitempty"`
 }
 
 // Group returns the group for resource and kind ("" for all) and whether
@@ -108,4 +130,6 @@ type Metrics struct {
 	History MetricsSummary `json:"history"`
 	// Recent are the traces held in memory, oldest first.
 	Recent []Trace `json:"recent,omitempty"`
+	// RecentChains are the chains held in memory, oldest first.
+	RecentChains []Chain `json:"recent_chains,omitempty"`
 }

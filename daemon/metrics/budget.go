@@ -15,9 +15,12 @@ import (
 // Limit is one latency budget: the p-th percentile of the change-to-result
 // time of the selected updates must not exceed Max.
 type Limit struct {
-	// Resource and Kind select updates; empty selects all.
+	// Resource and Kind select updates; empty selects all. With Chain the
+	// limit judges chains instead, those that ended at Resource (all when
+	// empty).
 	Resource   string
 	Kind       api.UpdateKind
+	Chain      bool
 	Percentile float64
 	Max        time.Duration
 	// Name is how the limit was written, without the value ("live.p50").
@@ -34,9 +37,12 @@ var ErrBudget = errors.New("latency budget")
 
 // ParseBudget parses a comma-separated budget spec. Each item is
 // [SELECTOR.]pNN=DURATION where SELECTOR is an update kind (init, live,
-// rebuild, local), a resource name, or RESOURCE.KIND; pNN is a percentile
+// rebuild, local), a resource name, or RESOURCE.KIND, or "chain" (every
+// chain: a save to the last resource it caused being ready) or
+// chain.RESOURCE (the chains that ended at RESOURCE); pNN is a percentile
 // in (0, 100] (p50, p95, p99.9) or max. A bare DURATION means p95=DURATION.
-// Examples: "2s", "p95=2s,live.p50=50ms", "web.live.p99=100ms".
+// Examples: "2s", "p95=2s,live.p50=50ms", "web.live.p99=100ms",
+// "chain.hello.p50=1.2s".
 func ParseBudget(spec string) (Budget, error) {
 	var b Budget
 	for item := range strings.SplitSeq(spec, ",") {
@@ -86,6 +92,14 @@ func parseLimit(item string) (Limit, error) {
 	if rest == "" {
 		return l, nil
 	}
+	if rest == chainSelector {
+		l.Chain = true
+		return l, nil
+	}
+	if res, ok := strings.CutPrefix(rest, chainSelector+"."); ok {
+		l.Chain, l.Resource = true, res
+		return l, nil
+	}
 	if k := api.UpdateKind(rest); slices.Contains(kinds, k) {
 		l.Kind = k
 		return l, nil
@@ -99,6 +113,10 @@ func parseLimit(item string) (Limit, error) {
 	l.Resource = rest
 	return l, nil
 }
+
+// chainSelector starts a selector of chains: a resource named "chain" is
+// judged by its update kinds (chain.live.p95) or its chains (chain.chain.p95).
+const chainSelector = "chain"
 
 // selectorRE splits "[SELECTOR.]pNN": the percentile may itself hold a dot.
 var selectorRE = regexp.MustCompile(`^(?:(.+)\.)?(p[0-9]+(?:\.[0-9]+)?|max)$`)
@@ -136,23 +154,38 @@ func (r Result) String() string {
 	if r.Got >= time.Second {
 		got = r.Got.Round(time.Millisecond)
 	}
+	what := "updates"
+	if r.Chain {
+		what = "chains"
+	}
 	switch {
 	case r.Count == 0:
-		return fmt.Sprintf("%s ≤ %s: no updates to judge", r.Name, r.Max)
+		return fmt.Sprintf("%s ≤ %s: no %s to judge", r.Name, r.Max, what)
 	case r.Exceeded():
-		return fmt.Sprintf("%s = %s exceeds the budget of %s (%d updates)", r.Name, got, r.Max, r.Count)
+		return fmt.Sprintf("%s = %s exceeds the budget of %s (%d %s)", r.Name, got, r.Max, r.Count, what)
 	default:
-		return fmt.Sprintf("%s = %s within %s (%d updates)", r.Name, got, r.Max, r.Count)
+		return fmt.Sprintf("%s = %s within %s (%d %s)", r.Name, got, r.Max, r.Count, what)
 	}
 }
 
-// Check evaluates every limit over traces (failed updates are left out:
-// they fail a run on their own).
-func (b Budget) Check(traces []api.Trace) []Result {
+// Check evaluates every limit over traces and chains (failed updates and
+// chains are left out: they fail a run on their own).
+func (b Budget) Check(traces []api.Trace, chains []api.Chain) []Result {
 	out := make([]Result, 0, len(b))
 	for _, l := range b {
 		var totals []time.Duration
+		for _, c := range chains {
+			if !l.Chain || (l.Resource != "" && c.End != l.Resource) {
+				continue
+			}
+			if d := c.Total(); d > 0 && c.Error == "" {
+				totals = append(totals, d)
+			}
+		}
 		for _, t := range traces {
+			if l.Chain {
+				break
+			}
 			if (l.Resource != "" && t.Resource != l.Resource) || (l.Kind != "" && t.Kind != l.Kind) {
 				continue
 			}

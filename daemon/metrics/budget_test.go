@@ -81,7 +81,7 @@ func TestBudgetCheckBothSides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b.Check(traces)
+		return b.Check(traces, nil)
 	}
 	// live p50 is 50ms: a budget of exactly 50ms holds, 49ms does not.
 	if r := check("live.p50=50ms"); len(Exceeded(r)) != 0 || r[0].Got != 50*time.Millisecond || r[0].Count != 100 {
@@ -101,5 +101,31 @@ func TestBudgetCheckBothSides(t *testing.T) {
 	}
 	if r[3].Count != 0 || r[3].Exceeded() || !strings.Contains(r[3].String(), "no updates") {
 		t.Errorf("rebuild.p50 with no rebuilds = %v", r[3])
+	}
+}
+
+// chain and chain.RESOURCE judge chains, not updates.
+func TestBudgetChains(t *testing.T) {
+	chain := func(end string, total time.Duration, failed string) api.Chain {
+		return api.Chain{End: end, Root: t0, Ready: t0.Add(total), Error: failed}
+	}
+	chains := []api.Chain{chain("hello", time.Second, ""), chain("hello", 3*time.Second, ""), chain("web", 2*time.Second, ""), chain("web", 0, "compile: exit 1")}
+	traces := []api.Trace{{Resource: "hello", Update: live(time.Second, 10*time.Millisecond)}}
+	b, err := ParseBudget("chain.p50=2s,chain.hello.max=2s,chain.live.p50=1s,live.p50=5ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := b.Check(traces, chains)
+	if !r[0].Chain || r[0].Count != 3 || r[0].Got != 2*time.Second || r[0].Exceeded() {
+		t.Errorf("chain.p50 = %+v, want 2s over 3 chains", r[0])
+	}
+	if r[1].Resource != "hello" || r[1].Count != 2 || !r[1].Exceeded() || !strings.Contains(r[1].String(), "exceeds the budget of 2s (2 chains)") {
+		t.Errorf("chain.hello.max = %+v (%s)", r[1], r[1])
+	}
+	if r[2].Count != 0 || !strings.Contains(r[2].String(), "no chains") {
+		t.Errorf("chain.live.p50 (chains ending at a resource named live) = %+v", r[2])
+	}
+	if r[3].Chain || r[3].Count != 1 || !r[3].Exceeded() {
+		t.Errorf("live.p50 = %+v, want the live update judged", r[3])
 	}
 }

@@ -127,19 +127,44 @@ func (w *historyWriter) close() error {
 	return err
 }
 
+// historyLine is a history line that is not a trace: a chain. (A trace's
+// line is the api.Trace itself, as it has always been.)
+type historyLine struct {
+	Chain *api.Chain `json:"chain,omitempty"`
+}
+
+// History is what the history files hold.
+type History struct {
+	Traces []api.Trace
+	Chains []api.Chain
+}
+
+// Summary summarizes the traces and chains at or after since.
+func (h History) Summary(since time.Time) api.MetricsSummary {
+	sum := Summarize(h.Traces, since)
+	sum.Chains = SummarizeChains(h.Chains, since)
+	return sum
+}
+
 // ReadHistory returns the traces in the history files of the state
 // directory dir, oldest first, keeping those started at or after since
 // (zero: all). Lines that do not parse (a write torn by a full disk) are
 // skipped. Missing files are no error: there is no history yet.
 func ReadHistory(dir string, since time.Time) ([]api.Trace, error) {
-	var out []api.Trace
+	h, err := ReadAll(dir, since)
+	return h.Traces, err
+}
+
+// ReadAll is ReadHistory with the chains too (rooted at or after since).
+func ReadAll(dir string, since time.Time) (History, error) {
+	var out History
 	for _, name := range []string{RotatedFile, HistoryFile} {
 		f, err := os.Open(filepath.Join(dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read timing history: %w", err)
+			return History{}, fmt.Errorf("read timing history: %w", err)
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
@@ -148,18 +173,30 @@ func ReadHistory(dir string, since time.Time) ([]api.Trace, error) {
 			if len(line) == 0 {
 				continue
 			}
-			var t api.Trace
-			if json.Unmarshal(line, &t) != nil || t.Resource == "" || t.Started.IsZero() {
+			var t struct {
+				api.Trace
+				historyLine
+			}
+			if json.Unmarshal(line, &t) != nil {
+				continue
+			}
+			if c := t.Chain; c != nil {
+				if c.End != "" && !c.Root.IsZero() && (since.IsZero() || !c.Root.Before(since)) {
+					out.Chains = append(out.Chains, *c)
+				}
+				continue
+			}
+			if t.Resource == "" || t.Started.IsZero() {
 				continue
 			}
 			if since.IsZero() || !t.Started.Before(since) {
-				out = append(out, t)
+				out.Traces = append(out.Traces, t.Trace)
 			}
 		}
 		err = sc.Err()
 		_ = f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("read timing history %s: %w", name, err)
+			return History{}, fmt.Errorf("read timing history %s: %w", name, err)
 		}
 	}
 	return out, nil

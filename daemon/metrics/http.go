@@ -40,6 +40,7 @@ func (s *Store) Handler() http.Handler {
 		m := api.Metrics{Time: now, Window: s.Window(), History: hist}
 		if r.URL.Query().Get("recent") == "1" {
 			m.Recent = s.Recent()
+			m.RecentChains = s.RecentChains()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(m)
@@ -63,6 +64,8 @@ type promMetrics struct {
 	total  *prometheus.HistogramVec
 	phase  *prometheus.HistogramVec
 	failed *prometheus.CounterVec
+	chain  *prometheus.HistogramVec
+	chainP *prometheus.HistogramVec
 }
 
 func newPromMetrics() *promMetrics {
@@ -83,7 +86,17 @@ func newPromMetrics() *promMetrics {
 			Help: "Updates that failed.",
 		}, []string{"resource", "kind"}),
 	}
-	p.reg.MustRegister(p.total, p.phase, p.failed)
+	p.chain = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "loop", Name: "chain_seconds",
+		Help:    "Time from the root change of a chain (a save, trigger or load) until the last resource it caused was ready, by root path pattern and end resource.",
+		Buckets: buckets,
+	}, []string{"root", "end"})
+	p.chainP = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "loop", Name: "chain_phase_seconds",
+		Help:    "Time per resource and phase of a chain's critical path (batch, cmd, handoff, sync, restart, other, ...); phases add up to the chain's time.",
+		Buckets: buckets,
+	}, []string{"root", "end", "resource", "phase"})
+	p.reg.MustRegister(p.total, p.phase, p.failed, p.chain, p.chainP)
 	return p
 }
 
@@ -98,6 +111,20 @@ func (p *promMetrics) observe(t api.Trace) {
 	for _, s := range api.Breakdown(t.Update) {
 		if s.Duration >= 0 {
 			p.phase.WithLabelValues(t.Resource, kind, string(s.Name)).Observe(s.Duration.Seconds())
+		}
+	}
+}
+
+func (p *promMetrics) observeChain(c api.Chain) {
+	total := c.Total()
+	if c.Error != "" || total <= 0 {
+		return
+	}
+	root := RootPattern(c)
+	p.chain.WithLabelValues(root, c.End).Observe(total.Seconds())
+	for _, ph := range c.Phases {
+		if ph.Duration >= 0 {
+			p.chainP.WithLabelValues(root, c.End, ph.Resource, string(ph.Name)).Observe(ph.Duration.Seconds())
 		}
 	}
 }

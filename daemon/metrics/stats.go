@@ -40,30 +40,24 @@ func phaseRank(name api.SpanName) int {
 func stats(resource string, kind api.UpdateKind, traces []api.Trace) api.LatencyStats {
 	g := api.LatencyStats{Resource: resource, Kind: kind}
 	var totals []time.Duration
-	var sum time.Duration
+	errs := 0
 	phases := map[api.SpanName]time.Duration{}
 	for _, t := range traces {
 		total := t.Total()
 		if total <= 0 || t.Error != "" {
-			g.Errors++
+			errs++
 			continue
 		}
 		totals = append(totals, total)
-		sum += total
 		for _, s := range api.Breakdown(t.Update) {
 			phases[s.Name] += s.Duration
 		}
 	}
-	g.Count = len(totals)
+	g.Latency = latency(totals, errs)
 	if g.Count == 0 {
 		return g
 	}
-	slices.Sort(totals)
-	g.P50, g.P90 = Percentile(totals, 50), Percentile(totals, 90)
-	g.P95, g.P99 = Percentile(totals, 95), Percentile(totals, 99)
-	g.Max = totals[len(totals)-1]
 	n := time.Duration(g.Count)
-	g.Mean = sum / n
 	// Mean per phase; other takes the rounding so the phases add up to Mean.
 	var listed time.Duration
 	for name, d := range phases {
@@ -84,23 +78,71 @@ func stats(resource string, kind api.UpdateKind, traces []api.Trace) api.Latency
 	return g
 }
 
+// latency computes the percentiles of totals (sorted in place).
+func latency(totals []time.Duration, errs int) api.Latency {
+	l := api.Latency{Count: len(totals), Errors: errs}
+	if l.Count == 0 {
+		return l
+	}
+	slices.Sort(totals)
+	var sum time.Duration
+	for _, d := range totals {
+		sum += d
+	}
+	l.P50, l.P90 = Percentile(totals, 50), Percentile(totals, 90)
+	l.P95, l.P99 = Percentile(totals, 95), Percentile(totals, 99)
+	l.Max = totals[len(totals)-1]
+	l.Mean = sum / time.Duration(l.Count)
+	return l
+}
+
+// pair is a group's key: two names, empty meaning "every".
+type pair struct{ a, b string }
+
+// sortedPairs lists the keys of groups: both names set first, then only
+// the first, then the rest; by name within each level.
+func sortedPairs[T any](groups map[pair][]T) []pair {
+	keys := make([]pair, 0, len(groups))
+	for k := range groups {
+		keys = append(keys, k)
+	}
+	level := func(k pair) int {
+		switch {
+		case k.a != "" && k.b != "":
+			return 0
+		case k.a != "":
+			return 1
+		default:
+			return 2
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		x, y := keys[i], keys[j]
+		if lx, ly := level(x), level(y); lx != ly {
+			return lx < ly
+		}
+		if x.a != y.a {
+			return x.a < y.a
+		}
+		return x.b < y.b
+	})
+	return keys
+}
+
 // Summarize groups traces started at or after since (zero: all) and
 // computes their statistics: one group per resource and kind, then per
 // resource over every kind, then per kind over every resource, then one
 // over everything. Groups within each level are sorted by name.
 func Summarize(traces []api.Trace, since time.Time) api.MetricsSummary {
-	type key struct {
-		res  string
-		kind api.UpdateKind
-	}
-	groups := map[key][]api.Trace{}
+	groups := map[pair][]api.Trace{}
 	var all []api.Trace
 	for _, t := range traces {
 		if !since.IsZero() && t.Started.Before(since) {
 			continue
 		}
 		all = append(all, t)
-		for _, k := range []key{{t.Resource, t.Kind}, {t.Resource, ""}, {"", t.Kind}} {
+		kind := string(t.Kind)
+		for _, k := range []pair{{t.Resource, kind}, {t.Resource, ""}, {"", kind}} {
 			groups[k] = append(groups[k], t)
 		}
 	}
@@ -108,32 +150,8 @@ func Summarize(traces []api.Trace, since time.Time) api.MetricsSummary {
 	if len(all) == 0 {
 		return sum
 	}
-	keys := make([]key, 0, len(groups))
-	for k := range groups {
-		keys = append(keys, k)
-	}
-	level := func(k key) int {
-		switch {
-		case k.res != "" && k.kind != "":
-			return 0
-		case k.res != "":
-			return 1
-		default:
-			return 2
-		}
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		a, b := keys[i], keys[j]
-		if la, lb := level(a), level(b); la != lb {
-			return la < lb
-		}
-		if a.res != b.res {
-			return a.res < b.res
-		}
-		return a.kind < b.kind
-	})
-	for _, k := range keys {
-		sum.Groups = append(sum.Groups, stats(k.res, k.kind, groups[k]))
+	for _, k := range sortedPairs(groups) {
+		sum.Groups = append(sum.Groups, stats(k.a, api.UpdateKind(k.b), groups[k]))
 	}
 	sum.Groups = append(sum.Groups, stats("", "", all))
 	return sum

@@ -52,7 +52,10 @@ type Store struct {
 	recent map[string][]api.Trace // per resource, oldest first, at most Keep
 	last   map[string]time.Time   // per resource, Started of the last recorded update
 	order  []string               // resources in the order first seen
-	closed bool
+	chains []api.Chain            // oldest first, at most Keep per end resource on average
+	// lastChain is, per end resource, the root of the last recorded chain.
+	lastChain map[string]time.Time
+	closed    bool
 
 	queue   chan []byte // closed by Close; drained by the writer goroutine
 	done    chan struct{}
@@ -80,6 +83,8 @@ func Open(o Options) *Store {
 		recent: map[string][]api.Trace{},
 		last:   map[string]time.Time{},
 		prom:   newPromMetrics(),
+
+		lastChain: map[string]time.Time{},
 	}
 	if o.Dir != "" {
 		s.queue = make(chan []byte, queueLen)
@@ -133,17 +138,69 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Observe records the last update carried by a status event, if any.
-// It is meant to be called from an event sink.
+// Observe records the last update and the last chain carried by a status
+// event, if any. It is meant to be called from an event sink.
 func (s *Store) Observe(ev api.Event) {
-	if ev.Kind != api.EventStatus || ev.Status == nil || ev.Status.LastUpdate == nil {
+	if ev.Kind != api.EventStatus || ev.Status == nil {
 		return
 	}
 	name := ev.Status.Name
 	if name == "" {
 		name = ev.Resource
 	}
-	s.Record(name, *ev.Status.LastUpdate)
+	if ev.Status.LastUpdate != nil {
+		s.Record(name, *ev.Status.LastUpdate)
+	}
+	if ev.Status.Chain != nil {
+		s.RecordChain(*ev.Status.Chain)
+	}
+}
+
+// RecordChain stores a finished chain and reports whether it was new. The
+// end resource's status events carry its last chain again and again: a
+// chain is recorded once, by its root time per end resource.
+func (s *Store) RecordChain(c api.Chain) bool {
+	if c.End == "" || c.Root.IsZero() {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if last, ok := s.lastChain[c.End]; ok && !c.Root.After(last) {
+		return false
+	}
+	s.lastChain[c.End] = c.Root
+	c.Links = append([]api.ChainLink(nil), c.Links...)
+	c.Phases = append([]api.ChainPhase(nil), c.Phases...)
+	s.chains = append(s.chains, c)
+	if keep := s.o.Keep * max(len(s.lastChain), 1); len(s.chains) > keep {
+		s.chains = append(s.chains[:0:0], s.chains[len(s.chains)-keep:]...)
+	}
+	s.prom.observeChain(c)
+	s.queueLine(historyLine{Chain: &c})
+	return true
+}
+
+// queueLine hands a history line to the writer; s.mu is held.
+func (s *Store) queueLine(v any) {
+	if s.queue == nil || s.closed {
+		return
+	}
+	line, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	select {
+	case s.queue <- append(line, '\n'):
+	default:
+		s.dropped++
+	}
+}
+
+// RecentChains returns the chains kept in memory, oldest first.
+func (s *Store) RecentChains() []api.Chain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]api.Chain(nil), s.chains...)
 }
 
 // Record stores a finished update of a resource and reports whether it was
@@ -172,16 +229,7 @@ func (s *Store) Record(resource string, u api.Update) bool {
 	}
 	s.recent[resource] = r
 	s.prom.observe(t)
-	if s.queue != nil && !s.closed {
-		line, err := json.Marshal(t)
-		if err == nil {
-			select {
-			case s.queue <- append(line, '\n'):
-			default:
-				s.dropped++
-			}
-		}
-	}
+	s.queueLine(t)
 	return true
 }
 
@@ -199,20 +247,20 @@ func (s *Store) Recent() []api.Trace {
 
 // Window summarizes the traces kept in memory.
 func (s *Store) Window() api.MetricsSummary {
-	return Summarize(s.Recent(), time.Time{})
+	return History{Traces: s.Recent(), Chains: s.RecentChains()}.Summary(time.Time{})
 }
 
 // History summarizes every trace in the history file started at or after
 // since. Lines still queued for the disk are not in it yet.
 func (s *Store) History(since time.Time) (api.MetricsSummary, error) {
 	if s.o.Dir == "" {
-		return Summarize(s.Recent(), since), nil
+		return History{Traces: s.Recent(), Chains: s.RecentChains()}.Summary(since), nil
 	}
-	traces, err := ReadHistory(s.o.Dir, since)
+	h, err := ReadAll(s.o.Dir, since)
 	if err != nil {
 		return api.MetricsSummary{}, err
 	}
-	return Summarize(traces, since), nil
+	return h.Summary(since), nil
 }
 
 // Lost reports how many traces did not reach the history file: dropped

@@ -169,10 +169,20 @@ var groups = []group{
 			p95, _ := r.get("BenchmarkGoSave", "p95-ms")
 			c50, _ := r.get("BenchmarkGoSave", "compile-p50-ms")
 			x, _ := r.get("BenchmarkGoSave", "x-compile")
+			over, _ := r.get("BenchmarkGoSave", "over-compile-ms")
+			chain, _ := r.get("BenchmarkGoSave", "chain-p50-ms")
+			cmd, _ := r.get("BenchmarkGoSave", "cmd-p50-ms")
+			cp50, _ := r.get("BenchmarkGoSave", "compile-polled-p50-ms")
+			overPolled, _ := r.get("BenchmarkGoSave", "over-polled-compile-ms")
 			return []row{
 				{"f", "save main.go → examples/hello answers (compile, sync, restart; 10 edits)", fmt.Sprintf("p50 %s, p95 %s", ms(p50), ms(p95)), "see the ratio", "—"},
 				{"f", "the compile alone (same go build, same cache)", "p50 " + ms(c50), "reference", "—"},
+				{"f", "loop's own number: the save's chain (save → hello ready)", "p50 " + ms(chain), "reference", "—"},
+				{"f", "the compile inside loop (the chain's cmd phase)", "p50 " + ms(cmd), "reference", "—"},
 				{"f", "loop / compile (p50)", fmt.Sprintf("%.2f×", x), "≤ 1.5×", judge(x <= 1.5)},
+				{"f", "the compile alone while the service is polled as the edit polls it", "p50 " + ms(cp50), "reference", "—"},
+				{"f", "loop − compile (p50)", ms(over), "reference", "—"},
+				{"f", "loop − compile under the same polling (p50)", ms(overPolled), "≤ 100 ms", judge(overPolled <= 100)},
 			}
 		},
 	},

@@ -113,6 +113,10 @@ type Engine struct {
 	barriers map[uint64]*waiter // by outstanding barrier token
 	waitSeq  uint64
 	waitsKey string
+	// chains are the open chains by root change ID; origins say which
+	// chains each change continues (chain.go).
+	chains  map[uint64]*chain
+	origins map[uint64]origin
 
 	// mask hides secret values in every event (set from Env and the
 	// config's Settings.Secrets; read by emit from any goroutine).
@@ -330,13 +334,18 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	for {
 		e.schedule()
 		e.checkWaits()
+		e.checkChains(false)
 		if e.opts.Mode == ModeCI {
 			if done, cerr := e.ciDone(); done {
+				e.checkChains(true)
 				return cerr
 			}
 		}
 		d, ok := e.nextDue()
 		if c, cok := e.ciDue(); cok && (!ok || c < d) {
+			d, ok = c, true
+		}
+		if c, cok := e.chainDue(); cok && (!ok || c < d) {
 			d, ok = c, true
 		}
 		if ok {
@@ -504,6 +513,7 @@ func (e *Engine) onLoaded(ctx context.Context, m loaded) {
 	e.sources = m.sources
 	e.ignore = m.ignore
 	e.changeSeq++ // a load is a change: what it starts or replaces carries it
+	e.newChain(e.changeSeq, api.CauseLoad, "", e.now())
 	e.applyConfig(ctx, m.cfg, m.resources, m.files)
 }
 
@@ -555,7 +565,7 @@ func (e *Engine) applyConfig(ctx context.Context, cfg *model.Config, defs []*Res
 			e.ending[d.Name] = old.sup
 			after = old.sup.done
 			st.containerID, st.image = old.containerID, old.image
-			st.last, st.everReady, st.started = old.last, old.everReady, old.started
+			st.last, st.everReady, st.started, st.chain = old.last, old.everReady, old.started, old.chain
 		} else if prev := e.ending[d.Name]; prev != nil {
 			after = prev.done // removed and back again before it ended
 		}
@@ -642,15 +652,26 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 	reload := false
 	now := e.now()
 	global := e.ignore
-	// The batch is one change, numbered when it first concerns something.
+	// The batch is one change, numbered when it first concerns something;
+	// the output of a command's update (chain.go) is one more per command.
 	var cid uint64
+	outs := map[*state]uint64{}
 	change := func(r *state, ev watch.Event) {
-		if cid == 0 {
+		id := cid
+		if p := e.producer(ev.Path, ev.Time); p != nil {
+			if id = outs[p]; id == 0 {
+				id = e.outputChange(p)
+				outs[p] = id
+			}
+		} else if id == 0 {
 			e.changeSeq++
-			cid = e.changeSeq
+			cid, id = e.changeSeq, e.changeSeq
+			e.newChain(cid, api.CauseSave, e.relPaths([]string{ev.Path})[0], ev.Time)
+		} else if c := e.chains[cid]; c != nil && ev.Time.Before(c.root) {
+			c.root = ev.Time
 		}
 		r.addChange(ev, now)
-		r.addChangeID(cid)
+		r.addChangeID(id)
 	}
 	for _, ev := range evs {
 		if e.configFiles[ev.Path] || (underRoot(ev.Path, e.sources) && !ignored(global, ev.Path)) {
@@ -789,6 +810,8 @@ func (e *Engine) start(r *state, b *batch) {
 	e.updateSeq++
 	r.cur = updateRef{id: e.updateSeq, changes: r.changeIDs}
 	r.changeIDs = nil
+	started := e.now()
+	e.startLinks(r, started)
 	if b != nil {
 		paths := make([]string, len(b.changes))
 		for i, c := range b.changes {
@@ -797,7 +820,7 @@ func (e *Engine) start(r *state, b *batch) {
 		r.cur.paths, r.cur.files = e.relPaths(paths), len(paths)
 	}
 	e.emitStatus(r)
-	j := Job{Started: e.now(), Config: e.cfg, Carried: r.carried(), Skip: ignore.Any(e.ignore, r.res.Inputs.LiveIgnore)}
+	j := Job{Started: started, Config: e.cfg, Carried: r.carried(), Skip: ignore.Any(e.ignore, r.res.Inputs.LiveIgnore)}
 	if b != nil {
 		j.Changes, j.Live, j.Edit, j.Batched = b.changes, b.plan, b.edit, b.batched
 		if b.fallBack != nil {
@@ -817,6 +840,7 @@ func (e *Engine) onResult(m supResult) {
 	r.updating = false
 	r.done = e.doneSeq
 	r.lastDone = e.now()
+	r.endOutput(r.lastDone)
 	o := m.outcome
 	r.live = o.Live
 	if o.ContainerID != "" {
@@ -832,7 +856,7 @@ func (e *Engine) onResult(m supResult) {
 		r.classify(r.lastDone)
 	}
 	u := o.Update
-	u.ID, u.Changes, u.Paths = r.cur.id, r.cur.changes, r.cur.paths
+	u.ID, u.Changes, u.Paths, u.Chains = r.cur.id, r.cur.changes, r.cur.paths, r.cur.chains
 	if u.Files == 0 {
 		u.Files = r.cur.files
 	}
@@ -1028,6 +1052,7 @@ func (e *Engine) onControl(m controlMsg) error {
 			r.needsInit = true
 		}
 		e.changeSeq++
+		e.newChain(e.changeSeq, api.CauseTrigger, "", e.now())
 		r.addChangeID(e.changeSeq)
 	case OpDisable:
 		if r.phase != api.PhaseDisabled {
@@ -1041,6 +1066,7 @@ func (e *Engine) onControl(m controlMsg) error {
 			r.phase = api.PhasePending
 			r.needsInit = true
 			e.changeSeq++
+			e.newChain(e.changeSeq, api.CauseTrigger, "", e.now())
 			r.addChangeID(e.changeSeq)
 		}
 	}

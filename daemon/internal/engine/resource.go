@@ -52,6 +52,10 @@ type state struct {
 	changeIDs []uint64
 	cur       updateRef
 	done      uint64
+	// out is a host command's latest update, for its output (chain.go);
+	// chain is the last finished chain that ended here.
+	out   outWindow
+	chain *api.Chain
 
 	// Status carried from the runtime's outcomes and reports.
 	containerID string
@@ -67,6 +71,7 @@ type updateRef struct {
 	changes []uint64
 	paths   []string
 	files   int
+	chains  []uint64
 }
 
 func (r *state) addChangeID(id uint64) {
@@ -205,6 +210,10 @@ func (r *state) status() api.ResourceStatus {
 	if r.last != nil {
 		u := *r.last
 		st.LastUpdate = &u
+	}
+	if r.chain != nil {
+		c := *r.chain
+		st.Chain = &c
 	}
 	return st
 }
