@@ -54,6 +54,21 @@ func (h *headless) line(res, text string) {
 	}
 }
 
+// writer returns an io.Writer whose lines are printed as res's log lines.
+func (h *headless) writer(res string) io.Writer { return headlessWriter{h, res} }
+
+type headlessWriter struct {
+	h   *headless
+	res string
+}
+
+func (w headlessWriter) Write(p []byte) (int, error) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	w.h.line(w.res, strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
 // describe renders a status change as a person reads it.
 func describe(st *api.ResourceStatus) string {
 	switch st.Phase {
