@@ -175,7 +175,11 @@ type ComposeProject struct {
 	Profiles    []string `json:"profiles,omitempty"`
 	EnvFile     string   `json:"env_file,omitempty"`
 	Wait        bool     `json:"wait,omitempty"`
-	Pos         Position `json:"pos"`
+	// Env are the variables the Tiltfile set (os.putenv, os.environ): as in
+	// Tilt, where they change Tilt's own environment, the compose files are
+	// interpolated with them.
+	Env map[string]string `json:"env,omitempty"`
+	Pos Position          `json:"pos"`
 }
 
 // DCResource is a dc_resource call.
