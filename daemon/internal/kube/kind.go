@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -376,6 +377,23 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	// deploy waits for their health, not after it gave up. A custom deploy's objects
 	// are known once its command has printed them.
 	w := Workloads{Objects: desired, Extra: rt.extra, SelectorsOnly: rt.selOnly}
+	dctx := ctx // the deploy's: under loop ci, a pod error ends it
+	if rt.h.CI && rt.custom == nil {
+		var grace time.Duration
+		if j.Config != nil {
+			grace = j.Config.Settings.K8sGracePeriod
+		}
+		gate := newPodErrorGate()
+		w.PodErrors = gate.report
+		var cancel context.CancelCauseFunc
+		dctx, cancel = context.WithCancelCause(ctx)
+		done := make(chan struct{})
+		go func() { // owned by deploy: ends with dctx, waited for below
+			defer close(done)
+			gate.watch(dctx, time.Now(), grace, cancel)
+		}()
+		defer func() { cancel(nil); <-done }()
+	}
 	if rt.custom == nil {
 		rt.pods.start(func(ctx context.Context) { k.FollowPods(ctx, w, rt.forwards, rt.h.ProcessLog) })
 	}
@@ -385,7 +403,10 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 			desired, err = k.applyCustom(ctx, rt.custom, built, logs)
 		}
 	} else {
-		err = k.Deploy(ctx, rt.name, desired, load, rt.policy, logs)
+		err = k.Deploy(dctx, rt.name, desired, load, rt.policy, logs)
+		if cause := context.Cause(dctx); err != nil && errors.Is(cause, ErrPodError) {
+			err = fmt.Errorf("deploy %s: %w", rt.name, cause)
+		}
 	}
 	u.Spans = append(u.Spans, api.Span{Name: api.SpanDeploy, Duration: time.Since(t0)})
 	if err != nil {

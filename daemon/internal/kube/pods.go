@@ -42,6 +42,10 @@ type Workloads struct {
 	Objects       []*unstructured.Unstructured
 	Extra         []map[string]string
 	SelectorsOnly bool
+	// PodErrors, when set, is called by FollowPods each time it looks at the
+	// pods, with what puts one of them in an error state as Tilt counts it
+	// (see podError), "" when none is.
+	PodErrors func(msg string)
 }
 
 // selectors finds the pod selectors of w.
@@ -62,6 +66,11 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 		if !found {
 			// Jobs and CronJobs select by template labels.
 			ml, found, _ = unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
+		}
+		if len(ml) == 0 && o.GetKind() == "Job" {
+			// A Job whose template has no labels: the Job controller labels its
+			// pods with the Job's name.
+			ml, found = map[string]string{"batch.kubernetes.io/job-name": o.GetName()}, true
 		}
 		if found && len(ml) > 0 {
 			nss[ns] = true
@@ -129,6 +138,15 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 	for {
 		pods := pw.pods()
 		seen := map[string]bool{}
+		if w.PodErrors != nil {
+			msg := ""
+			for _, p := range pods {
+				if msg = podError(p); msg != "" {
+					break
+				}
+			}
+			w.PodErrors(msg)
+		}
 		for _, p := range pods {
 			uid := string(p.UID)
 			seen[uid] = true
@@ -274,6 +292,41 @@ func podReports(p corev1.Pod) []podReport {
 		}
 	}
 	return out
+}
+
+// podError says what puts a pod in an error state as Tilt's ci counts it
+// (k8sconv.ContainerStatusToRuntimeState): the pod failed, a container
+// waits for a reason that will not pass by itself (a crash loop, an image
+// that cannot be pulled) or ended with a non-zero code. ""
+// means none.
+func podError(p corev1.Pod) string {
+	if p.DeletionTimestamp != nil {
+		return ""
+	}
+	if p.Status.Phase == corev1.PodFailed {
+		msg := fmt.Sprintf("pod %s failed", p.Name)
+		if p.Status.Reason != "" || p.Status.Message != "" {
+			msg += strings.TrimRight(": "+p.Status.Reason+" "+p.Status.Message, " ")
+		}
+		return msg
+	}
+	all := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
+	for _, cs := range all {
+		if w := cs.State.Waiting; w != nil && waitingErrors[w.Reason] {
+			return fmt.Sprintf("pod %s: container %s waiting: %s", p.Name, cs.Name, w.Reason)
+		}
+		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 {
+			return fmt.Sprintf("pod %s: container %s exited with code %d", p.Name, cs.Name, t.ExitCode)
+		}
+	}
+	return ""
+}
+
+// waitingErrors are the container waiting reasons that are errors (Tilt's
+// k8sconv.ErrorWaitingReasons).
+var waitingErrors = map[string]bool{
+	"CrashLoopBackOff": true, "ErrImagePull": true, "ImagePullBackOff": true,
+	"RunContainerError": true, "StartError": true, "Error": true,
 }
 
 // newestReady is the most recently created pod that is Ready and not going away.
