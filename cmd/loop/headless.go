@@ -10,7 +10,8 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 )
 
-// headless prints daemon events as lines: `resource │ text`. It remembers the
+// headless prints daemon events as lines: `resource │ text`, the names
+// right-aligned as tilt's stream prints them (scripts grep `name │ text`). It remembers the
 // last phase per resource so a status line is printed only on a change.
 type headless struct {
 	mu    sync.Mutex
@@ -50,7 +51,7 @@ func (h *headless) line(res, text string) {
 		h.width = len(res)
 	}
 	for _, l := range strings.Split(text, "\n") {
-		fmt.Fprintf(h.w, "%-*s │ %s\n", h.width, res, l)
+		fmt.Fprintf(h.w, "%*s │ %s\n", h.width, res, l)
 	}
 }
 
