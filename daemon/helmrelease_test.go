@@ -47,8 +47,12 @@ func TestHelmResourceRelease(t *testing.T) {
 	wantGreeting := func(want string) {
 		t.Helper()
 		eventually(t, time.Minute, func() error {
-			if g, err := greeting(); err != nil || g != want {
-				return fmt.Errorf("greeting %q (%v), want %q", g, err, want)
+			g, err := greeting()
+			if err != nil {
+				return fmt.Errorf("read the greeting: %w", err)
+			}
+			if g != want {
+				return fmt.Errorf("greeting %q, want %q", g, want)
 			}
 			return nil
 		})

@@ -119,6 +119,7 @@ up)
 		[ "\$a" = --stream ] || args+=("\$a")
 	done
 	exec "$LOOP" daemon "\${args[@]}" ;;
+logs | trigger) exec "$LOOP" "\$verb" "\$@" ;;
 alpha)
 	if [ "\${1:-}" = tiltfile-result ]; then shift; exec "$LOOP" dump resources -o json "\$@"; fi ;;
 esac

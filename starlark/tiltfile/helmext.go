@@ -88,10 +88,10 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 	}
 	keepHistory := false
 	for _, f := range uninstallFlags.vals {
-		switch {
-		case f == "--keep-history":
+		switch f {
+		case "--keep-history":
 			keepHistory = true
-		case f == "--ignore-not-found":
+		case "--ignore-not-found":
 			// loop down never fails on an object that is gone already.
 		default:
 			l.warn(p, fmt.Sprintf("%s(%q): uninstall flag %s is ignored: loop down deletes the objects loop applied and runs no hooks (--keep-history and --ignore-not-found are honoured)", b.Name(), name, f))
