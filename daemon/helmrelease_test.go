@@ -125,3 +125,39 @@ func TestHelmResourceRelease(t *testing.T) {
 		t.Errorf("after down, release records %v, want none (uninstalled)", got)
 	}
 }
+
+// uninstall_flags=['--keep-history']: loop down deletes the objects and keeps
+// the release's last revision, marked uninstalled, as helm uninstall does.
+func TestHelmResourceKeepHistory(t *testing.T) {
+	dyn := kubeClient(t)
+	dir := copyTree(t, filepath.Join("testdata", "helmrelease"))
+	ns := fmt.Sprintf("helmrelease-%d", time.Now().UnixNano()%1000000)
+	t.Setenv("HELMRELEASE_NAMESPACE", ns)
+	t.Setenv("HELMRELEASE_UNINSTALL_FLAG", "--keep-history")
+	t.Cleanup(func() {
+		_ = dyn.Resource(gvrNamespace).Delete(context.Background(), ns, metav1.DeleteOptions{})
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	o := daemon.Options{Tiltfile: filepath.Join(dir, "Tiltfile")}
+	if err := daemon.CI(ctx, o); err != nil {
+		t.Fatalf("ci: %v", err)
+	}
+	if err := daemon.Down(ctx, o, false); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if _, err := dyn.Resource(gvrConfigMap).Namespace(ns).Get(ctx, "greeter-rel-config", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after down, the ConfigMap: %v, want not found", err)
+	}
+	l, err := dyn.Resource(gvrSecret).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm,name=greeter-rel"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range l.Items {
+		got = append(got, s.GetLabels()["version"]+" "+s.GetLabels()["status"])
+	}
+	if len(got) != 1 || got[0] != "1 uninstalled" {
+		t.Errorf("after down, release records %v, want [1 uninstalled]", got)
+	}
+}
