@@ -36,6 +36,7 @@ fi
 #  - a test Tiltfile that loads its extension by path (load('../Tiltfile', ...)) loads it as
 #    ext://NAME when loop has a built-in version of it (restart_process, helm_resource,
 #    helm_remote), since the Starlark one needs a helper image or the helm CLI;
+#  - helm_resource_local is made: helm_resource's test without its remote charts;
 #  - with REAL_NODE=1, pod specs in test/ YAML files get the test cluster's real-node
 #    placement and their public images become loop/busybox pushed to the cluster registry,
 #    so Jobs that check something really run (on kwok's node every pod "succeeds").
@@ -94,6 +95,19 @@ for test in root.glob("*/test"):
                 changed = True
             if changed:
                 f.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+
+# helm_resource_local: helm_resource's test with its second half (helm_repo and the
+# charts from https://helm.github.io/examples, which need the network) cut off, so
+# that its local charts are checked on their own.
+src = root / "helm_resource"
+if (src / "test" / "Tiltfile").exists():
+    import shutil
+    dst = root / "helm_resource_local"
+    shutil.rmtree(dst, ignore_errors=True)
+    shutil.copytree(src, dst, symlinks=True)
+    tf = dst / "test" / "Tiltfile"
+    text = tf.read_text()
+    tf.write_text(text[: text.index("helm_repo(")] if "helm_repo(" in text else text)
 PY
 }
 
@@ -135,7 +149,7 @@ export LOOP_EXTENSIONS_DIR="$work/tilt-extensions"
 export PATH="$work/bin:$PATH"
 
 if [ $# -eq 0 ]; then
-	set -- $(cd "$work/tilt-extensions" && ls -d */test/test.sh | cut -d/ -f1)
+	set -- $(cd "$work/tilt-extensions" && ls -d -- */test/test.sh | cut -d/ -f1)
 fi
 
 echo "| extension | result | last error line |"
@@ -149,6 +163,10 @@ for ext in "$@"; do
 	fi
 	(cd "$dir" && timeout "$per_test_timeout" ./test.sh) >"$log" 2>&1
 	rc=$?
+	if [ $rc -ne 0 ] && [ -f "$dir/Tiltfile" ]; then
+		# A test stopped half-way leaves its objects behind for the next one.
+		(cd "$dir" && timeout 60 "$LOOP" down) >>"$log" 2>&1
+	fi
 	if [ $rc -eq 0 ]; then
 		echo "| $ext | pass | |"
 	else
