@@ -32,7 +32,8 @@ fi
 # localise rewrites the copy so that it can run with nothing pulled (the issue's "base
 # images that cannot be pulled here replaced by local ones"):
 #  - FROM lines naming a public base (busybox, alpine, debian, ubuntu, nginx) in test/
-#    Dockerfiles become loop/busybox:latest (scripts/busybox-image.sh);
+#    Dockerfiles and test Tiltfiles (dockerfile_contents=) become loop/busybox:latest
+#    (scripts/busybox-image.sh);
 #  - a test Tiltfile that loads its extension by path (load('../Tiltfile', ...)) loads it as
 #    ext://NAME when loop has a built-in version of it (restart_process, helm_resource,
 #    helm_remote), since the Starlark one needs a helper image or the helm CLI;
@@ -69,8 +70,13 @@ for test in root.glob("*/test"):
                     l = m.group(1) + "loop/busybox:latest" + m.group(3) + ("\n" if l.endswith("\n") and not m.group(3).endswith("\n") else "")
                 out.append(l)
             f.write_text("".join(out))
-        elif f.name.endswith("Tiltfile") and ext in builtin:
-            f.write_text(f.read_text().replace("load('../Tiltfile'", "load('ext://%s'" % ext))
+        elif f.name.endswith("Tiltfile"):
+            text = f.read_text()
+            if ext in builtin:
+                text = text.replace("load('../Tiltfile'", "load('ext://%s'" % ext)
+            # dockerfile_contents= in the Tiltfile
+            text = re.sub(r"(?m)^(\s*FROM\s+)(\S+)", lambda m: m.group(1) + ("loop/busybox:latest" if public.match(m.group(2)) else m.group(2)), text)
+            f.write_text(text)
         elif f.suffix in (".yaml", ".yml") and os.environ.get("REAL_NODE") == "1":
             try:
                 docs = list(yaml.safe_load_all(f.read_text()))
