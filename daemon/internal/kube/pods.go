@@ -139,13 +139,7 @@ func (d *Deployer) FollowPods(ctx context.Context, w Workloads, forwards []model
 		pods := pw.pods()
 		seen := map[string]bool{}
 		if w.PodErrors != nil {
-			msg := ""
-			for _, p := range pods {
-				if msg = podError(p); msg != "" {
-					break
-				}
-			}
-			w.PodErrors(msg)
+			w.PodErrors(podError(newest(pods)))
 		}
 		for _, p := range pods {
 			uid := string(p.UID)
@@ -294,13 +288,26 @@ func podReports(p corev1.Pod) []podReport {
 	return out
 }
 
+// newest is the most recently created pod not going away (Tilt's ci judges a
+// resource by its most recent pod, so a crashing pod of the previous rollout
+// does not count); the zero Pod when there is none.
+func newest(pods []corev1.Pod) corev1.Pod {
+	var out corev1.Pod
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && (out.Name == "" || p.CreationTimestamp.After(out.CreationTimestamp.Time)) {
+			out = p
+		}
+	}
+	return out
+}
+
 // podError says what puts a pod in an error state as Tilt's ci counts it
 // (k8sconv.ContainerStatusToRuntimeState): the pod failed, a container
 // waits for a reason that will not pass by itself (a crash loop, an image
 // that cannot be pulled) or ended with a non-zero code. ""
 // means none.
 func podError(p corev1.Pod) string {
-	if p.DeletionTimestamp != nil {
+	if p.Name == "" || p.DeletionTimestamp != nil {
 		return ""
 	}
 	if p.Status.Phase == corev1.PodFailed {

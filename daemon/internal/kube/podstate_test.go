@@ -80,3 +80,35 @@ func TestLogStreams(t *testing.T) {
 		t.Fatalf("pod without container IDs: %+v", got)
 	}
 }
+
+// TestPodError: the errors tilt ci fails on, judged on the newest pod only
+// (a crash-looping pod of the previous rollout next to a newer one that
+// runs is no error).
+func TestPodError(t *testing.T) {
+	running := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "new", CreationTimestamp: metav1.Unix(200, 0)},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{
+			Name: "app", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}}}
+	old := crashLooping()
+	old.CreationTimestamp = metav1.Unix(100, 0)
+	for _, tc := range []struct {
+		name string
+		pods []corev1.Pod
+		want string
+	}{
+		{"crash loop", []corev1.Pod{old}, "pod p: container app waiting: CrashLoopBackOff"},
+		{"older pod crashing", []corev1.Pod{old, running}, ""},
+		{"exited non-zero", []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "j"}, Status: corev1.PodStatus{Phase: corev1.PodRunning,
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 123}}}}}}},
+			"pod j: container main exited with code 123"},
+		{"failed", []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "f"}, Status: corev1.PodStatus{Phase: corev1.PodFailed, Reason: "Evicted"}}}, "pod f failed: Evicted"},
+		{"creating", []corev1.Pod{{ObjectMeta: metav1.ObjectMeta{Name: "c"}, Status: corev1.PodStatus{Phase: corev1.PodPending,
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}}}, ""},
+		{"no pods", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := podError(newest(tc.pods)); got != tc.want {
+				t.Fatalf("podError = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
