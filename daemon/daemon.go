@@ -52,12 +52,16 @@ type Options struct {
 	// CITimeout bounds a CI run (loop ci --timeout); the Tiltfile's
 	// ci_settings(timeout=) takes its place. Zero: no bound.
 	CITimeout time.Duration
+	// TiltfileOutput receives the Tiltfile's print(), warn() and local()
+	// echo on each load; nil means stderr.
+	TiltfileOutput io.Writer
 }
 
 func (o Options) loader(sub string) engine.Loader {
 	return func(ctx context.Context) (*model.Config, error) {
 		return tiltfile.Load(ctx, o.Tiltfile, tiltfile.Options{
 			Args: o.Args, ExtensionsDir: o.ExtensionsDir, NoBuiltinExtensions: o.NoBuiltinExtensions, Subcommand: sub,
+			Output: o.TiltfileOutput,
 		})
 	}
 }
@@ -323,6 +327,14 @@ func Down(ctx context.Context, o Options, volumes bool) error {
 		}
 		if err != nil {
 			return fmt.Errorf("down %s: %w", g.Name, err)
+		}
+		if g.Release != nil {
+			if err := k.UninstallRelease(ctx, g.Release); err != nil {
+				return fmt.Errorf("down %s: %w", g.Name, err)
+			}
+			if o.Sink != nil {
+				o.Sink(api.Event{Time: time.Now(), Kind: api.EventLog, Resource: g.Name, Text: "uninstalled Helm release " + g.Release.Name})
+			}
 		}
 	}
 	return nil

@@ -10,7 +10,8 @@ import (
 	"github.com/loop-dev/loop/daemon/api"
 )
 
-// headless prints daemon events as lines: `resource │ text`. It remembers the
+// headless prints daemon events as lines: `resource │ text`, the names
+// right-aligned as tilt's stream prints them (scripts grep `name │ text`). It remembers the
 // last phase per resource so a status line is printed only on a change.
 type headless struct {
 	mu    sync.Mutex
@@ -58,7 +59,7 @@ func (h *headless) line(res, text string) {
 		h.width = len(res)
 	}
 	for _, l := range strings.Split(text, "\n") {
-		fmt.Fprintf(h.w, "%-*s │ %s\n", h.width, res, l)
+		fmt.Fprintf(h.w, "%*s │ %s\n", h.width, res, l)
 	}
 }
 
@@ -76,6 +77,21 @@ func describeChain(c *api.Chain) string {
 		root += " " + c.Path
 	}
 	return fmt.Sprintf("⛓ %s → ready in %s (%s)", root, fmtDur(c.Total()), strings.Join(parts, ", "))
+}
+
+// writer returns an io.Writer whose lines are printed as res's log lines.
+func (h *headless) writer(res string) io.Writer { return headlessWriter{h, res} }
+
+type headlessWriter struct {
+	h   *headless
+	res string
+}
+
+func (w headlessWriter) Write(p []byte) (int, error) {
+	w.h.mu.Lock()
+	defer w.h.mu.Unlock()
+	w.h.line(w.res, strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }
 
 // describe renders a status change as a person reads it.

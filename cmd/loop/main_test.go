@@ -220,7 +220,7 @@ func TestUsageErrorExit2(t *testing.T) {
 // failed resource otherwise.
 func TestCIExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte("local_resource('ok', cmd='echo fine')\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte("print('from' + ' the Tiltfile')\nlocal_resource('ok', cmd='echo fine')\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	out, errOut, code := runLoop(t, dir, "ci", "--timeout", "1m")
@@ -229,6 +229,11 @@ func TestCIExitCodes(t *testing.T) {
 	}
 	if !strings.Contains(out, "ok") || !strings.Contains(out, "fine") {
 		t.Fatalf("ci output lacks the resource's log: %s", out)
+	}
+	// As tilt ci: the Tiltfile's print() is part of the output
+	// (tilt-extensions' local_output test greps it).
+	if !strings.Contains(out, "from the Tiltfile") {
+		t.Fatalf("ci output lacks the Tiltfile's print: %s", out)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "Tiltfile"), []byte("local_resource('bad', cmd='exit 4')\n"), 0o644); err != nil {
 		t.Fatal(err)

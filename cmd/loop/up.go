@@ -120,6 +120,8 @@ func newCICmd() *cobra.Command {
 				Tiltfile: pf.file, Args: tiltArgs, ExtensionsDir: pf.extensionsDir, NoBuiltinExtensions: pf.noBuiltinExts, Only: only,
 				Sink:      func(ev api.Event) { h.event(ev); timing.Observe(ev) },
 				CITimeout: timeout,
+				// As tilt ci, the Tiltfile's own output is part of the run's log.
+				TiltfileOutput: h.writer("Tiltfile"),
 			})
 			if err == nil && ctx.Err() != nil {
 				err = ctx.Err()

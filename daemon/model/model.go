@@ -181,7 +181,11 @@ type ComposeProject struct {
 	Profiles    []string `json:"profiles,omitempty"`
 	EnvFile     string   `json:"env_file,omitempty"`
 	Wait        bool     `json:"wait,omitempty"`
-	Pos         Position `json:"pos"`
+	// Env are the variables the Tiltfile set (os.putenv, os.environ): as in
+	// Tilt, where they change Tilt's own environment, the compose files are
+	// interpolated with them.
+	Env map[string]string `json:"env,omitempty"`
+	Pos Position          `json:"pos"`
 }
 
 // DCResource is a dc_resource call.
@@ -232,8 +236,26 @@ type K8sSource struct {
 	Helm      *HelmArgs      `json:"helm,omitempty"`
 	// Resource, when set, makes every object of the source one resource of
 	// that name, whatever workloads it holds (the built-in helm_resource).
-	Resource string   `json:"resource,omitempty"`
-	Pos      Position `json:"pos"`
+	Resource string `json:"resource,omitempty"`
+	// Release, set by the built-in helm_resource, makes the resource a Helm
+	// release: recorded where the helm CLI reads releases, re-applied when one
+	// of its deps changes (as helm upgrade), uninstalled by loop down.
+	Release *HelmRelease `json:"release,omitempty"`
+	Pos     Position     `json:"pos"`
+}
+
+// HelmRelease is a release helm_resource installs. loop applies the objects;
+// the release record (the Secret `helm list` reads) says what was installed.
+type HelmRelease struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// Chart is the chart's directory or archive.
+	Chart string `json:"chart"`
+	// Deps are helm_resource's deps: a change re-applies the release.
+	Deps []string `json:"deps,omitempty"`
+	// KeepHistory is uninstall_flags' --keep-history: loop down marks the
+	// release uninstalled instead of deleting its records.
+	KeepHistory bool `json:"keep_history,omitempty"`
 }
 
 // CustomDeploy is a k8s_custom_deploy call: ApplyCmd deploys and prints the

@@ -89,8 +89,16 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 	if hf.namespace != "" {
 		ns = hf.namespace
 	}
-	if len(uninstallFlags.vals) > 0 {
-		l.warn(p, fmt.Sprintf("%s(%q): uninstall_flags are ignored: loop down deletes the objects loop applied", b.Name(), name))
+	keepHistory := false
+	for _, f := range uninstallFlags.vals {
+		switch f {
+		case "--keep-history":
+			keepHistory = true
+		case "--ignore-not-found":
+			// loop down never fails on an object that is gone already.
+		default:
+			l.warn(p, fmt.Sprintf("%s(%q): uninstall flag %s is ignored: loop down deletes the objects loop applied and runs no hooks (--keep-history and --ignore-not-found are honoured)", b.Name(), name, f))
+		}
 	}
 	if liveUpdate != starlark.None || imageSelector != "" || containerSelector != "" {
 		l.warn(p, fmt.Sprintf("%s(%q): live_update, image_selector and container_selector are ignored by loop's helm_resource (give the image a docker_build with live_update in image_deps)", b.Name(), name))
@@ -115,10 +123,15 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 	if hf.createNamespace && ns != "" {
 		text = namespaceYAML(ns) + "---\n" + text
 	}
+	rel := &model.HelmRelease{Name: releaseName, Namespace: ns, Chart: dir, KeepHistory: keepHistory}
 	for _, d := range deps.vals {
-		l.record(l.abs(thread, d)) // a change re-runs the Tiltfile: the chart renders again
+		// A change re-runs the Tiltfile, so the chart renders again, and
+		// re-applies the release even when the render comes out the same, as
+		// the extension's helm upgrade does.
+		rel.Deps = append(rel.Deps, l.abs(thread, d))
+		l.record(l.abs(thread, d))
 	}
-	l.cfg.K8sSources = append(l.cfg.K8sSources, &model.K8sSource{Kind: model.K8sYAML, YAML: text, Helm: h, Resource: name, Pos: p})
+	l.cfg.K8sSources = append(l.cfg.K8sSources, &model.K8sSource{Kind: model.K8sYAML, YAML: text, Helm: h, Resource: name, Release: rel, Pos: p})
 	// The rest is k8s_resource's, as the extension passes it on.
 	kr := []starlark.Tuple{{starlark.String("workload"), starlark.String(name)}}
 	add := func(k string, v starlark.Value) { kr = append(kr, starlark.Tuple{starlark.String(k), v}) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // helm_resource's chart is one resource: its objects are a source of that
@@ -26,6 +27,7 @@ helm_resource('rel', 'img', release_name='r1', namespace='apps',
     image_deps=['example/app', 'reg.local:5000/team/api:dev'],
     image_keys=[('image.registry', 'image.repository', 'image.tag'), ['full']],
     flags=['--values', 'img/prod.yaml', '--set=extra=1', '--wait'],
+    deps=['img/prod.yaml'], uninstall_flags=['--keep-history', '--ignore-not-found'],
     resource_deps=['bitnami'], labels=['db'], auto_init=False)
 `, Options{}, files)
 	if r.err != nil {
@@ -34,6 +36,8 @@ helm_resource('rel', 'img', release_name='r1', namespace='apps',
 	src := r.cfg.K8sSources[len(r.cfg.K8sSources)-1]
 	eq(t, "resource", src.Resource, "rel")
 	eq(t, "chart watched", src.Helm.Chart, filepath.Join(r.dir, "img"))
+	eq(t, "release", *src.Release, model.HelmRelease{Name: "r1", Namespace: "apps", Chart: filepath.Join(r.dir, "img"),
+		Deps: []string{filepath.Join(r.dir, "img/prod.yaml")}, KeepHistory: true})
 	objs, err := render.Parse([]byte(src.YAML))
 	if err != nil || len(objs) != 1 {
 		t.Fatalf("objects %d, %v:\n%s", len(objs), err, src.YAML)

@@ -154,3 +154,26 @@ func TestDisplayShortensOnlyInside(t *testing.T) {
 		}
 	}
 }
+
+// Extensions read live_update steps back from their text, as Tilt prints
+// them (file_sync_only splits str(sync(...)) on quotes), and the compose
+// files are interpolated with what os.putenv set (pypiserver names its
+// container and port that way).
+func TestTiltTextsAndPutenvForCompose(t *testing.T) {
+	r := loadSrc(t, `
+s = sync('src', '/app')
+parts = str(s).split("'")
+if type(s) != 'live_update_sync_step' or parts[3] != '/app' or not parts[1].endswith('/src'):
+    fail('sync step reads %s' % str(s))
+if not str(run('make', trigger=['a.go'])).startswith('run step: "make" (triggers: '):
+    fail('run step reads %s' % str(run('make', trigger=['a.go'])))
+if str(restart_container()) != 'restart_container step':
+    fail('restart step reads %s' % str(restart_container()))
+os.putenv('PORT_FOR_COMPOSE', '8123')
+docker_compose('compose.yaml')
+`, Options{}, map[string]string{"compose.yaml": "services:\n  a:\n    image: x\n    ports: ['${PORT_FOR_COMPOSE}:80']\n"})
+	if r.err != nil {
+		t.Fatalf("load: %v\n%s", r.err, r.out)
+	}
+	eq(t, "compose env", r.cfg.Compose[0].Env["PORT_FOR_COMPOSE"], "8123")
+}

@@ -135,8 +135,8 @@ func (l *loader) versionSettings(thread *starlark.Thread, b *starlark.Builtin, a
 // ciSettings records ci_settings(k8s_grace_period, timeout,
 // readiness_timeout) for `loop ci`: timeout bounds the run in place of
 // --timeout, as in Tilt, and readiness_timeout how long a resource may take
-// to be ready after its update. k8s_grace_period is recorded; a warning says
-// loop does not apply it.
+// to be ready after its update, and k8s_grace_period how long a pod in an
+// error state is tolerated after a deploy (0, the default: not at all).
 func (l *loader) ciSettings(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var grace, timeout, readiness duration
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "k8s_grace_period?", &grace, "timeout?", &timeout,
@@ -145,7 +145,6 @@ func (l *loader) ciSettings(thread *starlark.Thread, b *starlark.Builtin, args s
 	}
 	if grace.set {
 		l.cfg.Settings.K8sGracePeriod = grace.d
-		l.warn(pos(thread), "ci_settings(k8s_grace_period) is recorded, but loop does not apply it: a Kubernetes resource fails when Argo CD's health rules call it Degraded (a Deployment at its progress deadline), not at the first pod error")
 	}
 	if timeout.set {
 		l.cfg.Settings.CITimeout = timeout.d

@@ -231,7 +231,7 @@ disable_snapshots()
 				_, msg, _ := strings.Cut(strings.TrimPrefix(w, filepath.Join(r.dir, "Tiltfile")+":"), ": ")
 				got = append(got, strings.SplitN(w, ":", 3)[1]+" "+strings.Fields(msg)[0])
 			}
-			eq(t, "one warning per call loop cannot honour", got, []string{"2 ci_settings(k8s_grace_period)", "5 update_settings(k8s_server_side_apply='false')",
+			eq(t, "one warning per call loop cannot honour", got, []string{"5 update_settings(k8s_server_side_apply='false')",
 				"7 docker_prune_settings()", "8 disable_feature(\"snapshots\"):", "9 enable_feature(\"labels\"):", "10 experimental_telemetry_cmd()",
 				"11 experimental_metrics_settings()", "12 experimental_analytics_report()", "14 analytics_settings(True)", "15 set_team()"})
 		}},

@@ -248,7 +248,8 @@ func (l *loader) finish() *model.Config {
 
 // passEnv gives the variables the Tiltfile set (os.putenv, os.environ) to
 // the commands loop runs for it later: local_resource cmd and serve_cmd,
-// custom_build and k8s_custom_deploy commands. In Tilt they change Tilt's own environment, which
+// custom_build and k8s_custom_deploy commands, and to the interpolation of
+// docker_compose files. In Tilt they change Tilt's own environment, which
 // those commands inherit; here their env= still wins.
 func (l *loader) passEnv() {
 	set := map[string]string{}
@@ -280,6 +281,9 @@ func (l *loader) passEnv() {
 	}
 	for _, cd := range l.cfg.CustomDeploys {
 		cd.ApplyEnv, cd.DeleteEnv = with(cd.ApplyEnv), with(cd.DeleteEnv)
+	}
+	for _, cp := range l.cfg.Compose {
+		cp.Env = with(nil)
 	}
 }
 

@@ -3,6 +3,8 @@ package tiltfile
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -102,14 +104,26 @@ type liveUpdateStep struct {
 	pos        model.Position
 }
 
+// String is Tilt's text for the step: extensions parse it (file_sync_only
+// splits str(sync(...)) on quotes to get the paths back).
 func (s *liveUpdateStep) String() string {
 	switch s.kind {
 	case stepSync:
-		return fmt.Sprintf("sync(%q, %q)", s.sync.LocalPath, s.sync.ContainerPath)
+		return fmt.Sprintf("sync step: '%s'->'%s'", s.sync.LocalPath, s.sync.ContainerPath)
 	case stepRun:
-		return fmt.Sprintf("run(%q)", s.run.Cmd.Argv)
+		cmd := strings.Join(s.run.Cmd.Argv, " ")
+		if s.run.Cmd.Shell && len(s.run.Cmd.Argv) == 3 {
+			cmd = s.run.Cmd.Argv[2]
+		}
+		out := "run step: " + strconv.Quote(cmd)
+		if len(s.run.Triggers) > 0 {
+			out += fmt.Sprintf(" (triggers: %s)", strings.Join(s.run.Triggers, "; "))
+		}
+		return out
 	case stepFallBackOn:
-		return fmt.Sprintf("fall_back_on(%q)", s.fallBackOn)
+		return fmt.Sprintf("fall_back_on step: %v", s.fallBackOn)
+	case stepRestart:
+		return "restart_container step"
 	}
 	return string(s.kind) + "()"
 }

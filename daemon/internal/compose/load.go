@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -99,6 +100,17 @@ func Load(ctx context.Context, p *model.ComposeProject, env []string) (*Project,
 	}
 	if env == nil {
 		env = os.Environ()
+	}
+	if len(p.Env) > 0 {
+		// The Tiltfile's os.putenv wins over the process environment.
+		env = slices.DeleteFunc(slices.Clone(env), func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			_, set := p.Env[k]
+			return set
+		})
+		for _, k := range slices.Sorted(maps.Keys(p.Env)) {
+			env = append(env, k+"="+p.Env[k])
+		}
 	}
 	var (
 		raw      *types.Project

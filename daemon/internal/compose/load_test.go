@@ -169,6 +169,16 @@ services:
 		t.Errorf("files = %v, want %v", p.Files, wantFiles)
 	}
 
+	// The Tiltfile's os.putenv (model.ComposeProject.Env) wins over the
+	// process environment, as it changes Tilt's own.
+	p, err = Load(context.Background(), &model.ComposeProject{Paths: []string{f}, Env: map[string]string{"OVER": "putenv", "IMG": "from-putenv"}}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := p.Services[0]; a.Image != "from-putenv" || !slices.Contains(environment(a.config.Environment), "OVERRIDDEN=putenv") {
+		t.Errorf("with putenv: image %q, environment %v", a.Image, environment(a.config.Environment))
+	}
+
 	p, err = Load(context.Background(), &model.ComposeProject{Paths: []string{f}, EnvFile: filepath.Join(dir, "custom.env")}, env)
 	if err != nil {
 		t.Fatal(err)

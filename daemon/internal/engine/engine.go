@@ -679,10 +679,10 @@ func (e *Engine) onFiles(ctx context.Context, evs []watch.Event) {
 			// changed are then updated. They do not update a resource
 			// directly, except a Dockerfile or .dockerignore (docker_build
 			// reads it, but the definition names only its path): its image
-			// is rebuilt.
+			// is rebuilt; and a file the resource names in its deps.
 			reload = true
 			for _, name := range e.order {
-				if r := e.resources[name]; r.phase != api.PhaseDisabled && r.res.Inputs.builtFrom(ev.Path) {
+				if r := e.resources[name]; r.phase != api.PhaseDisabled && (r.res.Inputs.builtFrom(ev.Path) || r.res.Inputs.inDeps(ev.Path)) {
 					change(r, ev)
 				}
 			}

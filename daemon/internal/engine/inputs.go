@@ -70,6 +70,19 @@ func (in Inputs) builtFrom(path string) bool {
 	return false
 }
 
+// inDeps reports whether path is under one of the deps. A config file that is
+// also a dep (helm_resource's chart and values files, a local_resource's
+// deps=['Tiltfile']) updates the resource as well as re-running the Tiltfile,
+// as Tilt's separate file watches do.
+func (in Inputs) inDeps(path string) bool {
+	for _, d := range in.Deps {
+		if pathrule.Within(d, path) && !ignored(in.DepsIgnore, path) {
+			return true
+		}
+	}
+	return false
+}
+
 // concerns reports whether a change of path affects the resource. A path an
 // image's context ignores does not, unless fall_back_on names it.
 func (in Inputs) concerns(path string) bool {
@@ -85,10 +98,8 @@ func (in Inputs) concerns(path string) bool {
 			ignoredByImage = true
 		}
 	}
-	for _, d := range in.Deps {
-		if pathrule.Within(d, path) && !ignored(in.DepsIgnore, path) {
-			return true
-		}
+	if in.inDeps(path) {
+		return true
 	}
 	lu := in.LiveUpdate
 	if lu == nil {

@@ -41,6 +41,8 @@ type Group struct {
 	// Custom is the k8s_custom_deploy the group runs; its objects are what
 	// its apply_cmd prints, known once it ran.
 	Custom *model.CustomDeploy
+	// Release is the Helm release the group is (helm_resource); nil for others.
+	Release *model.HelmRelease
 }
 
 // Assemble groups rendered objects into resources by Tilt's rules
@@ -369,6 +371,9 @@ func Render(ctx context.Context, cfg *model.Config) ([]*Group, error) {
 			pre = append(pre, g)
 		}
 		g.Objects = append(g.Objects, objs...)
+		if src.Release != nil {
+			g.Release = src.Release
+		}
 	}
 	for _, cd := range cfg.CustomDeploys {
 		if byName[cd.Name] != nil {

@@ -177,6 +177,18 @@ func TestFailureOf(t *testing.T) {
 			t.Errorf("%s is not a failure: %+v", ok, f)
 		}
 	}
+	// A Job's pod (restartPolicy Never) that exited non-zero has failed for
+	// good; the same exit of a container that will restart is not yet a failure.
+	exited := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "j", UID: "u3"}, Spec: corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "main",
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 123, Reason: "Error"}}}}}}
+	if f := failureOf(exited); f == nil || f.text(nil) != "pod j: container main: Terminated (exited with code 123, Error)" {
+		t.Errorf("a Job's pod that exited 123: %+v", f)
+	}
+	exited.Spec.RestartPolicy = corev1.RestartPolicyAlways
+	if f := failureOf(exited); f != nil {
+		t.Errorf("an exit before a restart failed the rollout: %+v", f)
+	}
 	going := crashLooping()
 	going.DeletionTimestamp = &metav1.Time{Time: time.Now()}
 	if f := failureOf(going); f != nil {

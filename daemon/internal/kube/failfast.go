@@ -68,6 +68,12 @@ func failureOf(p corev1.Pod) *podFailure {
 	}
 	all := append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...)
 	for _, cs := range all {
+		// A container that will not be restarted (a Job's pod, restartPolicy
+		// Never) and exited non-zero has failed for good, as Tilt's ci counts
+		// it; one that will be restarted fails once it is in a crash loop.
+		if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && p.Spec.RestartPolicy == corev1.RestartPolicyNever {
+			return &podFailure{uid: string(p.UID), pod: p.Name, container: cs.Name, reason: "Terminated", ended: t, restarts: cs.RestartCount}
+		}
 		w := cs.State.Waiting
 		if w == nil || !failingReasons[w.Reason] {
 			continue

@@ -106,7 +106,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 	var first []string // resources every workload waits for: namespaces and CRDs
 	for _, g := range groups {
 		r := &engine.Resource{Name: g.Name, Type: "k8s", Trigger: trigger, AutoInit: true}
-		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, all: cfg.Images, allowed: cfg.Settings.AllowedK8sContexts, custom: g.Custom}
+		d := &definition{k: k, name: g.Name, objs: g.Objects, kinds: kinds, all: cfg.Images, allowed: cfg.Settings.AllowedK8sContexts, custom: g.Custom, release: g.Release}
 		if g.App != nil {
 			// An Argo CD app syncs as its syncPolicy says.
 			d.policy = AppPolicy{Namespace: g.App.Namespace, Prune: g.App.Prune, Sync: g.App.Sync}
@@ -132,6 +132,9 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			}
 			r.Inputs.Deps = cd.Deps
 			r.Detail.Custom = &model.CustomRef{ApplyCmd: cd.ApplyCmd.Argv, DeleteCmd: cd.DeleteCmd.Argv, Deps: cd.Deps}
+		}
+		if g.Release != nil {
+			r.Inputs.Deps = g.Release.Deps
 		}
 		for _, img := range imgs {
 			// As Tilt, at assembly and for deployed images only: the syncs
@@ -185,7 +188,7 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 				}
 			}
 		}
-		r.Hash = engine.Hash("k8s", d.objs, d.chains, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly, d.custom)
+		r.Hash = engine.Hash("k8s", d.objs, d.chains, r.Deps, r.Trigger, r.AutoInit, r.Labels, d.forwards, d.policy, d.selfHeal, r.Links, d.extra, d.selOnly, d.custom, d.release)
 	}
 	return out, nil
 }
@@ -258,6 +261,9 @@ type definition struct {
 	// custom is the k8s_custom_deploy whose commands deploy and delete the
 	// resource; nil when loop applies objs itself.
 	custom *model.CustomDeploy
+	// release is the Helm release the objects are (helm_resource): recorded
+	// after each deploy, uninstalled by remove.
+	release *model.HelmRelease
 }
 
 // deployed is a deployed resource as loop follows it: the live update target
@@ -440,6 +446,11 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 			}
 		}
 	}
+	if rt.release != nil {
+		if err := k.RecordRelease(ctx, rt.release, desired, logs); err != nil {
+			return fail(err)
+		}
+	}
 	rt.state.Failed = false
 	rt.followDrift(k, desired)
 	u.Ready = rt.h.Now()
@@ -574,6 +585,11 @@ func (d *definition) remove(ctx context.Context, logs io.Writer) {
 	}
 	if err != nil && ctx.Err() == nil {
 		fmt.Fprintf(logs, "delete the objects of %s: %v\n", d.name, err)
+	}
+	if d.release != nil {
+		if err := k.UninstallRelease(ctx, d.release); err != nil && ctx.Err() == nil {
+			fmt.Fprintf(logs, "%s left the config: %v\n", d.name, err)
+		}
 	}
 }
 

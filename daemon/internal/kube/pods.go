@@ -74,6 +74,11 @@ func (w Workloads) selectors(defaultNS string) []podSelector {
 			// Jobs and CronJobs select by template labels.
 			ml, found, _ = unstructured.NestedStringMap(o.Object, "spec", "template", "metadata", "labels")
 		}
+		if len(ml) == 0 && o.GetKind() == "Job" {
+			// A Job whose template has no labels: the Job controller labels its
+			// pods with the Job's name.
+			ml, found = map[string]string{"batch.kubernetes.io/job-name": o.GetName()}, true
+		}
 		if found && len(ml) > 0 {
 			nss[ns] = true
 			out = append(out, podSelector{namespace: ns, selector: labels.SelectorFromSet(ml)})
