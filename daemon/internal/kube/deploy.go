@@ -45,6 +45,9 @@ type Deployer struct {
 	// reg is the registry the cluster advertises (nil: none), once regRead.
 	reg     *Registry
 	regRead bool
+	// agents are loop's agent images shipped (local ref, with the registry host
+	// when pushed) and the refs pods pull them by.
+	agents map[string]string
 }
 
 // PruneCheckEvery bounds how often self-heal looks for left-over objects to prune:
@@ -65,7 +68,7 @@ func Connect(allowed []string, docker *client.Client) (*Deployer, error) {
 		return nil, err
 	}
 	return &Deployer{cluster: c, syncer: s, docker: docker, loaded: map[string]bool{}, healers: map[string]*argosync.Healer{},
-		pruneChecked: map[string]time.Time{}, arch: map[string]string{}}, nil
+		pruneChecked: map[string]time.Time{}, arch: map[string]string{}, agents: map[string]string{}}, nil
 }
 
 // Context is the kube context deployed to.
