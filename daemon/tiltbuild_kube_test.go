@@ -246,7 +246,6 @@ func running(p corev1.Pod) bool {
 	return p.Status.Phase == corev1.PodRunning && len(p.Status.ContainerStatuses) > 0
 }
 
-
 // nsDeployment is the YAML of Namespace ns and a Deployment name in it
 // whose one container is container (a YAML flow mapping).
 func nsDeployment(ns, name, container string) string {
