@@ -112,7 +112,12 @@ k8s_resource('rapp', port_forwards=['%d:8080'])
 		}
 	}
 	save("app/msg", "v2")
-	waitServed(t, url+"msg", "v2", time.Minute)
+	waitServed(t, url+"msg", "v2", time.Minute) // polled while the new process sleeps before it listens
+	// The pod refused connections while its process restarted; the port
+	// forward stayed up all along (announced once, never retried).
+	if n, retried := h.logCount("rapp", "forwarding "), h.logCount("rapp", "(retrying)"); n != 1 || retried != 0 {
+		t.Errorf("the port forward: announced %d times, retried %d times; want once, never", n, retried)
+	}
 	if p := onePod(t, cs, ns, "app=rapp"); p.UID != pod.UID || restarts(p) != 0 {
 		t.Fatalf("after the restart: pod %s (%d container restarts), want pod %s, its container not restarted", p.UID, restarts(p), pod.UID)
 	}
@@ -200,8 +205,9 @@ k8s_resource('rc', port_forwards=['%d:8080'])
 
 // servedAtStartScript copies /app/msg and the shell's pid (exec keeps it) where
 // httpd serves them, at start: what is served changes only when the process
-// restarts. Written to /tmp (writable by any user).
-const servedAtStartScript = "mkdir -p /tmp/srv && cp /app/msg /tmp/srv/msg && echo $$ > /tmp/srv/pid && exec httpd -f -p 8080 -h /tmp/srv"
+// restarts. Written to /tmp (writable by any user). It listens 0.3 s after it
+// starts, so requests in between are refused.
+const servedAtStartScript = "mkdir -p /tmp/srv && cp /app/msg /tmp/srv/msg && echo $$ > /tmp/srv/pid && sleep 0.3 && exec httpd -f -p 8080 -h /tmp/srv"
 
 // servedAtStart is servedAtStartScript as an entrypoint (Starlark and JSON).
 var servedAtStart = fmt.Sprintf(`["sh", "-c", %q]`, servedAtStartScript)
@@ -279,4 +285,20 @@ func deploymentContainer(t *testing.T, ns, name string) map[string]any {
 	}
 	c, _ := cs[0].(map[string]any)
 	return c
+}
+
+// logCount is how many lines of the resource's log contain sub.
+func (h *harness) logCount(resource, sub string) int {
+	h.t.Helper()
+	n := 0
+	h.waitFor("the log of "+resource, time.Second, func() bool {
+		n = 0
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && ev.Resource == resource && strings.Contains(ev.Text, sub) {
+				n++
+			}
+		}
+		return true
+	})
+	return n
 }

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/loop-dev/loop/daemon/model"
@@ -425,21 +424,9 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 			host = pf.Host
 		}
 	}
-	readyCh := make(chan struct{})
-	stopCh := make(chan struct{})
-	go func() { <-ctx.Done(); close(stopCh) }() // ends the forward with ctx
-	fw, err := portforward.NewOnAddresses(dialer, []string{host}, ports, stopCh, readyCh, io.Discard, io.Discard)
-	if err != nil {
-		return err
-	}
-	go func() { // announces the forward once it listens; ends with it
-		select {
-		case <-readyCh:
-			if f.failures.Swap(0) == 0 { // said once, not again at each retry
-				fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
-			}
-		case <-stopCh:
+	return holdForward(ctx, dialer, host, ports, func() {
+		if f.failures.Swap(0) == 0 { // said once, not again at each retry
+			fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
 		}
-	}()
-	return fw.ForwardPorts()
+	})
 }
