@@ -203,6 +203,45 @@ k8s_resource('rc', port_forwards=['%d:8080'])
 	}
 }
 
+// TestKubeRestartReadOnlyRoot: docker_build_with_restart for a container with a
+// read-only root filesystem: the supervisor runs (its agent and socket are on the
+// pod's volume) and the pod serves; syncs cannot be written, which the log says
+// once, and a save rebuilds and rolls out instead.
+func TestKubeRestartReadOnlyRoot(t *testing.T) {
+	testenv.RealNode(t)
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	cs := clientset(t)
+	ns := realNamespace(t, cs, "loop-rorestart")
+	port := testenv.FreePort(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
+		"app/msg":    "v1",
+		"k8s.yaml": realDeployment("ro", ns, "loop/rorestart", 1, "",
+			"securityContext: {readOnlyRootFilesystem: true}\nvolumeMounts: [{name: tmp, mountPath: /tmp}]\n")+
+			"      volumes: [{name: tmp, emptyDir: {}}]\n",
+		"Tiltfile": fmt.Sprintf(`load('ext://restart_process', 'docker_build_with_restart')
+docker_build_with_restart('loop/rorestart', '.', entrypoint=%s, live_update=[sync('app', '/app')])
+k8s_yaml('k8s.yaml')
+k8s_resource('ro', port_forwards=['%d:8080'])
+`, strings.ReplaceAll(servedAtStart, "$", "$$"), port),
+	})
+	h := startUp(t, dir, "up")
+	h.waitReady(3*time.Minute, "ro")
+	h.waitLog("ro", time.Minute, "read-only root filesystem and cannot be written at /app", "changes rebuild")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url+"msg", "v1", time.Minute)
+	if c := onePod(t, cs, ns, "app=ro").Spec.Containers[0]; !strings.HasPrefix(fmt.Sprint(c.Command), "[/.loop/agent supervise -- ") {
+		t.Errorf("command %q, want the supervisor's", c.Command)
+	}
+	t0 := time.Now()
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	if u := h.waitUpdate("ro", t0, 3*time.Minute); u.Kind != api.UpdateRebuild || u.Error != "" {
+		t.Fatalf("the save's update: %+v, want a rebuild", u)
+	}
+	waitServed(t, url+"msg", "v2", 2*time.Minute)
+}
+
 // servedAtStartScript copies /app/msg and the shell's pid (exec keeps it) where
 // httpd serves them, at start: what is served changes only when the process
 // restarts. Written to /tmp (writable by any user). It listens 0.3 s after it

@@ -444,6 +444,10 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	label, match := ref, func(c corev1.Container) bool { return c.Image == ref }
 	if rt.custom != nil {
 		label, match = customMatch(rt.custom, ref)
+	} else if where, dests := readOnlyDests(w.Objects, ref, lu.Syncs); len(dests) > 0 {
+		fmt.Fprintf(logs, "live update: %s has a read-only root filesystem and cannot be written at %s (not on a writable volume); changes rebuild and redeploy\n",
+			where, strings.Join(dests, ", "))
+		return nil, nil
 	}
 	t, err := k.liveTarget(w, label, match)
 	if err != nil {

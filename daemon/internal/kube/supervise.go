@@ -15,6 +15,7 @@ import (
 	"github.com/loop-dev/loop/daemon/gitops/render"
 	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/build"
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // restart_container() in a pod restarts the process in place under the agent's
@@ -320,4 +321,51 @@ func (rt *deployed) supervise(ctx context.Context, k *Deployer, desired []*unstr
 	}
 	rt.unsupervised = err.Error()
 	return ""
+}
+
+// readOnlyDests finds a container running ref whose root filesystem is read-only
+// and the sync destinations it could not write (on the root, not on a writable
+// volume mount): live updates into it would fail at every save, so it rebuilds.
+func readOnlyDests(objs []*unstructured.Unstructured, ref string, syncs []model.Sync) (where string, dests []string) {
+	for _, o := range objs {
+		path, ok := podSpecPath(o)
+		if !ok {
+			continue
+		}
+		cs, _, _ := unstructured.NestedSlice(o.Object, append(path, "containers")...)
+		for _, c := range cs {
+			cm, _ := c.(map[string]any)
+			if cm == nil || cm["image"] != ref {
+				continue
+			}
+			if ro, _, _ := unstructured.NestedBool(cm, "securityContext", "readOnlyRootFilesystem"); !ro {
+				continue
+			}
+			mounts, _ := cm["volumeMounts"].([]any)
+			for _, s := range syncs {
+				if !writableMount(mounts, s.ContainerPath) {
+					dests = append(dests, s.ContainerPath)
+				}
+			}
+			if len(dests) > 0 {
+				name, _ := cm["name"].(string)
+				return o.GetKind() + "/" + o.GetName() + " container " + name, dests
+			}
+		}
+	}
+	return "", nil
+}
+
+// writableMount says whether p is on one of mounts that is not read-only.
+func writableMount(mounts []any, p string) bool {
+	for _, m := range mounts {
+		mm, _ := m.(map[string]any)
+		at, _ := mm["mountPath"].(string)
+		ro, _ := mm["readOnly"].(bool)
+		at = strings.TrimSuffix(at, "/")
+		if !ro && at != "" && (p == at || strings.HasPrefix(p, at+"/")) {
+			return true
+		}
+	}
+	return false
 }

@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loop-dev/loop/daemon/model"
 )
 
 // TestEffectiveCommand: the kubelet's rules (command replaces the entrypoint and
@@ -111,5 +113,35 @@ func TestSuperviseContainersNoCommand(t *testing.T) {
 	n, skipped = superviseContainers([]*unstructured.Unstructured{o}, "reg/web:loop-1", "a", ImageCommand{})
 	if n != 0 || len(skipped) != 1 || skipped[0] != "Deployment/web container app: neither the pod template nor the image gives a command" {
 		t.Fatalf("no command: wrapped %d, skipped %q", n, skipped)
+	}
+}
+
+// TestReadOnlyDests: syncs into a read-only root are found, those onto a writable
+// volume are not, and a writable root has none.
+func TestReadOnlyDests(t *testing.T) {
+	o := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(`apiVersion: v1
+kind: Pod
+metadata: {name: p}
+spec:
+  containers:
+  - name: app
+    image: web
+    securityContext: {readOnlyRootFilesystem: true}
+    volumeMounts: [{name: a, mountPath: /data/}, {name: b, mountPath: /conf, readOnly: true}]
+`), &o.Object); err != nil {
+		t.Fatal(err)
+	}
+	syncs := []model.Sync{{ContainerPath: "/data/x"}, {ContainerPath: "/data"}, {ContainerPath: "/conf/y"}, {ContainerPath: "/app"}, {ContainerPath: "/database"}}
+	where, dests := readOnlyDests([]*unstructured.Unstructured{o}, "web", syncs)
+	if got := fmt.Sprint(where, dests); got != "Pod/p container app[/conf/y /app /database]" {
+		t.Errorf("got %s", got)
+	}
+	if _, dests := readOnlyDests([]*unstructured.Unstructured{o}, "other", syncs); dests != nil {
+		t.Errorf("another image: %q", dests)
+	}
+	_ = unstructured.SetNestedField(o.Object, []any{map[string]any{"name": "app", "image": "web"}}, "spec", "containers")
+	if _, dests := readOnlyDests([]*unstructured.Unstructured{o}, "web", syncs); dests != nil {
+		t.Errorf("a writable root: %q", dests)
 	}
 }
