@@ -283,6 +283,7 @@ func BenchmarkGoSave(b *testing.B) {
 // where loop's time went.
 func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
 	var loop, compile []time.Duration
+	var chain chainTimes
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		compile = append(compile, side.run(b, i))
@@ -295,12 +296,56 @@ func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func()
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		loop = append(loop, time.Since(t0))
+		served := time.Now()
+		loop = append(loop, served.Sub(t0))
 		h.waitReady(time.Minute, "hello-compile", "hello")
+		chain.add(h, t0, served)
 	}
 	b.StopTimer()
 	reportVsCompile(b, loop, compile)
 	h.logPhases(b)
+	chain.log(b)
+}
+
+// chainTimes breaks save → served down along loop's traces: the compile's update
+// (hello-compile), the live update its output causes (hello), and what only the
+// outside sees (the save reaching loop, the new process starting to serve).
+type chainTimes struct {
+	n    int
+	segs [7]time.Duration // sums, in the order of chainNames
+}
+
+var chainNames = [7]string{
+	"save→compile-edit", "compile-edit→started", "compile-cmd(started→ready)",
+	"compile-ready→live-edit", "live-edit→started", "live(started→ready)", "live-ready→served",
+}
+
+// add records one save at t0 served at served, from the first update of each
+// resource started after t0.
+func (c *chainTimes) add(h *harness, t0, served time.Time) {
+	cu, lu := h.updatesSince("hello-compile", t0), h.updatesSince("hello", t0)
+	if len(cu) == 0 || len(lu) == 0 || cu[0].Edit.IsZero() || lu[0].Edit.IsZero() {
+		return
+	}
+	cc, l := cu[0], lu[0]
+	for i, d := range []time.Duration{
+		cc.Edit.Sub(t0), cc.Started.Sub(cc.Edit), cc.Ready.Sub(cc.Started),
+		l.Edit.Sub(cc.Ready), l.Started.Sub(l.Edit), l.Ready.Sub(l.Started), served.Sub(l.Ready),
+	} {
+		c.segs[i] += d
+	}
+	c.n++
+}
+
+func (c *chainTimes) log(b *testing.B) {
+	if c.n == 0 {
+		return
+	}
+	var parts []string
+	for i, name := range chainNames {
+		parts = append(parts, fmt.Sprintf("%s %.1fms", name, float64(c.segs[i].Microseconds())/1000/float64(c.n)))
+	}
+	b.Logf("save → served, mean over %d edits: %s", c.n, strings.Join(parts, ", "))
 }
 
 // compileAside is the reference of (f) and P2-pod: a copy of examples/hello's source
