@@ -77,17 +77,7 @@ func TestKubeDockerBuildWithRestart(t *testing.T) {
 	cs := clientset(t)
 	ns := realNamespace(t, cs, "loop-restart")
 	port := testenv.FreePort(t)
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
-		"app/msg":    "v1",
-		"k8s.yaml":   realDeployment("rapp", ns, "loop/rapp", 1, "", ""),
-		"Tiltfile": fmt.Sprintf(`load('ext://restart_process', 'docker_build_with_restart')
-docker_build_with_restart('loop/rapp', '.', entrypoint=%s, live_update=[sync('app', '/app')])
-k8s_yaml('k8s.yaml')
-k8s_resource('rapp', port_forwards=['%d:8080'])
-`, strings.ReplaceAll(servedAtStart, "$", "$$"), port), // entrypoint= is a pod template's command: $$ is $
-	})
+	dir := restartProject(t, "rapp", port, realDeployment("rapp", ns, "loop/rapp", 1, "", ""))
 	h := startUp(t, dir, "up")
 	h.waitReady(3*time.Minute, "rapp")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
@@ -213,19 +203,9 @@ func TestKubeRestartReadOnlyRoot(t *testing.T) {
 	cs := clientset(t)
 	ns := realNamespace(t, cs, "loop-rorestart")
 	port := testenv.FreePort(t)
-	dir := t.TempDir()
-	writeFiles(t, dir, map[string]string{
-		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
-		"app/msg":    "v1",
-		"k8s.yaml": realDeployment("ro", ns, "loop/rorestart", 1, "",
-			"securityContext: {readOnlyRootFilesystem: true}\nvolumeMounts: [{name: tmp, mountPath: /tmp}]\n")+
-			"      volumes: [{name: tmp, emptyDir: {}}]\n",
-		"Tiltfile": fmt.Sprintf(`load('ext://restart_process', 'docker_build_with_restart')
-docker_build_with_restart('loop/rorestart', '.', entrypoint=%s, live_update=[sync('app', '/app')])
-k8s_yaml('k8s.yaml')
-k8s_resource('ro', port_forwards=['%d:8080'])
-`, strings.ReplaceAll(servedAtStart, "$", "$$"), port),
-	})
+	dir := restartProject(t, "ro", port, realDeployment("ro", ns, "loop/ro", 1, "",
+		"securityContext: {readOnlyRootFilesystem: true}\nvolumeMounts: [{name: tmp, mountPath: /tmp}]\n")+
+		"      volumes: [{name: tmp, emptyDir: {}}]\n")
 	h := startUp(t, dir, "up")
 	h.waitReady(3*time.Minute, "ro")
 	h.waitLog("ro", time.Minute, "read-only root filesystem and cannot be written at /app", "changes rebuild")
@@ -240,6 +220,26 @@ k8s_resource('ro', port_forwards=['%d:8080'])
 		t.Fatalf("the save's update: %+v, want a rebuild", u)
 	}
 	waitServed(t, url+"msg", "v2", 2*time.Minute)
+}
+
+// restartProject writes a project into a new temp dir and returns it: image
+// loop/<resource> (app/ on busybox) built by docker_build_with_restart, its
+// entrypoint servedAtStart, live-updated by sync('app', '/app'), deployed by
+// manifest as resource, whose port 8080 is forwarded to port.
+func restartProject(t *testing.T, resource string, port int, manifest string) string {
+	t.Helper()
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile": "FROM loop/busybox:latest\nCOPY app /app\n",
+		"app/msg":    "v1",
+		"k8s.yaml":   manifest,
+		"Tiltfile": fmt.Sprintf(`load('ext://restart_process', 'docker_build_with_restart')
+docker_build_with_restart('loop/%[1]s', '.', entrypoint=%[2]s, live_update=[sync('app', '/app')])
+k8s_yaml('k8s.yaml')
+k8s_resource(%[1]q, port_forwards=['%[3]d:8080'])
+`, resource, strings.ReplaceAll(servedAtStart, "$", "$$"), port), // entrypoint= is a pod template's command: $$ is $
+	})
+	return dir
 }
 
 // servedAtStartScript copies /app/msg and the shell's pid (exec keeps it) where

@@ -123,16 +123,22 @@ var ErrRestartInPod = errors.New("restart_container() cannot restart this pod's 
 
 // Connect starts the agent in every container now, off the change path.
 func (t *KubeTarget) Connect(ctx context.Context) error {
+	return t.eachRunning(ctx, func(ctx context.Context, pc agent.PodContainer) error {
+		_, err := t.session(ctx, pc)
+		return err
+	})
+}
+
+// eachRunning runs f for every running container at once, holding t.mu, and
+// joins the errors.
+func (t *KubeTarget) eachRunning(ctx context.Context, f func(context.Context, agent.PodContainer) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pcs, err := t.containers(ctx)
 	if err != nil {
 		return err
 	}
-	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
-		_, err := t.session(ctx, pc)
-		return err
-	})
+	return t.each(ctx, pcs, f)
 }
 
 // Close ends every agent session, and what find uses.
@@ -330,13 +336,7 @@ func (t *KubeTarget) Exec(ctx context.Context, argv []string, logs io.Writer) (i
 // over the held session. A container without the supervisor refuses
 // (ErrRestartInPod).
 func (t *KubeTarget) Restart(ctx context.Context, _ io.Writer) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	pcs, err := t.containers(ctx)
-	if err != nil {
-		return err
-	}
-	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
+	return t.eachRunning(ctx, func(ctx context.Context, pc agent.PodContainer) error {
 		if !pc.Supervised {
 			return fmt.Errorf("%s: %w", pc, ErrRestartInPod)
 		}
