@@ -17,6 +17,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
@@ -453,6 +454,7 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	if err != nil {
 		return nil, err
 	}
+	t.Restarted = func(pc agent.PodContainer, asked time.Time) { k.CutForwards(pc.Namespace+"/"+pc.Pod, asked) }
 	if err := t.Connect(ctx); err != nil {
 		t.Close()
 		return nil, err

@@ -424,7 +424,7 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 			host = pf.Host
 		}
 	}
-	return holdForward(ctx, dialer, host, ports, func() {
+	return f.d.holdForward(ctx, ns+"/"+name, dialer, host, ports, func() {
 		if f.failures.Swap(0) == 0 { // said once, not again at each retry
 			fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
 		}

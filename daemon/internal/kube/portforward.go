@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -30,18 +31,32 @@ import (
 // which it makes now and again when it is lost. It calls ready once listening. It
 // returns nil when ctx ends, or an error when the pod cannot be reached (the
 // connection cannot be made) or a port cannot be listened on.
-func holdForward(ctx context.Context, dialer httpstream.Dialer, host string, ports []string, ready func()) error {
+func (d *Deployer) holdForward(ctx context.Context, pod string, dialer httpstream.Dialer, host string, ports []string, ready func()) error {
 	type pair struct{ local, remote string }
 	var pairs []pair
 	for _, p := range ports {
 		l, r, _ := strings.Cut(p, ":")
 		pairs = append(pairs, pair{l, r})
 	}
-	pf := &podForward{dialer: dialer, failed: make(chan error, 1), locals: map[net.Conn]bool{}}
+	pf := &podForward{dialer: dialer, failed: make(chan error, 1), locals: map[net.Conn]time.Time{}}
 	if _, err := pf.connection(); err != nil {
 		return err
 	}
 	defer pf.close()
+	d.mu.Lock()
+	if d.forwards[pod] == nil {
+		d.forwards[pod] = map[*podForward]bool{}
+	}
+	d.forwards[pod][pf] = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		delete(d.forwards[pod], pf)
+		if len(d.forwards[pod]) == 0 {
+			delete(d.forwards, pod)
+		}
+		d.mu.Unlock()
+	}()
 	var lns []net.Listener
 	defer func() {
 		for _, ln := range lns {
@@ -78,7 +93,7 @@ type podForward struct {
 	mu     sync.Mutex
 	conn   httpstream.Connection // nil until made, or after it was lost
 	reqID  int
-	locals map[net.Conn]bool
+	locals map[net.Conn]time.Time // when each was accepted
 	closed bool
 }
 
@@ -142,7 +157,7 @@ func (pf *podForward) track(c net.Conn) bool {
 	if pf.closed {
 		return false
 	}
-	pf.locals[c] = true
+	pf.locals[c] = time.Now()
 	return true
 }
 
@@ -233,6 +248,29 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 		pf.drop(conn)
 	}
 	return false
+}
+
+// CutForwards ends the connections the port forwards to pod ("namespace/name")
+// accepted before t: they reached a process that a restart in place has since
+// stopped. The kubelet's runtime keeps such a stream open for a second after the
+// process's end (containerd waits for the client's side), so a request in flight
+// would wait that long for its end; cut, the client sees it at once and asks again.
+func (d *Deployer) CutForwards(pod string, t time.Time) {
+	d.mu.Lock()
+	var pfs []*podForward
+	for pf := range d.forwards[pod] {
+		pfs = append(pfs, pf)
+	}
+	d.mu.Unlock()
+	for _, pf := range pfs {
+		pf.mu.Lock()
+		for c, at := range pf.locals {
+			if at.Before(t) {
+				_ = c.Close()
+			}
+		}
+		pf.mu.Unlock()
+	}
 }
 
 // close ends the connection to the pod and every local connection, and waits

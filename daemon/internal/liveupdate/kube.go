@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/loop-dev/loop/daemon/internal/agent"
 )
@@ -33,6 +34,11 @@ type KubeTarget struct {
 	known  map[agent.PodContainer]bool
 	seeded bool
 	hist   history
+
+	// Restarted, when set, is called after a container's process restarted in
+	// place, with when the restart was asked for (the port forwards end their
+	// connections to the stopped process).
+	Restarted func(pc agent.PodContainer, asked time.Time)
 }
 
 // HistoryMax bounds the file data a KubeTarget keeps to bring a later container up
@@ -342,12 +348,16 @@ func (t *KubeTarget) Restart(ctx context.Context, _ io.Writer) error {
 		}
 		// A restart request whose answer was lost asks again: at worst the
 		// process restarts twice.
+		asked := time.Now()
 		err := t.withSession(ctx, pc, func(s *agent.Session) error {
 			_, err := s.RestartProcess(ctx, pc.Grace)
 			return err
 		})
 		if errors.Is(err, agent.ErrNoSupervisor) {
 			return fmt.Errorf("%s: %w: %w", pc, ErrRestartInPod, err)
+		}
+		if err == nil && t.Restarted != nil {
+			t.Restarted(pc, asked)
 		}
 		return err
 	})
