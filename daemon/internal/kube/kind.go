@@ -454,7 +454,7 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	if err != nil {
 		return nil, err
 	}
-	t.Restarted = func(pc agent.PodContainer, asked time.Time) { k.CutForwards(pc.Namespace+"/"+pc.Pod, asked) }
+	t.Restarted = func(pc agent.PodContainer, asked time.Time) { k.cutForwards(pc.Namespace+"/"+pc.Pod, asked) }
 	if err := t.Connect(ctx); err != nil {
 		t.Close()
 		return nil, err

@@ -250,12 +250,12 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 	return false
 }
 
-// CutForwards ends the connections the port forwards to pod ("namespace/name")
+// cutForwards ends the connections the port forwards to pod ("namespace/name")
 // accepted before t: they reached a process that a restart in place has since
 // stopped. The kubelet's runtime keeps such a stream open for a second after the
 // process's end (containerd waits for the client's side), so a request in flight
 // would wait that long for its end; cut, the client sees it at once and asks again.
-func (d *Deployer) CutForwards(pod string, t time.Time) {
+func (d *Deployer) cutForwards(pod string, t time.Time) {
 	d.mu.Lock()
 	var pfs []*podForward
 	for pf := range d.forwards[pod] {
