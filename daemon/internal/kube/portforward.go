@@ -254,7 +254,8 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 // accepted before t: they reached a process that a restart in place has since
 // stopped. The kubelet's runtime keeps such a stream open for a second after the
 // process's end (containerd waits for the client's side), so a request in flight
-// would wait that long for its end; cut, the client sees it at once and asks again.
+// would wait that long for its end; cut (with the connection to the pod they went
+// through), the client sees it at once and asks again on a new one.
 func (d *Deployer) cutForwards(pod string, t time.Time) {
 	d.mu.Lock()
 	var pfs []*podForward
@@ -268,6 +269,12 @@ func (d *Deployer) cutForwards(pod string, t time.Time) {
 			if at.Before(t) {
 				_ = c.Close()
 			}
+		}
+		// The streams to the stopped process end with their connection to the
+		// pod; the next local connection makes a new one.
+		if pf.conn != nil {
+			_ = pf.conn.Close()
+			pf.conn = nil
 		}
 		pf.mu.Unlock()
 	}
