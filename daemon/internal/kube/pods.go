@@ -409,7 +409,7 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 		return err
 	}
 	u := f.core.RESTClient().Post().Resource("pods").Namespace(ns).Name(name).SubResource("portforward").URL()
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
+	dialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
 	var ports []string
 	for _, pf := range f.forwards {
 		remote := pf.ContainerPort
