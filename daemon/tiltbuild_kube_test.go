@@ -146,6 +146,38 @@ func TestKubeDockerBuildWithRestart(t *testing.T) {
 	waitServed(t, url+"msg", "v3", time.Minute)
 }
 
+// TestKubeCustomBuildWithRestart: the built-in custom_build_with_restart on the
+// real node: the command builds the image under the registry's name, loop pushes
+// it, and a synced change restarts the process in place (same pod, new content).
+func TestKubeCustomBuildWithRestart(t *testing.T) {
+	testenv.RealNode(t)
+	testenv.BusyboxAs(t, "loop/busybox:latest")
+	cs := clientset(t)
+	ns := realNamespace(t, cs, "loop-crestart")
+	port := testenv.FreePort(t)
+	dir := restartProject(t, "crapp", port, realDeployment("crapp", ns, "loop/crapp", 1, "", ""))
+	writeFiles(t, dir, map[string]string{"Tiltfile": fmt.Sprintf(`load('ext://restart_process', 'custom_build_with_restart')
+custom_build_with_restart('loop/crapp', 'docker build -q --label %s=1 -t $EXPECTED_REF .', ['Dockerfile', 'app'],
+                          entrypoint=%s, live_update=[sync('app', '/app')])
+k8s_yaml('k8s.yaml')
+k8s_resource('crapp', port_forwards=['%d:8080'])
+`, testenv.TestLabel, strings.ReplaceAll(servedAtStart, "$", "$$"), port)})
+	h := startUp(t, dir, "up")
+	h.waitReady(3*time.Minute, "crapp")
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	waitServed(t, url+"msg", "v1", time.Minute)
+	pod := onePod(t, cs, ns, "app=crapp")
+	t0 := time.Now()
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	if u := h.waitUpdate("crapp", t0, 2*time.Minute); u.Kind != api.UpdateLive || u.Error != "" || !hasSpan(&u, api.SpanRestart) {
+		t.Fatalf("the save: update %+v, want a live update with a restart", u)
+	}
+	waitServed(t, url+"msg", "v2", time.Minute)
+	if p := onePod(t, cs, ns, "app=crapp"); p.UID != pod.UID || restarts(p) != 0 {
+		t.Fatalf("after the restart: pod %s (%d container restarts), want pod %s, its container not restarted", p.UID, restarts(p), pod.UID)
+	}
+}
+
 // TestKubeRestartContainerInPod: restart_container() in a docker_build's live
 // update, the command the image's own (CMD, no entrypoint=), the pod running as
 // a non-root user: the process restarts in place under the supervisor, the
