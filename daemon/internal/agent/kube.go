@@ -31,7 +31,7 @@ type PodContainer struct {
 	// machine's.
 	Arch string
 	// Supervised says the container's command runs under the agent's
-	// supervisor (PodCommand): the agent is at Path already, from the pod's
+	// supervisor (it starts with Supervisor()): the agent is at Path already, from the pod's
 	// init container, and the process can be restarted in place.
 	Supervised bool
 	// Grace is how long the process may take to stop on a restart (the pod's
