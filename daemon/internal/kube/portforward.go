@@ -38,10 +38,12 @@ func (d *Deployer) holdForward(ctx context.Context, pod string, dialer httpstrea
 		l, r, _ := strings.Cut(p, ":")
 		pairs = append(pairs, pair{l, r})
 	}
-	pf := &podForward{dialer: dialer, failed: make(chan error, 1), locals: map[net.Conn]time.Time{}}
-	if _, err := pf.connection(); err != nil {
+	pf := &podForward{dialer: dialer, failed: make(chan error, 1), locals: map[net.Conn]time.Time{}, conns: map[*podConn]bool{}}
+	pc, err := pf.connection() // the pod can be reached: only then listen
+	if err != nil {
 		return err
 	}
+	pf.release(pc)
 	defer pf.close()
 	d.mu.Lock()
 	if d.forwards[pod] == nil {
@@ -91,21 +93,34 @@ type podForward struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	conn   httpstream.Connection // nil until made, or after it was lost
+	conn   *podConn          // the one new streams go on; nil until made, or once retired
+	conns  map[*podConn]bool // every connection not closed yet
 	reqID  int
 	locals map[net.Conn]time.Time // when each was accepted
 	closed bool
 }
 
-// connection returns the connection to the pod, made again when it was lost.
-func (pf *podForward) connection() (httpstream.Connection, error) {
+// podConn is a connection to the pod and the streams being made or carried on
+// it. A retired one takes no new streams and is closed once its last ends:
+// closing it earlier would leave a stream being made waiting 30 s for a reply
+// that cannot come (spdystream does not end pending stream starts on close).
+type podConn struct {
+	c       httpstream.Connection
+	users   int
+	retired bool
+}
+
+// connection returns the connection to the pod for one more stream, made again
+// when it was retired or lost; release it after.
+func (pf *podForward) connection() (*podConn, error) {
 	pf.mu.Lock()
 	defer pf.mu.Unlock()
 	if pf.conn != nil {
 		select {
-		case <-pf.conn.CloseChan():
-			pf.conn = nil
+		case <-pf.conn.c.CloseChan():
+			pf.retireLocked(pf.conn)
 		default:
+			pf.conn.users++
 			return pf.conn, nil
 		}
 	}
@@ -117,18 +132,41 @@ func (pf *podForward) connection() (httpstream.Connection, error) {
 		_ = conn.Close()
 		return nil, fmt.Errorf("connect to the pod: the server speaks %q, not %q", proto, portforward.PortForwardProtocolV1Name)
 	}
-	pf.conn = conn
-	return conn, nil
+	pf.conn = &podConn{c: conn, users: 1}
+	pf.conns[pf.conn] = true
+	return pf.conn, nil
 }
 
-// drop forgets conn (broken): the next local connection makes a new one.
-func (pf *podForward) drop(conn httpstream.Connection) {
+// release ends one stream's use of pc.
+func (pf *podForward) release(pc *podConn) {
 	pf.mu.Lock()
 	defer pf.mu.Unlock()
-	if pf.conn == conn {
-		_ = conn.Close()
+	pc.users--
+	pf.closeIfDoneLocked(pc)
+}
+
+// retire stops new streams going on pc: the next local connection makes a new
+// one. Callers hold pf.mu.
+func (pf *podForward) retireLocked(pc *podConn) {
+	if pf.conn == pc {
 		pf.conn = nil
 	}
+	pc.retired = true
+	pf.closeIfDoneLocked(pc)
+}
+
+func (pf *podForward) closeIfDoneLocked(pc *podConn) {
+	if pc.retired && pc.users == 0 && pf.conns[pc] {
+		delete(pf.conns, pc)
+		_ = pc.c.Close()
+	}
+}
+
+// drop retires pc (refused or broken).
+func (pf *podForward) drop(pc *podConn) {
+	pf.mu.Lock()
+	defer pf.mu.Unlock()
+	pf.retireLocked(pc)
 }
 
 func (pf *podForward) accept(ln net.Listener, remote string) {
@@ -172,7 +210,7 @@ func (pf *podForward) untrack(c net.Conn) {
 // port, once more on a new connection to the pod when the held one is lost.
 func (pf *podForward) carry(local net.Conn, remote string) {
 	for attempt := 0; attempt < 2; attempt++ {
-		conn, err := pf.connection()
+		pc, err := pf.connection()
 		if err != nil {
 			select {
 			case pf.failed <- err:
@@ -180,17 +218,22 @@ func (pf *podForward) carry(local net.Conn, remote string) {
 			}
 			return
 		}
-		if broken := pf.stream(conn, local, remote); !broken {
+		broken := pf.stream(pc, local, remote)
+		if broken {
+			pf.drop(pc)
+		}
+		pf.release(pc)
+		if !broken {
 			return
 		}
-		pf.drop(conn)
 	}
 }
 
 // stream carries local over one error and data stream pair of conn; it reports
 // whether conn turned out broken (before any data went, the caller tries again).
 // The pod refusing the connection is not: it ends local only.
-func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote string) (broken bool) {
+func (pf *podForward) stream(pc *podConn, local net.Conn, remote string) (broken bool) {
+	conn := pc.c
 	pf.mu.Lock()
 	pf.reqID++
 	id := strconv.Itoa(pf.reqID)
@@ -199,7 +242,7 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 	h.Set(corev1.StreamType, corev1.StreamTypeError)
 	h.Set(corev1.PortHeader, remote)
 	h.Set(corev1.PortForwardRequestIDHeader, id)
-	errStream, err := conn.CreateStream(h)
+	errStream, err := pf.createStream(conn, h)
 	if err != nil {
 		return true
 	}
@@ -213,8 +256,10 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 		errc <- err
 	}()
 	h.Set(corev1.StreamType, corev1.StreamTypeData)
-	data, err := conn.CreateStream(h)
+	data, err := pf.createStream(conn, h)
 	if err != nil {
+		_ = errStream.Reset()
+		<-errc
 		conn.RemoveStreams(errStream)
 		return true
 	}
@@ -245,7 +290,7 @@ func (pf *podForward) stream(conn httpstream.Connection, local net.Conn, remote 
 	err = <-errc
 	conn.RemoveStreams(errStream, data)
 	if err != nil {
-		pf.drop(conn)
+		pf.drop(pc)
 	}
 	return false
 }
@@ -270,27 +315,84 @@ func (d *Deployer) cutForwards(pod string, t time.Time) {
 				_ = c.Close()
 			}
 		}
-		// The streams to the stopped process end with their connection to the
-		// pod; the next local connection makes a new one.
+		// New local connections go on a new connection to the pod; the old one
+		// closes once the streams to the stopped process have ended.
 		if pf.conn != nil {
-			_ = pf.conn.Close()
-			pf.conn = nil
+			pf.retireLocked(pf.conn)
 		}
 		pf.mu.Unlock()
 	}
 }
 
-// close ends the connection to the pod and every local connection, and waits
+// streamReplyWait bounds the wait for the server to take a new stream. A
+// connection on which the pod refused a stream while others were being made
+// can leave those unanswered (spdystream then waits 30 s); the local
+// connection is carried on a new connection instead.
+const streamReplyWait = 2 * time.Second
+
+var errNoReply = errors.New("the server did not take the stream")
+
+// createStream makes a stream on conn, or gives up after streamReplyWait; a
+// stream made after that is reset.
+func (pf *podForward) createStream(conn httpstream.Connection, h http.Header) (httpstream.Stream, error) {
+	type made struct {
+		s   httpstream.Stream
+		err error
+	}
+	var mu sync.Mutex
+	abandoned := false
+	ch := make(chan made, 1)
+	pf.wg.Add(1)
+	go func() { // owned by pf: ends with spdystream's own reply timeout at the latest; close waits
+		defer pf.wg.Done()
+		s, err := conn.CreateStream(h)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if s != nil {
+				_ = s.Reset()
+			}
+			return
+		}
+		ch <- made{s, err}
+	}()
+	timer := time.NewTimer(streamReplyWait)
+	defer timer.Stop()
+	select {
+	case m := <-ch:
+		return m.s, m.err
+	case <-timer.C:
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	select {
+	case m := <-ch: // made just now
+		return m.s, m.err
+	default:
+		abandoned = true
+		return nil, errNoReply
+	}
+}
+
+// close ends every local connection and the connections to the pod, and waits
 // for the goroutines. The listeners are closed by holdForward.
 func (pf *podForward) close() {
 	pf.mu.Lock()
 	pf.closed = true
-	if pf.conn != nil {
-		_ = pf.conn.Close()
-	}
 	for c := range pf.locals {
 		_ = c.Close()
 	}
+	// Connections close as their streams end: a stream still being made gets
+	// its reply (and then sees its local connection closed).
+	for pc := range pf.conns {
+		pf.retireLocked(pc)
+	}
 	pf.mu.Unlock()
 	pf.wg.Wait()
+	pf.mu.Lock()
+	for pc := range pf.conns {
+		_ = pc.c.Close()
+	}
+	pf.conns = nil
+	pf.mu.Unlock()
 }
