@@ -259,7 +259,7 @@ func (pf *podForward) stream(pc *podConn, local net.Conn, remote string) (broken
 	data, err := pf.createStream(conn, h)
 	if err != nil {
 		_ = errStream.Reset()
-		<-errc
+		_ = <-errc // the read ends with the reset; its error is of no use here
 		conn.RemoveStreams(errStream)
 		return true
 	}
