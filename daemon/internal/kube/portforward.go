@@ -246,20 +246,22 @@ func (pf *podForward) stream(pc *podConn, local net.Conn, remote string) (broken
 	if err != nil {
 		return true
 	}
-	_ = errStream.Close()       // nothing is written to it
-	errc := make(chan error, 1) // the pod's complaint, or a failed read
-	go func() {                 // owned by stream: it waits on errc
+	_ = errStream.Close() // nothing is written to it
+	var complaint error   // the pod's complaint, or a failed read; set before read closes
+	read := make(chan struct{})
+	go func() { // owned by stream: it waits on read
+		defer close(read)
 		msg, err := io.ReadAll(errStream)
 		if err == nil && len(msg) > 0 {
 			err = errors.New(string(msg))
 		}
-		errc <- err
+		complaint = err
 	}()
 	h.Set(corev1.StreamType, corev1.StreamTypeData)
 	data, err := pf.createStream(conn, h)
 	if err != nil {
 		_ = errStream.Reset()
-		_ = <-errc // the read ends with the reset; its error is of no use here
+		<-read // ends with the reset
 		conn.RemoveStreams(errStream)
 		return true
 	}
@@ -287,9 +289,9 @@ func (pf *podForward) stream(pc *podConn, local net.Conn, remote string) (broken
 	// The pod's complaint (connection refused while the process restarts) ends
 	// this local connection; the next one gets a new connection to the pod, as
 	// the server may leave this one unusable (as client-go's forwarder assumes).
-	err = <-errc
+	<-read
 	conn.RemoveStreams(errStream, data)
-	if err != nil {
+	if complaint != nil {
 		pf.drop(pc)
 	}
 	return false
