@@ -166,16 +166,26 @@ k8s_resource('crapp', port_forwards=['%d:8080'])
 	h.waitReady(3*time.Minute, "crapp")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	waitServed(t, url+"msg", "v1", time.Minute)
-	pod := onePod(t, cs, ns, "app=crapp")
+	restartsInPlace(t, h, cs, ns, "crapp", dir, url)
+}
+
+// restartsInPlace saves app/msg as "v2" in dir and checks that the save was a
+// live update of resource with a restart, that url serves the new message, and
+// that its pod (the one of ns labelled app=resource) is the same one, its
+// container not restarted. It returns the pod.
+func restartsInPlace(t *testing.T, h *harness, cs kubernetes.Interface, ns, resource, dir, url string) corev1.Pod {
+	t.Helper()
+	pod := onePod(t, cs, ns, "app="+resource)
 	t0 := time.Now()
 	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
-	if u := h.waitUpdate("crapp", t0, 2*time.Minute); u.Kind != api.UpdateLive || u.Error != "" || !hasSpan(&u, api.SpanRestart) {
+	if u := h.waitUpdate(resource, t0, 2*time.Minute); u.Kind != api.UpdateLive || u.Error != "" || !hasSpan(&u, api.SpanRestart) {
 		t.Fatalf("the save: update %+v, want a live update with a restart", u)
 	}
 	waitServed(t, url+"msg", "v2", time.Minute)
-	if p := onePod(t, cs, ns, "app=crapp"); p.UID != pod.UID || restarts(p) != 0 {
+	if p := onePod(t, cs, ns, "app="+resource); p.UID != pod.UID || restarts(p) != 0 {
 		t.Fatalf("after the restart: pod %s (%d container restarts), want pod %s, its container not restarted", p.UID, restarts(p), pod.UID)
 	}
+	return pod
 }
 
 // TestKubeRestartContainerInPod: restart_container() in a docker_build's live
@@ -208,15 +218,7 @@ k8s_resource('rc', port_forwards=['%d:8080'])
 		t.Errorf("command %q args %q, want the image's CMD (its $ written $$) under the supervisor", c.Command, c.Args)
 	}
 	pid := pidServed(t, url)
-	t0 := time.Now()
-	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
-	if u := h.waitUpdate("rc", t0, 2*time.Minute); u.Kind != api.UpdateLive || u.Error != "" || !hasSpan(&u, api.SpanRestart) {
-		t.Fatalf("the save: update %+v, want a live update with a restart", u)
-	}
-	waitServed(t, url+"msg", "v2", time.Minute)
-	if p := onePod(t, cs, ns, "app=rc"); p.UID != pod.UID || restarts(p) != 0 {
-		t.Fatalf("after the restart: pod %s (%d container restarts), want pod %s, its container not restarted", p.UID, restarts(p), pod.UID)
-	}
+	restartsInPlace(t, h, cs, ns, "rc", dir, url)
 	if again := pidServed(t, url); again == pid {
 		t.Fatalf("the process's pid is still %s: not restarted", pid)
 	}
