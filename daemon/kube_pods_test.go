@@ -430,9 +430,9 @@ func TestKubeLiveUpdateRealContainers(t *testing.T) {
 	inAll(map[string]string{"a.txt": "a\n", "b.txt": "b\n", "c.txt": "c\n"})
 }
 
-// TestKubeLiveUpdateReadOnlyRoot: a container with a read-only root file system has no
-// writable /tmp for the agent. loop says so in the resource's log, once per deploy,
-// and a save rebuilds (and rolls out) instead of live-updating; nothing loops.
+// TestKubeLiveUpdateReadOnlyRoot: a container with a read-only root file system cannot
+// be written where the live update syncs. loop says so in the resource's log, once per
+// deploy, and a save rebuilds (and rolls out) instead of live-updating; nothing loops.
 func TestKubeLiveUpdateReadOnlyRoot(t *testing.T) {
 	testenv.RealNode(t)
 	testenv.BusyboxAs(t, "loop/busybox:latest")
@@ -443,7 +443,7 @@ func TestKubeLiveUpdateReadOnlyRoot(t *testing.T) {
 		realDeployment("ro", ns, "loop/krofs", 1, "", "securityContext: {readOnlyRootFilesystem: true}\n"))
 	h := startUp(t, dir, "up")
 	h.waitReady(3*time.Minute, "ro")
-	h.waitLog("ro", time.Minute, "writable $TMPDIR or /tmp", "Read-only file system", "changes will rebuild")
+	h.waitLog("ro", time.Minute, "read-only root filesystem and cannot be written at /www", "changes rebuild")
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	waitServed(t, url+"index.txt", "image\n", time.Minute)
 

@@ -262,7 +262,7 @@ func setMessage(tb testing.TB, dir, msg string) {
 // (same build cache), with a different message so it really compiles.
 func BenchmarkGoSave(b *testing.B) {
 	h, dir, get := startHello(b)
-	goSaves(b, h, dir, newCompileAside(b, dir), get)
+	goSaves(b, h, dir, newCompileAside(b, dir), 2*time.Millisecond, get)
 }
 
 // startHello runs loop up on a copy of examples/hello until both resources
@@ -308,12 +308,12 @@ func cmdPhase(c api.Chain) time.Duration {
 // the update is left to settle, so that edits do not overlap); it reports both, loop's
 // own number for the save (its chain, save → hello ready), the compile inside loop
 // (the chain's cmd phase) and where loop's time went.
-func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func() string) {
+func goSaves(b *testing.B, h *harness, dir string, side compileAside, poll time.Duration, get func() string) {
 	var loop, compile, polled, chain, cmd []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		compile = append(compile, side.run(b, 2*i))
-		polled = append(polled, side.runPolled(b, 2*i+1, get))
+		polled = append(polled, side.runPolled(b, 2*i+1, poll, get))
 		msg := fmt.Sprintf("edit %d %d", i, time.Now().UnixNano())
 		t0 := time.Now()
 		setMessage(b, dir, msg)
@@ -321,7 +321,7 @@ func goSaves(b *testing.B, h *harness, dir string, side compileAside, get func()
 			if time.Since(t0) > time.Minute {
 				b.Fatalf("edit %d not served within a minute", i)
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(poll)
 		}
 		loop = append(loop, time.Since(t0))
 		c := h.waitChain(time.Minute, "hello", t0)

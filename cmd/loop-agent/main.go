@@ -34,6 +34,11 @@
 //     The exec stream is not part of the process group, so the session
 //     survives the restart.
 //
+// Run as `loop-agent install DEST` it copies itself to DEST and exits: in a
+// pod, an init container running loop's agent image puts the agent into an
+// emptyDir volume this way, and the application's container runs the
+// supervisor from there (/.loop/agent, the volume mounted at /.loop).
+//
 // Build it small and static:
 //
 //	CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' ./cmd/loop-agent
@@ -46,8 +51,13 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "supervise" {
-		os.Exit(superviseMain(os.Args[2:], os.Stderr))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "supervise":
+			os.Exit(superviseMain(os.Args[2:], os.Stderr))
+		case "install":
+			os.Exit(installMain(os.Args[2:], os.Stderr))
+		}
 	}
 	if err := serve(bufio.NewReaderSize(os.Stdin, 256<<10), os.Stdout); err != nil {
 		fmt.Fprintf(os.Stderr, "loop-agent: %v\n", err)

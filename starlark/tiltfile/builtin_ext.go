@@ -39,9 +39,9 @@ var restartParams = []string{"entrypoint", "live_update", "base_suffix", "restar
 // "command", "deps"). The extension builds a second image whose entrypoint
 // is a file-watching wrapper copied from an image on a public registry, and
 // appends a run() step that touches the watched file. loop builds the one
-// image with entrypoint= and appends restart_container(): on Compose the
-// process then runs under loop's agent supervisor (the agent is copied into
-// the container by loop, not built into the image), which restarts it in
+// image with entrypoint= and appends restart_container(): on Compose and in
+// pods the process then runs under loop's agent supervisor (the agent is put
+// into the container by loop, not built into the image), which restarts it in
 // place after each live update (or only when a changed file matches
 // trigger=). base_suffix and restart_file name the extension's second image
 // and watched file, which loop does not need.

@@ -30,6 +30,13 @@ type PodContainer struct {
 	// Arch is the (Go-named) architecture of the pod's node; "" means this
 	// machine's.
 	Arch string
+	// Supervised says the container's command runs under the agent's
+	// supervisor (it starts with Supervisor()): the agent is at Path already, from the pod's
+	// init container, and the process can be restarted in place.
+	Supervised bool
+	// Grace is how long the process may take to stop on a restart (the pod's
+	// termination grace period); 0 is the supervisor's default.
+	Grace time.Duration
 }
 
 func (p PodContainer) String() string { return p.Namespace + "/" + p.Pod + "/" + p.Container }
@@ -115,9 +122,15 @@ func (k *Kube) Exec(ctx context.Context, pc PodContainer, argv []string, stdin i
 }
 
 // StartKube executes the installed agent in the pod's container, keeps the
-// exec stream and checks it answers; like Start for a Docker container.
+// exec stream and checks it answers; like Start for a Docker container. In a
+// supervised container it runs the supervisor's agent (Path), which needs no
+// shell.
 func StartKube(ctx context.Context, k *Kube, pc PodContainer) (*Session, error) {
-	ex, err := k.executor(pc, []string{"sh", "-c", kubeStartScript}, true)
+	argv := []string{"sh", "-c", kubeStartScript}
+	if pc.Supervised {
+		argv = []string{Path}
+	}
+	ex, err := k.executor(pc, argv, true)
 	if err != nil {
 		return nil, err
 	}
@@ -147,6 +160,18 @@ func ConnectKube(ctx context.Context, k *Kube, pc PodContainer) (*Session, error
 	bin, err := Binary(arch)
 	if err != nil {
 		return nil, err
+	}
+	if pc.Supervised {
+		// The init container put loop's agent next to the supervisor; one of
+		// another loop version is replaced in $TMPDIR as in any container.
+		s, err := StartKube(ctx, k, pc)
+		if err == nil && s.ExeSHA256 == sha256Hex(bin) {
+			return s, nil
+		}
+		if err == nil {
+			s.Close()
+		}
+		pc.Supervised = false
 	}
 	return connectWith(ctx, bin,
 		func() (*Session, error) { return StartKube(ctx, k, pc) },

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loop-dev/loop/daemon/api"
 	"github.com/loop-dev/loop/daemon/gitops/render"
+	"github.com/loop-dev/loop/daemon/internal/agent"
 	"github.com/loop-dev/loop/daemon/internal/build"
 	"github.com/loop-dev/loop/daemon/internal/engine"
 	"github.com/loop-dev/loop/daemon/internal/ignore"
@@ -274,6 +275,9 @@ type deployed struct {
 	ref    string // the live-updated image's deployed ref
 	target *liveupdate.KubeTarget
 	state  liveupdate.State
+	// unsupervised says why the live update's restarts cannot go through the
+	// agent's supervisor in the pods ("" when they do, or none are asked for).
+	unsupervised string
 
 	pods, drift background // following the pods; comparing with the cluster
 }
@@ -338,7 +342,8 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 		}
 	}
 	built := render.Images{}
-	var load []string // images kind nodes must be given (no registry)
+	results := map[string]build.Result{} // by image name, as built (before any push)
+	var load []string                    // images kind nodes must be given (no registry)
 	var opts build.Options
 	if reg != nil {
 		opts.RegistryHost = reg.Host
@@ -355,6 +360,7 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 			return fail(fmt.Errorf("build %s: %w", img.Ref, err))
 		}
 		ref := bres.Ref
+		results[img.Ref] = bres
 		switch {
 		case reg != nil:
 			push, pull, err := reg.Refs(bres.Ref)
@@ -390,6 +396,9 @@ func (rt *deployed) deploy(ctx context.Context, j engine.Job, u api.Update) engi
 	}
 	render.OverrideContainers(desired, overrides, built)
 	substituteImages(desired, built, rt.kinds)
+	if agentLoad := rt.supervise(ctx, k, desired, built, results, reg, logs); agentLoad != "" {
+		load = append(load, agentLoad)
+	}
 	// The pods are followed from the start of the rollout, so that what keeps them
 	// from running (a crash, an image that cannot be pulled) is in the log while the
 	// deploy waits for their health, not after it gave up. A custom deploy's objects
@@ -467,20 +476,25 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	if len(lu.Syncs) == 0 && len(lu.Runs) == 0 {
 		return nil, nil
 	}
-	if lu.Restart || len(lu.RestartOn) > 0 {
+	if (lu.Restart || len(lu.RestartOn) > 0) && rt.unsupervised != "" {
 		// A sync without the restart would leave the old process running
 		// (restart_process's docker_build_with_restart): rebuild instead.
-		fmt.Fprintf(logs, "live update: %v; changes rebuild and redeploy\n", liveupdate.ErrRestartInPod)
+		fmt.Fprintf(logs, "live update: %v (%s); changes rebuild and redeploy\n", liveupdate.ErrRestartInPod, rt.unsupervised)
 		return nil, nil
 	}
 	label, match := ref, func(c corev1.Container) bool { return c.Image == ref }
 	if rt.custom != nil {
 		label, match = customMatch(rt.custom, ref)
+	} else if where, dests := readOnlyDests(w.Objects, ref, lu.Syncs); len(dests) > 0 {
+		fmt.Fprintf(logs, "live update: %s has a read-only root filesystem and cannot be written at %s (not on a writable volume); changes rebuild and redeploy\n",
+			where, strings.Join(dests, ", "))
+		return nil, nil
 	}
 	t, err := k.liveTarget(w, label, match)
 	if err != nil {
 		return nil, err
 	}
+	t.Restarted = func(pc agent.PodContainer, asked time.Time) { k.cutForwards(pc.Namespace+"/"+pc.Pod, asked) }
 	if err := t.Connect(ctx); err != nil {
 		t.Close()
 		return nil, err

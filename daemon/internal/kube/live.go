@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -75,8 +76,12 @@ func (d *Deployer) containersOf(ctx context.Context, core corev1client.CoreV1Int
 			if !match(c) || !running {
 				continue
 			}
-			out = append(out, agent.PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: c.Name, UID: string(p.UID),
-				Instance: instance, Arch: d.nodeArch(ctx, core, p.Spec.NodeName)})
+			pc := agent.PodContainer{Namespace: p.Namespace, Pod: p.Name, Container: c.Name, UID: string(p.UID),
+				Instance: instance, Arch: d.nodeArch(ctx, core, p.Spec.NodeName), Supervised: agent.IsSupervised(c.Command)}
+			if g := p.Spec.TerminationGracePeriodSeconds; g != nil && pc.Supervised {
+				pc.Grace = max(time.Duration(*g)*time.Second, time.Millisecond) // 0 would be the supervisor's 10 s
+			}
+			out = append(out, pc)
 		}
 	}
 	return out

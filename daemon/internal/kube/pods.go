@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
 
 	"github.com/loop-dev/loop/daemon/model"
@@ -448,7 +447,7 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 		return err
 	}
 	u := f.core.RESTClient().Post().Resource("pods").Namespace(ns).Name(name).SubResource("portforward").URL()
-	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
+	dialer := spdy.NewDialerForStreaming(upgrader, &http.Client{Transport: transport}, http.MethodPost, u)
 	var ports []string
 	for _, pf := range f.forwards {
 		remote := pf.ContainerPort
@@ -463,21 +462,9 @@ func (f *forwarder) run(ctx context.Context, ns, name string) error {
 			host = pf.Host
 		}
 	}
-	readyCh := make(chan struct{})
-	stopCh := make(chan struct{})
-	go func() { <-ctx.Done(); close(stopCh) }() // ends the forward with ctx
-	fw, err := portforward.NewOnAddresses(dialer, []string{host}, ports, stopCh, readyCh, io.Discard, io.Discard)
-	if err != nil {
-		return err
-	}
-	go func() { // announces the forward once it listens; ends with it
-		select {
-		case <-readyCh:
-			if f.failures.Swap(0) == 0 { // said once, not again at each retry
-				fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
-			}
-		case <-stopCh:
+	return f.d.holdForward(ctx, ns+"/"+name, dialer, host, ports, func() {
+		if f.failures.Swap(0) == 0 { // said once, not again at each retry
+			fmt.Fprintf(f.logs, "forwarding %s → pod %s\n", strings.Join(ports, ", "), name)
 		}
-	}()
-	return fw.ForwardPorts()
+	})
 }

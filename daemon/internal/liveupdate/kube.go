@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/loop-dev/loop/daemon/internal/agent"
 )
@@ -33,6 +34,11 @@ type KubeTarget struct {
 	known  map[agent.PodContainer]bool
 	seeded bool
 	hist   history
+
+	// Restarted, when set, is called after a container's process restarted in
+	// place, with when the restart was asked for (the port forwards end their
+	// connections to the stopped process).
+	Restarted func(pc agent.PodContainer, asked time.Time)
 }
 
 // HistoryMax bounds the file data a KubeTarget keeps to bring a later container up
@@ -116,22 +122,29 @@ func NewKubeTarget(k *agent.Kube, image string, find func(ctx context.Context) (
 	return &KubeTarget{k: k, find: find, image: image, stop: stop, sess: map[agent.PodContainer]*agent.Session{}, known: map[agent.PodContainer]bool{}}
 }
 
-// ErrRestartInPod refuses restart_container() in a pod: a restarted container starts
-// from its image again, without the synced files.
-var ErrRestartInPod = errors.New("restart_container() cannot restart a container in a pod: Kubernetes would start it from its image again, losing the synced files; restart the process with a run() step or let the change rebuild (fall_back_on)")
+// ErrRestartInPod refuses restart_container() in a pod whose container does not run
+// under loop's supervisor: restarting the container would start it from its image
+// again, without the synced files.
+var ErrRestartInPod = errors.New("restart_container() cannot restart this pod's process in place (it does not run under loop's supervisor), and a restarted container would start from its image again, losing the synced files; restart the process with a run() step or let the change rebuild (fall_back_on)")
 
 // Connect starts the agent in every container now, off the change path.
 func (t *KubeTarget) Connect(ctx context.Context) error {
+	return t.eachRunning(ctx, func(ctx context.Context, pc agent.PodContainer) error {
+		_, err := t.session(ctx, pc)
+		return err
+	})
+}
+
+// eachRunning runs f for every running container at once, holding t.mu, and
+// joins the errors.
+func (t *KubeTarget) eachRunning(ctx context.Context, f func(context.Context, agent.PodContainer) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	pcs, err := t.containers(ctx)
 	if err != nil {
 		return err
 	}
-	return t.each(ctx, pcs, func(ctx context.Context, pc agent.PodContainer) error {
-		_, err := t.session(ctx, pc)
-		return err
-	})
+	return t.each(ctx, pcs, f)
 }
 
 // Close ends every agent session, and what find uses.
@@ -271,23 +284,29 @@ func (t *KubeTarget) Sync(ctx context.Context, roots []string, ops []agent.Op, _
 // apply sends a batch to one container, once more on a fresh session when the held
 // one turns out to be dead.
 func (t *KubeTarget) apply(ctx context.Context, pc agent.PodContainer, roots []string, ops []agent.Op) error {
+	// Every op is idempotent: sent again on a fresh stream when the held one broke.
+	err := t.withSession(ctx, pc, func(s *agent.Session) error { return s.Apply(ctx, roots, ops) })
+	if err != nil {
+		return fmt.Errorf("%s: %w", pc, err)
+	}
+	return nil
+}
+
+// withSession calls f with the container's session, once more on a fresh session
+// when the held one turns out to be dead; f must be safe to repeat.
+func (t *KubeTarget) withSession(ctx context.Context, pc agent.PodContainer, f func(*agent.Session) error) error {
 	for attempt := 0; ; attempt++ {
 		s, err := t.session(ctx, pc)
 		if err != nil {
 			return err
 		}
-		err = s.Apply(ctx, roots, ops)
+		err = f(s)
 		if errors.Is(err, agent.ErrClosed) && attempt == 0 && ctx.Err() == nil {
-			// The stream broke; every op is idempotent, so reconnect and send
-			// the batch again.
 			s.Close()
 			t.put(pc, nil)
 			continue
 		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", pc, err)
-		}
-		return nil
+		return err
 	}
 }
 
@@ -318,5 +337,28 @@ func (t *KubeTarget) Exec(ctx context.Context, argv []string, logs io.Writer) (i
 	return 0, nil
 }
 
-// Restart implements Target: it refuses (ErrRestartInPod).
-func (t *KubeTarget) Restart(context.Context, io.Writer) error { return ErrRestartInPod }
+// Restart implements Target: each container's process restarts in place under
+// the agent's supervisor (same pod, same container and files, a new process),
+// over the held session. A container without the supervisor refuses
+// (ErrRestartInPod).
+func (t *KubeTarget) Restart(ctx context.Context, _ io.Writer) error {
+	return t.eachRunning(ctx, func(ctx context.Context, pc agent.PodContainer) error {
+		if !pc.Supervised {
+			return fmt.Errorf("%s: %w", pc, ErrRestartInPod)
+		}
+		// A restart request whose answer was lost asks again: at worst the
+		// process restarts twice.
+		asked := time.Now()
+		err := t.withSession(ctx, pc, func(s *agent.Session) error {
+			_, err := s.RestartProcess(ctx, pc.Grace)
+			return err
+		})
+		if errors.Is(err, agent.ErrNoSupervisor) {
+			return fmt.Errorf("%s: %w: %w", pc, ErrRestartInPod, err)
+		}
+		if err == nil && t.Restarted != nil {
+			t.Restarted(pc, asked)
+		}
+		return err
+	})
+}
