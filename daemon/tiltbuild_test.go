@@ -166,6 +166,56 @@ docker_compose('compose.yaml', project_name='%s')
 	h.waitFor("the restarted process's output", 30*time.Second, logged("serving v2"))
 }
 
+// TestDockerBuildWithRestartExitContinue: exit_policy='continue' on Compose:
+// the process exits on its own (a one-shot job), the container keeps
+// running, and the next live update runs it again with the synced files.
+func TestDockerBuildWithRestartExitContinue(t *testing.T) {
+	testenv.Busybox(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Dockerfile":   "FROM loop-test/busybox:latest\nCOPY app /app\n",
+		"app/msg":      "v1",
+		"compose.yaml": "services:\n  job:\n    image: looptest/restart-continue\n",
+		"Tiltfile": fmt.Sprintf(`
+load('ext://restart_process', 'docker_build_with_restart')
+docker_build_with_restart('looptest/restart-continue', '.',
+    entrypoint='echo "ran $(cat /app/msg)"; exit 3',
+    live_update=[sync('app', '/app')], exit_policy='continue')
+docker_compose('compose.yaml', project_name='%s')
+`, projectName(t)),
+	})
+	h := startUp(t, dir, "up")
+	logged := func(text string) func() bool {
+		return func() bool {
+			for _, ev := range h.events {
+				if ev.Kind == api.EventLog && ev.Resource == "job" && strings.Contains(ev.Text, text) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	h.waitFor("the first run's output and exit", time.Minute, func() bool { return logged("ran v1")() && logged("exited with code 3")() })
+	st := h.waitUpdates("job", 1, time.Minute)
+	cli := testenv.Docker(t)
+	before, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !before.State.Running {
+		t.Fatalf("the container stopped with its process: %+v", before.State)
+	}
+	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
+	h.waitFor("the second run's output", time.Minute, logged("ran v2"))
+	after, err := cli.ContainerInspect(context.Background(), st.ContainerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.ID != before.ID || after.State.StartedAt != before.State.StartedAt || !after.State.Running {
+		t.Errorf("the container was recreated, restarted or stopped; want it kept, its process run again")
+	}
+}
+
 // TestCustomBuildWithRestartTrigger: the built-in custom_build_with_restart
 // with trigger=: a synced change that matches no trigger path is synced
 // without a restart; one that matches restarts the process in place.

@@ -34,6 +34,7 @@ func superviseMain(args []string, stderr io.Writer) int {
 	fl := flag.NewFlagSet("supervise", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	sock := fl.String("socket", superviseSocket, "unix socket restart requests arrive on")
+	keep := fl.Bool("keep-on-exit", false, "when the command exits on its own, keep the container running and start the command again at the next restart request (restart_process' exit_policy='continue')")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -41,7 +42,7 @@ func superviseMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "loop-agent supervise: no command (usage: supervise [-socket PATH] -- CMD ARGS...)")
 		return 2
 	}
-	s := &supervisor{argv: fl.Args(), socket: *sock, stderr: stderr}
+	s := &supervisor{argv: fl.Args(), socket: *sock, stderr: stderr, keep: *keep}
 	return s.run()
 }
 
@@ -50,6 +51,7 @@ type supervisor struct {
 	argv   []string
 	socket string
 	stderr io.Writer
+	keep   bool // the command's own exit leaves the supervisor waiting for a restart
 
 	connMu    sync.Mutex
 	conns     map[*os.File]bool // open request connections, closed at exit
@@ -113,6 +115,8 @@ func (s *supervisor) run() int {
 		pending             []chan restartReply
 		kill                *time.Timer
 		killC               <-chan time.Time
+		lastCode            int  // the command's exit code while none runs (keep)
+		stopping            bool // a stop signal was passed on: an exit is final
 	)
 	answer := func(r restartReply) {
 		for _, c := range pending {
@@ -128,10 +132,22 @@ func (s *supervisor) run() int {
 			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
 				// SIGURG is the Go runtime's own preemption signal.
 			default:
+				if pid == 0 {
+					// Kept after the command exited: a stop ends the container.
+					if stopSignals[ss] {
+						return lastCode
+					}
+					continue
+				}
 				_ = syscall.Kill(-pid, ss)
+				stopping = stopping || stopSignals[ss]
 				if restarting && stopSignals[ss] {
 					exiting = true
 				}
+			}
+			if pid == 0 {
+				_, _ = reap(0) // orphans only
+				continue
 			}
 			// Reap on every signal, not only SIGCHLD: signals coalesce.
 			status, exited := reap(pid)
@@ -141,6 +157,13 @@ func (s *supervisor) run() int {
 			if kill != nil {
 				kill.Stop()
 				kill, killC = nil, nil
+			}
+			if !restarting && s.keep && !stopping {
+				lastCode = exitCode(status)
+				_ = syscall.Kill(-pid, syscall.SIGKILL)
+				pid = 0
+				fmt.Fprintf(s.stderr, "loop-agent supervise: the process exited with code %d; it starts again at the next restart\n", lastCode)
+				continue
 			}
 			if !restarting || exiting {
 				answer(restartReply{err: errors.New("the process exited; the container is stopping")})
@@ -166,6 +189,18 @@ func (s *supervisor) run() int {
 			pending = append(pending, r.reply)
 			if restarting {
 				continue // one restart answers every request made during it
+			}
+			if pid == 0 {
+				// Kept after the command exited: start it again now.
+				npid, err := s.start()
+				if err != nil {
+					fmt.Fprintf(s.stderr, "loop-agent supervise: restart: %v\n", err)
+					answer(restartReply{err: err})
+					continue
+				}
+				pid = npid
+				answer(restartReply{pid: pid})
+				continue
 			}
 			restarting = true
 			_ = syscall.Kill(-pid, syscall.SIGTERM)

@@ -59,11 +59,11 @@ type supervised struct {
 
 // superviseScript runs `supervise -- sh -c script` in a temp directory
 // (the script's working directory).
-func superviseScript(t *testing.T, script string) *supervised {
+func superviseScript(t *testing.T, script string, flags ...string) *supervised {
 	t.Helper()
 	dir := t.TempDir()
 	s := &supervised{t: t, dir: dir, sock: filepath.Join(dir, "sup.sock"), out: &syncBuffer{}, waited: make(chan struct{})}
-	s.cmd = exec.Command(os.Args[0], "-socket", s.sock, "--", "sh", "-c", script)
+	s.cmd = exec.Command(os.Args[0], append(append([]string{"-socket", s.sock}, flags...), "--", "sh", "-c", script)...)
 	s.cmd.Dir = dir
 	s.cmd.Env = append(os.Environ(), superviseEnv+"=1")
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
@@ -349,5 +349,50 @@ func TestRestartProcessWithoutSupervisor(t *testing.T) {
 	rep := roundTrip(t, &agentwire.Request{Kind: agentwire.ReqRestartProcess, Grace: time.Second})[0]
 	if !strings.Contains(rep.Err, errNoSupervisor.Error()) || rep.PID != 0 {
 		t.Errorf("reply = %+v, want a no-supervisor error", rep)
+	}
+}
+
+// -keep-on-exit (restart_process' exit_policy='continue'): the command's own
+// exit leaves the supervisor (the container) running; a restart request
+// starts it again; a stop signal then ends the supervisor with the
+// command's last exit code.
+func TestSuperviseKeepOnExit(t *testing.T) {
+	t.Parallel()
+	s := superviseScript(t, `echo $$ >> starts; exit 5`, "-keep-on-exit")
+	first := s.file("starts", 1)[0]
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(s.out.String(), "exited with code 5") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no word of the exit; output:\n%s", s.out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-s.waited:
+		t.Fatalf("the supervisor exited with the command (code %d)", s.code)
+	default:
+	}
+	pid, err := restartProcess(s.sock, 0)
+	if err != nil {
+		t.Fatalf("restart after the exit: %v; output:\n%s", err, s.out.String())
+	}
+	if starts := s.file("starts", 2); starts[1] == first || starts[1] != strconv.Itoa(pid) {
+		t.Errorf("restart returned pid %d; starts %v", pid, starts)
+	}
+	s.signal(syscall.SIGTERM)
+	if got := s.wait(); got != 5 && got != 128+15 {
+		t.Errorf("exit after SIGTERM = %d, want the command's 5 (it had exited) or 143", got)
+	}
+}
+
+// With -keep-on-exit, an exit after a stop signal was passed on is final:
+// the supervisor ends with the command's code.
+func TestSuperviseKeepOnExitStops(t *testing.T) {
+	t.Parallel()
+	s := superviseScript(t, `trap 'sleep 0.2; exit 4' TERM; echo $$ > pid; while :; do sleep 0.05; done`, "-keep-on-exit")
+	s.file("pid", 1)
+	s.signal(syscall.SIGTERM)
+	if got := s.wait(); got != 4 {
+		t.Errorf("exit after SIGTERM = %d, want the command's 4; output:\n%s", got, s.out.String())
 	}
 }

@@ -135,6 +135,10 @@ type LiveUpdate struct {
 	// RestartOn restarts the container only when a changed file matches one
 	// of these absolute paths (Compose develop.watch sync+restart/restart).
 	RestartOn []string `json:"restart_on,omitempty"`
+	// KeepOnExit keeps the container running when its supervised process
+	// exits on its own; the next restart starts it again (restart_process'
+	// exit_policy='continue').
+	KeepOnExit bool `json:"keep_on_exit,omitempty"`
 	// Ignore are absolute .dockerignore-style patterns of changes that do not
 	// concern this live update at all (Compose develop.watch ignore).
 	Ignore []string `json:"ignore,omitempty"`

@@ -91,7 +91,6 @@ func (l *loader) withRestart(build builtinFn, lead ...string) builtinFn {
 		switch exitPolicy {
 		case "restart":
 		case "continue":
-			l.warn(pos(thread), b.Name()+"(exit_policy='continue'): loop's supervisor stops the container when the process exits, as with 'restart'")
 		default:
 			return nil, errorf(b, "exit_policy must be 'restart' or 'continue', got %q", exitPolicy)
 		}
@@ -109,6 +108,11 @@ func (l *loader) withRestart(build builtinFn, lead ...string) builtinFn {
 		out, err := build(thread, b, starlark.Tuple(imageArgs), kw)
 		if err != nil {
 			return nil, err
+		}
+		if exitPolicy == "continue" && len(l.cfg.Images) > n {
+			// The container outlives the process; the next live update
+			// starts it again.
+			l.cfg.Images[n].LiveUpdate.KeepOnExit = true
 		}
 		if len(trigger.vals) > 0 && len(l.cfg.Images) > n {
 			// Tilt's run(trigger=): restart only when one of these changed.

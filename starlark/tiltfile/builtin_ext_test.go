@@ -13,7 +13,7 @@ docker_build_with_restart('example/a', 'app', ['/app/main'], [sync('app', '/app'
 docker_build_with_restart('example/b', 'app', entrypoint='./main --port 80', live_update=[sync('app', '/app')],
     trigger=['app/main.go'], base_suffix='-base', restart_file='/tmp/r')
 custom_build_with_restart('example/c', 'docker build -t $EXPECTED_REF app', ['app'], ['/c'], [sync('app', '/app'), run('make')],
-    container_args=['--v'])
+    container_args=['--v'], exit_policy='continue')
 `, Options{})
 	if r.err != nil {
 		t.Fatal(r.err)
@@ -28,6 +28,10 @@ custom_build_with_restart('example/c', 'docker build -t $EXPECTED_REF app', ['ap
 		[]any{[]string{"sh", "-c", "./main --port 80"}, false, []string{filepath.Join(r.dir, "app/main.go")}})
 	eq(t, "c: custom build, run kept before the restart", []any{c.Custom != nil, c.Entrypoint, c.ContainerArgs, len(c.LiveUpdate.Runs), c.LiveUpdate.Restart},
 		[]any{true, []string{"/c"}, []string{"--v"}, 1, true})
+	eq(t, "exit_policy: a restart, c continue", []any{a.LiveUpdate.KeepOnExit, c.LiveUpdate.KeepOnExit}, []any{false, true})
+	if len(r.cfg.Warnings) != 0 {
+		t.Errorf("warnings %q, want none", r.cfg.Warnings)
+	}
 	if a.LiveUpdate.Pos.Line != 3 || a.LiveUpdate.Syncs[0].Pos.Line != 3 {
 		t.Errorf("positions %+v, want the user's call (line 3)", a.LiveUpdate.Pos)
 	}

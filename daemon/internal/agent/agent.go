@@ -38,10 +38,21 @@ const Path = "/.loop/agent"
 // be installed (Install) before such a container starts.
 func Supervisor() []string { return []string{Path, "supervise", "--"} }
 
-// IsSupervised reports whether a container's entrypoint starts with
-// Supervisor's.
+// SupervisorFor is Supervisor, or with keepOnExit the prefix whose
+// supervisor keeps the container running when the command exits on its own
+// and starts it again at the next restart (restart_process'
+// exit_policy='continue').
+func SupervisorFor(keepOnExit bool) []string {
+	if keepOnExit {
+		return []string{Path, "supervise", "-keep-on-exit", "--"}
+	}
+	return Supervisor()
+}
+
+// IsSupervised reports whether a container's entrypoint runs the agent's
+// supervisor (Supervisor or SupervisorFor).
 func IsSupervised(entrypoint []string) bool {
-	sup := Supervisor()
+	sup := []string{Path, "supervise"}
 	if len(entrypoint) < len(sup) {
 		return false
 	}

@@ -231,7 +231,7 @@ func (rt *runtime) up(ctx context.Context, j engine.Job, u api.Update) engine.Ou
 	}
 	if rt.lu != nil && (rt.lu.Restart || len(rt.lu.RestartOn) > 0) {
 		// restart_container() then restarts the process, not the container.
-		opts = append(opts, Supervise(agent.Supervisor()))
+		opts = append(opts, Supervise(agent.SupervisorFor(rt.lu.KeepOnExit)))
 	}
 	id, err := rt.k.Ctl.Up(ctx, rt.proj, rt.svc.Name, ref, func(ctx context.Context, id string) error {
 		if err := agent.Install(ctx, cli, id); err != nil {

@@ -68,7 +68,7 @@ func escapeDollars(list []string) []string {
 // It returns how many containers it wrapped, and why it left others running
 // ref alone (a tty, or no command known). Applying it twice changes nothing
 // more.
-func superviseContainers(objs []*unstructured.Unstructured, ref, agentRef string, img ImageCommand) (wrapped int, skipped []string) {
+func superviseContainers(objs []*unstructured.Unstructured, ref, agentRef string, img ImageCommand, keepOnExit bool) (wrapped int, skipped []string) {
 	for _, o := range objs {
 		path, ok := podSpecPath(o)
 		if !ok {
@@ -101,7 +101,7 @@ func superviseContainers(objs []*unstructured.Unstructured, ref, agentRef string
 				skipped = append(skipped, where+": neither the pod template nor the image gives a command")
 				continue
 			}
-			cm["command"] = anySlice(append(agent.Supervisor(), ep...))
+			cm["command"] = anySlice(append(agent.SupervisorFor(keepOnExit), ep...))
 			if cmd != nil {
 				cm["args"] = anySlice(cmd)
 			} else {
@@ -306,7 +306,7 @@ func (rt *deployed) supervise(ctx context.Context, k *Deployer, desired []*unstr
 		var agentRef string
 		var kindLoad bool
 		if agentRef, kindLoad, err = k.agentImage(ctx, rt.k.Builder, arch, reg, logs); err == nil {
-			n, skipped := superviseContainers(desired, ref, agentRef, ic)
+			n, skipped := superviseContainers(desired, ref, agentRef, ic, rt.lu != nil && rt.lu.KeepOnExit)
 			switch {
 			case len(skipped) > 0:
 				rt.unsupervised = notSupervised(skipped)

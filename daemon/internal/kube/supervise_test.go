@@ -62,12 +62,12 @@ func TestSuperviseContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs := []*unstructured.Unstructured{o}
-	n, skipped := superviseContainers(objs, "reg/web:loop-1", "reg/loop-agent:x", ImageCommand{Cmd: []string{"/app/web", "-v"}})
+	n, skipped := superviseContainers(objs, "reg/web:loop-1", "reg/loop-agent:x", ImageCommand{Cmd: []string{"/app/web", "-v"}}, false)
 	if n != 1 || len(skipped) != 1 || skipped[0] != "Deployment/web container term has tty: true" {
 		t.Fatalf("wrapped %d, skipped %q; want 1 and the tty", n, skipped)
 	}
 	first := fmt.Sprint(o.Object)
-	if n, _ := superviseContainers(objs, "reg/web:loop-1", "reg/loop-agent:x", ImageCommand{Cmd: []string{"/app/web", "-v"}}); n != 1 || fmt.Sprint(o.Object) != first {
+	if n, _ := superviseContainers(objs, "reg/web:loop-1", "reg/loop-agent:x", ImageCommand{Cmd: []string{"/app/web", "-v"}}, false); n != 1 || fmt.Sprint(o.Object) != first {
 		t.Fatalf("a second time: wrapped %d, object changed: %v", n, fmt.Sprint(o.Object) != first)
 	}
 	var d appsv1.Deployment
@@ -97,6 +97,22 @@ func TestSuperviseContainers(t *testing.T) {
 	}
 }
 
+// exit_policy='continue': the supervisor keeps the container when the process exits.
+func TestSuperviseContainersKeepOnExit(t *testing.T) {
+	o := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(supervisedYAML), &o.Object); err != nil {
+		t.Fatal(err)
+	}
+	superviseContainers([]*unstructured.Unstructured{o}, "reg/web:loop-1", "a", ImageCommand{Cmd: []string{"/app/web"}}, true)
+	var d appsv1.Deployment
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &d); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(d.Spec.Template.Spec.Containers[0].Command); got != "[/.loop/agent supervise -keep-on-exit --]" {
+		t.Errorf("command %s, want the supervisor keeping the container", got)
+	}
+}
+
 // TestSuperviseContainersNoCommand: a container with no command anywhere is left
 // alone, with the reason.
 func TestSuperviseContainersNoCommand(t *testing.T) {
@@ -105,12 +121,12 @@ func TestSuperviseContainersNoCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := fmt.Sprint(o.Object)
-	n, skipped := superviseContainers([]*unstructured.Unstructured{o}, "sidecar-not", "a", ImageCommand{})
+	n, skipped := superviseContainers([]*unstructured.Unstructured{o}, "sidecar-not", "a", ImageCommand{}, false)
 	if n != 0 || len(skipped) != 0 || fmt.Sprint(o.Object) != before {
 		t.Fatalf("another image: wrapped %d, skipped %q", n, skipped)
 	}
 	o.Object["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"] = []any{map[string]any{"name": "app", "image": "reg/web:loop-1"}}
-	n, skipped = superviseContainers([]*unstructured.Unstructured{o}, "reg/web:loop-1", "a", ImageCommand{})
+	n, skipped = superviseContainers([]*unstructured.Unstructured{o}, "reg/web:loop-1", "a", ImageCommand{}, false)
 	if n != 0 || len(skipped) != 1 || skipped[0] != "Deployment/web container app: neither the pod template nor the image gives a command" {
 		t.Fatalf("no command: wrapped %d, skipped %q", n, skipped)
 	}
