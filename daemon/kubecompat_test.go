@@ -330,3 +330,54 @@ spec:
 		t.Errorf("apply_cmd ran %q, want once", b)
 	}
 }
+
+// TestKubeHelmResourceLiveUpdate: helm_resource's live_update with
+// image_selector (an image of the chart's that loop does not build, any
+// tag) syncs saved files into the containers running it, as the extension
+// does through k8s_custom_deploy; the chart is not re-applied for it.
+func TestKubeHelmResourceLiveUpdate(t *testing.T) {
+	dyn := kubeClient(t)
+	ns := testenv.ExecNamespace
+	name := fmt.Sprintf("khelmlu-%d", time.Now().UnixNano()%1000000)
+	target := testenv.ExecDir(t)
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"Tiltfile": fmt.Sprintf(`load('ext://helm_resource', 'helm_resource')
+helm_resource('%[1]s', 'chart', namespace='%[2]s', image_selector='example/chart-web',
+    live_update=[sync('src', '%[3]s/app')])
+`, name, ns, target),
+		"chart/Chart.yaml": "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+		"chart/templates/deploy.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: {{ .Release.Name }}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}}}
+    spec:
+      containers:
+      - {name: sidecar, image: example/sidecar}
+      - {name: web, image: "example/chart-web:1.2"}
+`,
+		"src/a.txt": "v1\n",
+	})
+	t.Cleanup(func() {
+		_ = dyn.Resource(gvrDeployment).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	h := startUp(t, dir, "up")
+	h.waitFor(name+" ready", 3*time.Minute, func() bool { return h.status[name].Phase == api.PhaseReady })
+	writeFiles(t, dir, map[string]string{"src/a.txt": "v2\n"})
+	h.waitFor("src/a.txt synced into the web container", time.Minute, func() bool {
+		b, _ := os.ReadFile(filepath.Join(target, "app", "a.txt"))
+		return string(b) == "v2\n"
+	})
+	var u *api.Update
+	h.waitFor("the live update reported", time.Minute, func() bool {
+		u = h.status[name].LastUpdate
+		return u != nil && u.Kind != api.UpdateInit && !u.Ready.IsZero()
+	})
+	if u.Kind != api.UpdateLive || u.Error != "" {
+		t.Errorf("last update %+v, want a live update", u)
+	}
+}

@@ -260,6 +260,12 @@ type HelmRelease struct {
 	// KeepHistory is uninstall_flags' --keep-history: loop down marks the
 	// release uninstalled instead of deleting its records.
 	KeepHistory bool `json:"keep_history,omitempty"`
+	// LiveUpdate updates the containers ImageSelector (any tag) or
+	// ContainerSelector (by name) picks, for an image loop does not build
+	// (helm_resource's live_update, as k8s_custom_deploy's).
+	LiveUpdate        *LiveUpdate `json:"live_update,omitempty"`
+	ImageSelector     string      `json:"image_selector,omitempty"`
+	ContainerSelector string      `json:"container_selector,omitempty"`
 }
 
 // CustomDeploy is a k8s_custom_deploy call: ApplyCmd deploys and prints the

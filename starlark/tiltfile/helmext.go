@@ -42,8 +42,9 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 		name, chart, releaseName, imageSelector, containerSelector, podReadiness string
 		namespace                                                                starlark.Value = starlark.None
 		deps, imageDeps, flags, uninstallFlags, labels, resourceDeps             stringList
-		imageKeys, liveUpdate, portForwards, links                               starlark.Value = starlark.None, starlark.None, starlark.None, starlark.None
-		autoInit                                                                                = true
+		imageKeys, portForwards, links                                           starlark.Value = starlark.None, starlark.None, starlark.None
+		liveUpdate                                                               stepsArg
+		autoInit                                                                 = true
 		updateDeps, buildDeps                                                    bool
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs,
@@ -100,8 +101,18 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 			l.warn(p, fmt.Sprintf("%s(%q): uninstall flag %s is ignored: loop down deletes the objects loop applied and runs no hooks (--keep-history and --ignore-not-found are honoured)", b.Name(), name, f))
 		}
 	}
-	if liveUpdate != starlark.None || imageSelector != "" || containerSelector != "" {
-		l.warn(p, fmt.Sprintf("%s(%q): live_update, image_selector and container_selector are ignored by loop's helm_resource (give the image a docker_build with live_update in image_deps)", b.Name(), name))
+	lu, err := liveUpdateFromSteps(b, liveUpdate.steps, p)
+	if err != nil {
+		return nil, err
+	}
+	if lu != nil && imageSelector != "" && containerSelector != "" {
+		return nil, errorf(b, "cannot specify more than one Live Update selector (image_selector and container_selector)")
+	}
+	if lu != nil && imageSelector == "" && containerSelector == "" {
+		// As the extension: the live_update's containers are those running
+		// an image of image_deps (give that image's docker_build the
+		// live_update), or the ones a selector names.
+		return nil, errorf(b, "live_update needs image_selector or container_selector (or put it on the docker_build of an image in image_deps)")
 	}
 	dir, err := l.localChart(thread, b, name, chart, hf.version)
 	if err != nil {
@@ -123,7 +134,8 @@ func (l *loader) helmResource(thread *starlark.Thread, b *starlark.Builtin, args
 	if hf.createNamespace && ns != "" {
 		text = namespaceYAML(ns) + "---\n" + text
 	}
-	rel := &model.HelmRelease{Name: releaseName, Namespace: ns, Chart: dir, KeepHistory: keepHistory}
+	rel := &model.HelmRelease{Name: releaseName, Namespace: ns, Chart: dir, KeepHistory: keepHistory,
+		LiveUpdate: lu, ImageSelector: imageSelector, ContainerSelector: containerSelector}
 	for _, d := range deps.vals {
 		// A change re-runs the Tiltfile, so the chart renders again, and
 		// re-applies the release even when the render comes out the same, as

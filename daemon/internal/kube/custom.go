@@ -93,12 +93,18 @@ func DeleteCustom(ctx context.Context, cd *model.CustomDeploy, logs io.Writer) e
 // updates, as Tilt: by container name (container_selector), else those that
 // run the image_selector's image (any tag), else the built image dep.
 func customMatch(cd *model.CustomDeploy, builtRef string) (string, func(corev1.Container) bool) {
+	return selectorMatch(cd.ImageSelector, cd.ContainerSelector, builtRef)
+}
+
+// selectorMatch picks containers by name (containerSel), else by the image
+// imageSel names (any tag), else those running builtRef.
+func selectorMatch(imageSel, containerSel, builtRef string) (string, func(corev1.Container) bool) {
 	switch {
-	case cd.ContainerSelector != "":
-		return "container " + cd.ContainerSelector, func(c corev1.Container) bool { return c.Name == cd.ContainerSelector }
-	case cd.ImageSelector != "" && builtRef == "":
-		want := render.NormalizedName(cd.ImageSelector)
-		return cd.ImageSelector, func(c corev1.Container) bool { return render.NormalizedName(c.Image) == want }
+	case containerSel != "":
+		return "container " + containerSel, func(c corev1.Container) bool { return c.Name == containerSel }
+	case imageSel != "" && builtRef == "":
+		want := render.NormalizedName(imageSel)
+		return imageSel, func(c corev1.Container) bool { return render.NormalizedName(c.Image) == want }
 	}
 	return builtRef, func(c corev1.Container) bool { return c.Image == builtRef }
 }

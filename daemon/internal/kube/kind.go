@@ -166,6 +166,11 @@ func (k *Kind) Load(ctx context.Context, cfg *model.Config) (engine.Loaded, erro
 			d.lu = cd.LiveUpdate
 			r.Inputs.LiveUpdate = cd.LiveUpdate
 		}
+		if rel := g.Release; rel != nil && rel.LiveUpdate != nil && d.lu == nil {
+			// helm_resource's live_update, for an image of the chart's.
+			d.lu = rel.LiveUpdate
+			r.Inputs.LiveUpdate = rel.LiveUpdate
+		}
 		for _, o := range g.Objects {
 			r.Detail.Objects = append(r.Detail.Objects, model.ObjectRef{Kind: o.GetKind(), Name: o.GetName(), Namespace: o.GetNamespace()})
 		}
@@ -485,6 +490,8 @@ func (rt *deployed) connectLive(ctx context.Context, k *Deployer, w Workloads, r
 	label, match := ref, func(c corev1.Container) bool { return c.Image == ref }
 	if rt.custom != nil {
 		label, match = customMatch(rt.custom, ref)
+	} else if rel := rt.release; rel != nil && rel.LiveUpdate != nil && rt.lu == rel.LiveUpdate {
+		label, match = selectorMatch(rel.ImageSelector, rel.ContainerSelector, ref)
 	} else if where, dests := readOnlyDests(w.Objects, ref, lu.Syncs); len(dests) > 0 {
 		fmt.Fprintf(logs, "live update: %s has a read-only root filesystem and cannot be written at %s (not on a writable volume); changes rebuild and redeploy\n",
 			where, strings.Join(dests, ", "))

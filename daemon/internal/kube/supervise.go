@@ -287,8 +287,11 @@ func (rt *deployed) supervise(ctx context.Context, k *Deployer, desired []*unstr
 	rt.unsupervised = ""
 	lu := rt.lu
 	if lu == nil || !lu.Restart && len(lu.RestartOn) == 0 || rt.custom != nil || rt.h.CI || len(rt.images) == 0 {
-		if rt.custom != nil {
+		switch {
+		case rt.custom != nil:
 			rt.unsupervised = "k8s_custom_deploy's objects are its command's"
+		case lu != nil && len(rt.images) == 0:
+			rt.unsupervised = "loop builds none of the resource's images, so their commands are not known"
 		}
 		return ""
 	}
