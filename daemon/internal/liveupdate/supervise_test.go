@@ -78,6 +78,24 @@ func stop(t testing.TB, id string) int {
 	return inspectC(t, id).State.ExitCode
 }
 
+// httpdPid waits for httpd to run in container id with a pid other than
+// not (the shell that starts it execs it a moment after it starts) and
+// returns the pid, "" when none came within 10 s.
+func httpdPid(t *testing.T, id, not string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, code := testenv.ExecCode(t, id, "pidof", "httpd")
+		if pid := strings.TrimSpace(out); code == 0 && pid != not {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestRestartProcessBusybox: restart_container() in a supervised container
 // restarts httpd, not the container, over the same agent session; the new
 // process sees the synced file; docker stop still stops it with SIGTERM.
@@ -86,12 +104,15 @@ func TestRestartProcessBusybox(t *testing.T) {
 	id := runSupervised(t, &container.Config{Image: testenv.Busybox(t), Cmd: []string{"sh", "-c",
 		`echo "start $$ $(cat /www/msg 2>/dev/null)"; exec httpd -f -p 8080 -h /www`}})
 	before := inspectC(t, id)
-	pid1 := strings.TrimSpace(testenv.Exec(t, id, "pidof", "httpd"))
+	pid1 := httpdPid(t, id, "")
+	if pid1 == "" {
+		t.Fatalf("httpd does not run; logs: %q", containerLogs(t, id))
+	}
 	s := newSyncer(t, id, &model.LiveUpdate{Restart: true})
 	s.write("msg", "v2", 0o644)
 	res := s.mustApply("msg")
 	sess := s.tgt.sess
-	pid2 := strings.TrimSpace(testenv.Exec(t, id, "pidof", "httpd"))
+	pid2 := httpdPid(t, id, pid1)
 	if !res.Restarted || pid2 == "" || pid2 == pid1 {
 		t.Fatalf("httpd pid %q before, %q after the update (result %+v)", pid1, pid2, res)
 	}
