@@ -150,6 +150,19 @@ func (h *harness) waitFor(what string, timeout time.Duration, cond func() bool) 
 
 // updates counts finished updates of a resource (status events that carry
 // a last update with a new start time).
+// logged is a waitFor condition: resource res logged a line containing text.
+// Call it only from waitFor (which holds the lock).
+func (h *harness) logged(res, text string) func() bool {
+	return func() bool {
+		for _, ev := range h.events {
+			if ev.Kind == api.EventLog && ev.Resource == res && strings.Contains(ev.Text, text) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
 func (h *harness) updates(name string) []api.Update {
 	var out []api.Update
 	var last time.Time

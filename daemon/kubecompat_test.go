@@ -313,19 +313,7 @@ spec:
 	})
 	h := startUp(t, dir, "up")
 	h.waitFor(name+" ready", 3*time.Minute, func() bool { return h.status[name].Phase == api.PhaseReady })
-	writeFiles(t, dir, map[string]string{"src/a.txt": "v2\n"})
-	h.waitFor("src/a.txt synced into the web container", time.Minute, func() bool {
-		b, _ := os.ReadFile(filepath.Join(target, "app", "a.txt"))
-		return string(b) == "v2\n"
-	})
-	var u *api.Update
-	h.waitFor("the live update reported", time.Minute, func() bool {
-		u = h.status[name].LastUpdate
-		return u != nil && u.Kind != api.UpdateInit && !u.Ready.IsZero()
-	})
-	if u.Kind != api.UpdateLive || u.Error != "" {
-		t.Errorf("last update %+v, want a live update", u)
-	}
+	saveSyncedLive(t, h, dir, name, target)
 	if b, _ := os.ReadFile(filepath.Join(dir, "applies.txt")); string(b) != "applied\n" {
 		t.Errorf("apply_cmd ran %q, want once", b)
 	}
@@ -367,6 +355,13 @@ spec:
 	})
 	h := startUp(t, dir, "up")
 	h.waitFor(name+" ready", 3*time.Minute, func() bool { return h.status[name].Phase == api.PhaseReady })
+	saveSyncedLive(t, h, dir, name, target)
+}
+
+// saveSyncedLive saves src/a.txt in dir and waits for it in target/app (the
+// kwok node's exec writes there) and for name's live update to be reported.
+func saveSyncedLive(t *testing.T, h *harness, dir, name, target string) {
+	t.Helper()
 	writeFiles(t, dir, map[string]string{"src/a.txt": "v2\n"})
 	h.waitFor("src/a.txt synced into the web container", time.Minute, func() bool {
 		b, _ := os.ReadFile(filepath.Join(target, "app", "a.txt"))

@@ -136,16 +136,7 @@ docker_compose('compose.yaml', project_name='%s')
 		t.Fatal(err)
 	}
 	pid1 := strings.TrimSpace(testenv.Exec(t, st.ContainerID, "pidof", "httpd"))
-	logged := func(text string) func() bool {
-		return func() bool {
-			for _, ev := range h.events {
-				if ev.Kind == api.EventLog && ev.Resource == "svc" && strings.Contains(ev.Text, text) {
-					return true
-				}
-			}
-			return false
-		}
-	}
+	logged := func(text string) func() bool { return h.logged("svc", text) }
 	h.waitFor("the entrypoint's output", 30*time.Second, logged("serving v1"))
 
 	writeFiles(t, dir, map[string]string{"app/msg": "v2"})
@@ -185,16 +176,7 @@ docker_compose('compose.yaml', project_name='%s')
 `, projectName(t)),
 	})
 	h := startUp(t, dir, "up")
-	logged := func(text string) func() bool {
-		return func() bool {
-			for _, ev := range h.events {
-				if ev.Kind == api.EventLog && ev.Resource == "job" && strings.Contains(ev.Text, text) {
-					return true
-				}
-			}
-			return false
-		}
-	}
+	logged := func(text string) func() bool { return h.logged("job", text) }
 	h.waitFor("the first run's output and exit", time.Minute, func() bool { return logged("ran v1")() && logged("exited with code 3")() })
 	st := h.waitUpdates("job", 1, time.Minute)
 	cli := testenv.Docker(t)
