@@ -181,8 +181,12 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
 	}
 	m = ignore.Any(m, ignore.Defaults())
+	df, err := readDockerfile(img)
+	if err != nil {
+		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
+	}
 	builder := buildtypes.BuilderV1
-	if df, err := readDockerfile(img); err == nil && (useBuildKit(df) || len(img.SSH) > 0 || len(img.BuildSecrets) > 0) {
+	if useBuildKit(df) || len(img.SSH) > 0 || len(img.BuildSecrets) > 0 {
 		builder = buildtypes.BuilderBuildKit
 		if syntax, without, ok := syntaxDirective(df); ok {
 			if _, err := b.cli.ImageInspect(ctx, syntax); err != nil {
@@ -191,7 +195,7 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 				fmt.Fprintf(logs, "the Dockerfile asks for the frontend %s, which is not on this machine: building with the engine's own Dockerfile frontend\n", syntax)
 				c := *img
 				c.DockerfileContents = without
-				img = &c
+				img, df = &c, []byte(without)
 			}
 		}
 	}
@@ -200,7 +204,7 @@ func (b *Builder) Build(ctx context.Context, img *model.Image, logs io.Writer) (
 	// so that the tag names exactly the bytes the engine receives.
 	buf := &spillBuffer{limit: b.memLimit}
 	defer buf.Close()
-	st, err := writeContext(ctx, img, m, buf)
+	st, err := writeContext(ctx, img, df, m, buf)
 	if err != nil {
 		return Result{}, fmt.Errorf("build %s: %w", img.Ref, err)
 	}

@@ -41,7 +41,11 @@ type contextStats struct {
 // naming the link; nothing outside the context is read, apart from the
 // Dockerfile.
 func ContextTar(ctx context.Context, img *model.Image, m *ignore.Matcher, w io.Writer) (hash string, err error) {
-	st, err := writeContext(ctx, img, m, w)
+	df, err := readDockerfile(img)
+	if err != nil {
+		return "", err
+	}
+	st, err := writeContext(ctx, img, df, m, w)
 	return st.hash, err
 }
 
@@ -67,7 +71,9 @@ func readDockerfile(img *model.Image) ([]byte, error) {
 	return b, nil
 }
 
-func writeContext(ctx context.Context, img *model.Image, m *ignore.Matcher, w io.Writer) (contextStats, error) {
+// writeContext writes img's context as the tar the engine receives, with df
+// (img's Dockerfile, read by the caller) under a name of its own.
+func writeContext(ctx context.Context, img *model.Image, df []byte, m *ignore.Matcher, w io.Writer) (contextStats, error) {
 	root := filepath.Clean(img.Context)
 	if !filepath.IsAbs(root) {
 		return contextStats{}, fmt.Errorf("build context %q: not an absolute path", img.Context)
@@ -76,10 +82,6 @@ func writeContext(ctx context.Context, img *model.Image, m *ignore.Matcher, w io
 		return contextStats{}, fmt.Errorf("build context: %w", err)
 	} else if !fi.IsDir() {
 		return contextStats{}, fmt.Errorf("build context %s: not a directory", root)
-	}
-	df, err := readDockerfile(img)
-	if err != nil {
-		return contextStats{}, err
 	}
 	cw := &countingWriter{w: w}
 	tw := &tarHasher{tw: tar.NewWriter(cw), h: sha256.New(), root: root, m: m, ctx: ctx}

@@ -313,10 +313,14 @@ func BenchmarkContextTar(b *testing.B) {
 		b.Fatal(err)
 	}
 	m = ignore.Any(m, ignore.Defaults())
+	df, err := readDockerfile(img)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(total)
 	b.ResetTimer()
 	for b.Loop() {
-		st, err := writeContext(context.Background(), img, m, io.Discard)
+		st, err := writeContext(context.Background(), img, df, m, io.Discard)
 		if err != nil {
 			b.Fatal(err)
 		}
