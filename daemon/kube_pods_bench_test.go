@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/loop-dev/loop/daemon/internal/agent"
+	"github.com/loop-dev/loop/daemon/internal/watch"
 	"github.com/loop-dev/loop/internal/testenv"
 )
 
@@ -77,7 +78,7 @@ func benchPodSave(b *testing.B, delay time.Duration) {
 	// FollowWindow of its end would be taken for a burst's follow-up (FollowQuiet later).
 	settle := func() {
 		h.waitReady(time.Minute, "web")
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(2 * watch.FollowWindow)
 	}
 
 	b.Run("loop", func(b *testing.B) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // kustomize --enable-helm: an overlay over a base whose helmCharts name a
@@ -73,7 +75,13 @@ spec:
 	}
 	got := map[string]string{}
 	for _, o := range objs {
-		data, _, _ := unstructuredString(o.Object, "data")
+		m, _, _ := unstructured.NestedStringMap(o.Object, "data")
+		var pairs []string
+		for k, v := range m {
+			pairs = append(pairs, k+"="+v)
+		}
+		slices.Sort(pairs)
+		data := strings.Join(pairs, " ")
 		got[o.GetKind()+"/"+o.GetNamespace()+"/"+o.GetName()] = data
 	}
 	want := map[string]string{
@@ -103,20 +111,6 @@ spec:
 		!strings.Contains(err.Error(), "helm pull --untar") {
 		t.Errorf("missing chart: err = %v", err)
 	}
-}
-
-// unstructuredString renders a string map field as sorted k=v pairs.
-func unstructuredString(obj map[string]any, field string) (string, bool, error) {
-	m, ok := obj[field].(map[string]any)
-	if !ok {
-		return "", false, nil
-	}
-	var parts []string
-	for k, v := range m {
-		parts = append(parts, k+"="+v.(string))
-	}
-	slices.Sort(parts)
-	return strings.Join(parts, " "), true, nil
 }
 
 func listTree(t *testing.T, root string) []string {

@@ -63,7 +63,10 @@ func TestEventFollowLog(t *testing.T) {
 	logged := func(want int) string {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
-		for len(f.matching(o)) < want && time.Now().Before(deadline) {
+		for len(f.matching(o)) < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("the informer holds %d of the resource's events, want %d", len(f.matching(o)), want)
+			}
 			time.Sleep(10 * time.Millisecond)
 		}
 		out.Reset()
